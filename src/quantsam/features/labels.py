@@ -1,0 +1,47 @@
+"""Labels: forward returns and their cross-sectional z-score.
+
+The study's label on day t is the return from the close of t+1 to the close of t+11 (10 trading days; the position is
+entered at t+1), back-adjusted, cross-sectionally z-scored over names with a label. Price type close (option: vwap).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from quantsam.features.panel import Panel
+
+
+def forward_return(panel: Panel, horizon: int = 10, price: str = "close", lag: int = 1) -> np.ndarray:
+    """``[T, N]`` float32 ``p[t + lag + horizon] / p[t + lag] - 1`` on adjusted prices; NaN where either is missing
+    or the window runs past the panel's end."""
+    if horizon < 1 or lag < 0:
+        raise ValueError(f"horizon={horizon} must be >= 1 and lag={lag} >= 0")
+    if price not in ("close", "vwap", "open"):
+        raise ValueError(f"price='{price}': use 'close', 'vwap' or 'open'")
+    p = panel.adjusted(price).astype(np.float64)
+    T = p.shape[0]
+    out = np.full(p.shape, np.nan)
+    a, b = lag, lag + horizon
+    if b < T:
+        out[: T - b] = p[b:] / p[a: T - b + a] - 1.0
+    return out.astype(np.float32)
+
+
+def zscore(x: np.ndarray, mask: np.ndarray | None = None, axis: int = 1) -> np.ndarray:
+    """Cross-sectional z-score along ``axis`` (names) over finite values (and ``mask``); NaN elsewhere.
+    Rows with fewer than 2 valid names are NaN."""
+    x = np.asarray(x, dtype=np.float64)
+    ok = np.isfinite(x) if mask is None else np.isfinite(x) & mask
+    n = ok.sum(axis=axis, keepdims=True)
+    xs = np.where(ok, x, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mu = xs.sum(axis=axis, keepdims=True) / n
+        d = np.where(ok, x - mu, 0.0)
+        sd = np.sqrt((d * d).sum(axis=axis, keepdims=True) / (n - 1))
+        z = np.where(ok & (n >= 2) & (sd > 0), d / sd, np.nan)
+    return z
+
+
+def make_label(panel: Panel, horizon: int = 10, price: str = "close", mask: np.ndarray | None = None) -> np.ndarray:
+    """The study label: z-scored ``forward_return(panel, horizon, price)`` (float32 ``[T, N]``, NaN = no label)."""
+    return zscore(forward_return(panel, horizon=horizon, price=price), mask=mask).astype(np.float32)
