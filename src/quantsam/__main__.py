@@ -1,0 +1,3 @@
+from quantsam.cli import main
+
+main()

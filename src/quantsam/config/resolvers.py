@@ -1,0 +1,12 @@
+"""OmegaConf resolvers used by ``conf/``: ``${qs_root:}`` = the project root."""
+
+from __future__ import annotations
+
+from omegaconf import OmegaConf
+
+from quantsam.paths import project_root
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("qs_root"):
+        OmegaConf.register_new_resolver("qs_root", lambda: str(project_root()))

@@ -1,0 +1,57 @@
+"""The data stage: make the market directory every later stage reads (synthetic: generate once, then cache)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from quantsam.data.contract import validate_daily
+from quantsam.data.io import MarketData, load_market, save_market
+from quantsam.errors import DataError
+
+log = logging.getLogger(__name__)
+
+SYNTHETIC_KEYS = ("seed", "n_stocks", "start", "end", "n_industries", "signal_strength")
+
+
+def synthetic_params(cfg: DictConfig) -> dict:
+    return {k: OmegaConf.select(cfg, f"data.{k}") for k in SYNTHETIC_KEYS}
+
+
+def run_data(cfg: DictConfig) -> Path:
+    """Ensure the market directory ``cfg.data.dir`` exists and is complete; return it.
+
+    ``data.source=synthetic`` generates the market (skipped when ``meta.json`` records the same parameters);
+    ``data.source=dir`` expects a directory written by an ingest script.
+    """
+    d = Path(cfg.data.dir)
+    source = cfg.data.source
+    if source == "synthetic":
+        params = synthetic_params(cfg)
+        meta_path = d / "meta.json"
+        if meta_path.exists():
+            meta = json.loads(meta_path.read_text())
+            if {k: meta.get("params", {}).get(k) for k in SYNTHETIC_KEYS} == {k: params[k] for k in SYNTHETIC_KEYS}:
+                log.info("data: cache hit %s (fingerprint %s)", d, meta.get("fingerprint"))
+                return d
+        from quantsam.data.synthetic import generate_market
+
+        t0 = time.perf_counter()
+        m = generate_market(**params)
+        report = validate_daily(m.daily, source="synthetic market")
+        save_market(m, d, extra_meta={"source": "synthetic", "seconds": round(time.perf_counter() - t0, 2)})
+        log.info("data: synthetic market %s -> %s in %.1fs", report.summary(), d, time.perf_counter() - t0)
+        return d
+    if not (d / "daily.parquet").exists():
+        raise DataError(f"data.dir='{d}' has no daily.parquet. Fix: run an ingest script (scripts/ingest_tidy.py or "
+                        "scripts/ingest_qlib.py) with --out pointing there, or use data=synthetic.")
+    return d
+
+
+def load_for(cfg: DictConfig) -> MarketData:
+    """Run the data stage if needed and load its tables."""
+    return load_market(run_data(cfg))
