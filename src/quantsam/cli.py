@@ -37,7 +37,19 @@ def check_main(cfg: DictConfig) -> None:
     print(OmegaConf.to_yaml(cfg, resolve=True))
 
 
-STAGES = {"data": data_main, "check": check_main}
+@hydra.main(config_path=_CONF, config_name="config", version_base="1.3")
+def train_main(cfg: DictConfig) -> float | None:
+    """Train the daily + weekly GRUs and write predictions: ``make train optimizer=gsam``."""
+    from quantsam.train.stage import run_train
+
+    out = run_train(cfg)
+    print(f"{'skipped (already finished)' if out.skipped else 'done'}: {out.work_dir}")
+    print(f"test RankIC {out.metrics.get('test/rank_ic_mean', float('nan')):.4f}  "
+          f"ICIR {out.metrics.get('test/rank_icir', float('nan')):.3f}  MLflow run {out.run_id}")
+    return out.metrics.get("test/rank_ic_mean")
+
+
+STAGES = {"data": data_main, "check": check_main, "train": train_main, "pipeline": train_main}
 
 
 def main(argv: list[str] | None = None) -> None:

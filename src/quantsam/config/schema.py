@@ -70,6 +70,7 @@ class TrainerConfig:
     num_threads: int | None = None
     progress: Any = "auto"
     checkpoint: bool = True
+    cache_mb: float = 1024.0
 
 
 @dataclass

@@ -1,0 +1,175 @@
+"""Training one unit (one rolling window x one frequency x one seed): the closure protocol for every optimizer, early
+stopping on validation RankIC with the best weights restored, atomic per-epoch checkpoints for exact resume."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from quantsam.factor_test.ic import ic_rows, rank_ic_rows
+from quantsam.features.dataset import FeatureSet, Split
+from quantsam.models import build_model
+from quantsam.optim import build_optimizer
+from quantsam.train import checkpoint
+from quantsam.train.losses import LOSSES
+from quantsam.train.runtime import unit_seed
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FitConfig:
+    """What :func:`fit_unit` needs from the trainer/model/optimizer config groups."""
+
+    model: dict
+    optimizer: dict
+    max_epochs: int = 100
+    patience: int = 10
+    loss: str = "ic"
+    max_names_per_batch: int | None = None
+    shuffle_dates: bool = True
+    grad_clip: float | None = None
+
+
+@dataclass
+class UnitResult:
+    model: torch.nn.Module
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = -1
+    best_rank_ic: float = float("nan")
+    grad_evals: int = 0
+    seconds: float = 0.0
+
+
+def _optimizer(model: torch.nn.Module, fc: FitConfig):
+    kw = {k: v for k, v in fc.optimizer.items() if k != "name"}
+    if "betas" in kw:
+        kw["betas"] = tuple(kw["betas"])
+    return build_optimizer(fc.optimizer["name"], model.named_parameters(), grad_clip=fc.grad_clip, **kw)
+
+
+@torch.no_grad()
+def predict_dates(model: torch.nn.Module, fs: FeatureSet, freq: str, dates: np.ndarray,
+                  device: torch.device) -> np.ndarray:
+    """``[len(dates), N]`` predictions (NaN for names not eligible on a date)."""
+    model.eval()
+    out = np.full((len(dates), len(fs.panel.codes)), np.nan, dtype=np.float64)
+    for k, t in enumerate(dates):
+        x, names = fs.inputs(freq, int(t))
+        if len(names):
+            out[k, names] = model(torch.from_numpy(x).to(device)).double().cpu().numpy()
+    model.train()
+    return out
+
+
+def evaluate(model: torch.nn.Module, fs: FeatureSet, freq: str, dates: np.ndarray, device: torch.device) -> dict:
+    """Validation metrics: mean IC, mean RankIC and RankICIR (mean / std) over the dates."""
+    pred = predict_dates(model, fs, freq, dates, device)
+    lab = fs.label[dates]
+    ics, rics = ic_rows(pred, lab), rank_ic_rows(pred, lab)
+    rics_ok = rics[np.isfinite(rics)]
+    sd = float(np.std(rics_ok, ddof=1)) if len(rics_ok) > 1 else float("nan")
+    mean_ric = float(np.mean(rics_ok)) if len(rics_ok) else float("nan")
+    return {"ic": float(np.nanmean(ics)) if np.isfinite(ics).any() else float("nan"), "rank_ic": mean_ric,
+            "rank_icir": mean_ric / sd if sd and np.isfinite(sd) and sd > 0 else float("nan")}
+
+
+def fit_unit(fs: FeatureSet, split: Split, freq: str, seed: int, fc: FitConfig, device: torch.device,
+             ckpt_path: Path | None = None, on_epoch: Callable[[dict], None] | None = None,
+             progress=None) -> UnitResult:
+    """Train one model on ``split.train``, early-stop on ``split.valid`` RankIC, return it with the best weights.
+
+    Resumes from ``ckpt_path`` when it exists (model, optimizer incl. SAM-family buffers, early-stopping state,
+    torch RNG); data order comes from a generator seeded by (seed, window, frequency, epoch), so it needs no state.
+    """
+    freq_id = ("daily", "weekly").index(freq) if freq in ("daily", "weekly") else 9
+    torch.manual_seed(unit_seed(seed, split.index, freq_id))
+    model = build_model(_AttrDict(fc.model)).to(device)
+    opt = _optimizer(model, fc)
+    loss_fn = LOSSES[fc.loss]
+    st = {"epoch": 0, "best_score": -np.inf, "best_epoch": -1, "best_state": None, "bad": 0, "history": [],
+          "done": False, "seconds": 0.0}
+    if ckpt_path is not None and Path(ckpt_path).exists():
+        ck = checkpoint.load(ckpt_path, map_location=device)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        st = ck["state"]
+        torch.set_rng_state(ck["rng_cpu"])
+        if device.type == "cuda" and ck.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(ck["rng_cuda"], device)
+        log.info("resumed %s w%d s%d at epoch %d", freq, split.index, seed, st["epoch"])
+    t_start = time.perf_counter()
+    while not st["done"] and st["epoch"] < fc.max_epochs:
+        epoch = st["epoch"]
+        t0 = time.perf_counter()
+        rng = np.random.default_rng([seed, split.index, freq_id, epoch])
+        order = rng.permutation(split.train) if fc.shuffle_dates else split.train
+        losses = []
+        for t in order:
+            x, names = fs.inputs(freq, int(t))
+            y = fs.label[t, names]
+            rows = np.nonzero(np.isfinite(y))[0]
+            if len(rows) < 3:
+                continue
+            if fc.max_names_per_batch and len(rows) > fc.max_names_per_batch:
+                rows = np.sort(rng.choice(rows, fc.max_names_per_batch, replace=False))
+            xb = torch.from_numpy(x[rows]).to(device)
+            yb = torch.from_numpy(y[rows]).to(device)
+
+            def closure(xb=xb, yb=yb):
+                opt.zero_grad()
+                loss = loss_fn(model(xb), yb)
+                loss.backward()
+                return loss
+
+            losses.append(float(opt.step(closure)))
+        metrics = evaluate(model, fs, freq, split.valid, device)
+        record = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"),
+                  "valid_ic": metrics["ic"], "valid_rank_ic": metrics["rank_ic"],
+                  "valid_rank_icir": metrics["rank_icir"], "seconds": time.perf_counter() - t0,
+                  "grad_evals": opt.grad_evals}
+        score = metrics["rank_ic"] if np.isfinite(metrics["rank_ic"]) else -np.inf
+        if score > st["best_score"]:
+            st.update(best_score=score, best_epoch=epoch, bad=0,
+                      best_state={k: v.detach().clone() for k, v in model.state_dict().items()})
+        else:
+            st["bad"] += 1
+        st["history"].append(record)
+        st["epoch"] = epoch + 1
+        st["done"] = st["bad"] >= fc.patience
+        st["seconds"] += time.perf_counter() - t0
+        if ckpt_path is not None:
+            checkpoint.save_atomic({
+                "model": model.state_dict(), "optimizer": opt.state_dict(), "state": st,
+                "rng_cpu": torch.get_rng_state(),
+                "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            }, ckpt_path)
+        if on_epoch is not None:
+            on_epoch(record)
+        if progress is not None:
+            progress.set_postfix(epoch=epoch, loss=f"{record['train_loss']:.4f}", vric=f"{metrics['rank_ic']:.4f}")
+    if st["best_state"] is not None:
+        model.load_state_dict(st["best_state"])
+    log.debug("unit %s w%d s%d: %.1fs this session", freq, split.index, seed, time.perf_counter() - t_start)
+    return UnitResult(model=model, history=st["history"], best_epoch=st["best_epoch"],
+                      best_rank_ic=float(st["best_score"]), grad_evals=opt.grad_evals, seconds=st["seconds"])
+
+
+def predictions_frame(pred: np.ndarray, fs: FeatureSet, dates: np.ndarray, model: str, seed: int) -> pd.DataFrame:
+    """Tidy ``date, code, model, seed, score`` rows of the finite predictions."""
+    ti, ni = np.nonzero(np.isfinite(pred))
+    return pd.DataFrame({
+        "date": fs.panel.dates[dates[ti]], "code": fs.panel.codes[ni], "model": model, "seed": seed,
+        "score": pred[ti, ni],
+    })
+
+
+class _AttrDict(dict):
+    __getattr__ = dict.__getitem__

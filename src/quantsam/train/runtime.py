@@ -1,0 +1,38 @@
+"""Runtime: device choice, CPU threads, seeds."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when present, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"trainer.device={name}: CUDA is not available here. Fix: trainer.device=auto or cpu")
+    return dev
+
+
+def set_threads(num_threads: int | None = None, n_jobs: int = 1) -> int:
+    """torch CPU threads: ``num_threads`` if given, else cores / parallel jobs (at least 1)."""
+    n = num_threads or max(1, (os.cpu_count() or 1) // max(1, n_jobs))
+    torch.set_num_threads(n)
+    return n
+
+
+def unit_seed(*parts: int) -> int:
+    """A 31-bit seed derived from integers (base seed, window, model, seed index, ...) — stable across runs."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 — libraries that still use the global numpy RNG
