@@ -41,8 +41,15 @@ def check_main(cfg: DictConfig) -> None:
 def train_main(cfg: DictConfig) -> float | None:
     """Train the daily + weekly GRUs and write predictions: ``make train optimizer=gsam``."""
     from quantsam.train.stage import run_train
+    from quantsam.tracking.hydra_callback import record_failure
 
-    out = run_train(cfg)
+    try:
+        out = run_train(cfg)
+    except Exception:
+        # in a sweep, record the failure and let the other jobs finish; the sweep then exits non-zero
+        if not record_failure():
+            raise
+        return None
     print(f"{'skipped (already finished)' if out.skipped else 'done'}: {out.work_dir}")
     print(f"test RankIC {out.metrics.get('test/rank_ic_mean', float('nan')):.4f}  "
           f"ICIR {out.metrics.get('test/rank_icir', float('nan')):.3f}  MLflow run {out.run_id}")

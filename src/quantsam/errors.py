@@ -19,6 +19,9 @@ class ConfigError(QuantsamError, ValueError):
         text = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{len(self.problems)} problem(s) in the config:\n{text}")
 
+    def __reduce__(self):  # survive pickling across process launchers (joblib/loky, submitit)
+        return (type(self), (self.problems,))
+
 
 class InfeasibleError(QuantsamError, RuntimeError):
     """A portfolio problem stayed infeasible after the relaxation chain."""

@@ -18,6 +18,7 @@ from quantsam.config import register_resolvers
 
 log = logging.getLogger(__name__)
 PARENT_FILE = "mlflow_parent.json"
+FAILED_DIR = "failed_jobs"
 
 
 class MlflowSweepCallback(Callback):
@@ -39,6 +40,15 @@ class MlflowSweepCallback(Callback):
         log.info("MLflow parent run %s (%s)", run.info.run_id, name)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        failures = sorted((sweep_dir / FAILED_DIR).glob("*.txt")) if (sweep_dir / FAILED_DIR).exists() else []
+        self._close_parent(config, failures)
+        if failures:
+            names = ", ".join(f.stem for f in failures)
+            raise SystemExit(f"{len(failures)} sweep job(s) failed (job numbers {names}); tracebacks in "
+                             f"{sweep_dir / FAILED_DIR}")
+
+    def _close_parent(self, config: DictConfig, failures: list[Path]) -> None:
         f = Path(config.hydra.sweep.dir) / PARENT_FILE
         if not config.tracking.enabled or not f.exists():
             return
@@ -48,11 +58,33 @@ class MlflowSweepCallback(Callback):
         client = make_client(str(config.tracking.uri))
         children = client.search_runs([json.loads(f.read_text())["experiment_id"]],
                                       filter_string=f"tags.mlflow.parentRunId = '{parent}'", max_results=1000)
-        failed = [r.info.run_name for r in children if r.info.status == "FAILED"]
-        client.set_tag(parent, "children_failed", ",".join(failed))
-        client.set_terminated(parent, status="FAILED" if failed and len(failed) == len(children) else "FINISHED")
+        finished = [r for r in children if r.info.status == "FINISHED"]
+        client.set_tag(parent, "jobs_failed", ",".join(f.stem for f in failures))
+        client.set_tag(parent, "children_finished", str(len(finished)))
+        client.set_terminated(parent, status="FINISHED" if finished or not failures else "FAILED")
 
 
 def parent_run_id(sweep_dir: str | Path) -> str | None:
     f = Path(sweep_dir) / PARENT_FILE
     return json.loads(f.read_text())["run_id"] if f.exists() else None
+
+
+def record_failure() -> bool:
+    """Inside a multirun job: write the current exception's traceback to ``<sweep dir>/failed_jobs/<job>.txt`` and
+    return True (the caller swallows it so the other jobs go on). Outside a multirun: return False."""
+    import traceback
+
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hc = HydraConfig.get()
+        if hc.mode != RunMode.MULTIRUN:
+            return False
+    except ValueError:
+        return False
+    d = Path(hc.sweep.dir) / FAILED_DIR
+    d.mkdir(parents=True, exist_ok=True)
+    (d / f"{hc.job.num}.txt").write_text(f"overrides: {list(hc.overrides.task)}\n\n{traceback.format_exc()}")
+    log.exception("job %s failed (recorded in %s); the sweep goes on", hc.job.num, d)
+    return True

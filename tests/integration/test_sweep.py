@@ -1,0 +1,69 @@
+"""Hydra multirun sweeps with the joblib launcher: parent + child runs, failures isolated, finished children skipped."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+
+
+def sweep(tmp: Path, *extra: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "quantsam", "train", "--multirun", "experiment=smoke", "launcher=joblib",
+           f"paths.runs={tmp}/out", f"tracking.uri=sqlite:///{tmp}/mlruns.db", f"tracking.artifact_root={tmp}/art",
+           f"hydra.sweep.dir={tmp}/sweep", *extra]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+
+
+def runs(tmp: Path):
+    from mlflow import MlflowClient
+
+    c = MlflowClient(f"sqlite:///{tmp}/mlruns.db")
+    exp = c.get_experiment_by_name("quantsam")
+    return c, c.search_runs([exp.experiment_id])
+
+
+@pytest.fixture(scope="module")
+def two_job_sweep(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("sweep")
+    return tmp, sweep(tmp, "optimizer=adamw,wsam")
+
+
+def test_two_jobs_finish_under_one_parent(two_job_sweep):
+    tmp, proc = two_job_sweep
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    c, rs = runs(tmp)
+    parents = [r for r in rs if r.data.tags.get("kind") == "sweep"]
+    children = [r for r in rs if r.data.tags.get("kind") != "sweep"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert sorted(r.info.run_name for r in children) == ["adamw-all-s0", "wsam-all-s0"]
+    for r in children:
+        assert r.info.status == "FINISHED"
+        assert r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        for key in ("daily/valid/rank_ic", "weekly/train/loss"):
+            assert len(c.get_metric_history(r.info.run_id, key)) == 2  # 2 epochs each: nothing lost
+        assert "test/rank_ic_mean" in r.data.metrics
+    assert {r.data.tags["hydra_job_num"] for r in children} == {"0", "1"}
+
+
+def test_rerun_skips_finished_children(two_job_sweep):
+    tmp, _ = two_job_sweep
+    proc = sweep(tmp, "optimizer=adamw,wsam")
+    assert proc.returncode == 0
+    assert proc.stderr.count("skipping") + proc.stdout.count("skipped") >= 2
+    _, rs = runs(tmp)
+    assert len([r for r in rs if r.data.tags.get("kind") != "sweep"]) == 2  # no new child runs
+
+
+def test_a_failing_job_does_not_stop_the_others(tmp_path):
+    # test_start in 2016 leaves no training data: that job raises; the other one must still finish
+    proc = sweep(tmp_path, "optimizer=sam", "trainer.test_start=2016-02-01,2018-06-01")
+    assert proc.returncode != 0
+    assert "1 sweep job(s) failed" in proc.stderr
+    _, rs = runs(tmp_path)
+    children = [r for r in rs if r.data.tags.get("kind") != "sweep"]
+    assert [r.info.status for r in children] == ["FINISHED"]
+    assert (tmp_path / "sweep" / "failed_jobs" / "0.txt").read_text().count("test_start") >= 1

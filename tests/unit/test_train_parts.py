@@ -1,0 +1,75 @@
+"""Training building blocks: loss, splits (purge, look-ahead), signal combination, the GRU."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+
+from quantsam.features.dataset import rolling_splits
+from quantsam.models import GRUFactor
+from quantsam.signals.combine import combine_equal_weight
+from quantsam.train.losses import ic_loss, mse_loss
+
+
+def test_ic_loss_is_negative_pearson_over_finite_labels():
+    rng = np.random.default_rng(0)
+    p, y = rng.normal(size=50), rng.normal(size=50)
+    y[[3, 9, 20]] = np.nan
+    ok = np.isfinite(y)
+    got = float(ic_loss(torch.tensor(p), torch.tensor(y)))
+    assert got == pytest.approx(-stats.pearsonr(p[ok], y[ok]).statistic, abs=1e-12)
+    assert float(mse_loss(torch.tensor(p), torch.tensor(y))) == pytest.approx(np.mean((p[ok] - y[ok]) ** 2))
+
+
+def test_gru_shapes():
+    m = GRUFactor(6, 64, 2)
+    assert m(torch.randn(11, 30, 6)).shape == (11,)
+    assert sum(p.numel() for p in m.parameters()) == 3 * (6 * 64 + 64 * 64 + 2 * 64) + 3 * (2 * 64 * 64 + 2 * 64) + 65
+
+
+def test_rolling_splits_purge_and_grid():
+    dates = pd.bdate_range("2014-01-01", "2020-12-31")
+    splits = rolling_splits(dates, first_usable=150, train_days=756, valid_days=252, test_days=126, purge_days=10,
+                            sample_every=5, test_start="2018-01-01")
+    assert len(splits) > 5
+    h = 10
+    for s in splits:
+        # the last train label (t+1 .. t+11) ends before the first valid label starts; same for valid -> test
+        assert s.train[-1] + h + 1 <= s.valid[0] + 1
+        assert s.valid[-1] + h + 1 <= s.test[0]
+        assert s.train[0] >= 150
+        assert (np.diff(s.train) == 5).all() and (np.diff(s.valid) == 5).all()
+        assert (np.diff(s.test) == 1).all() and len(s.test) <= 126
+    # consecutive test blocks tile the period
+    assert all(a.test[-1] + 1 == b.test[0] for a, b in zip(splits, splits[1:], strict=False))
+    assert splits[0].test[0] == np.searchsorted(dates, pd.Timestamp("2018-01-01"))
+
+
+def test_rolling_splits_too_early_is_a_clear_error():
+    from quantsam.errors import ConfigError
+
+    dates = pd.bdate_range("2014-01-01", "2016-12-31")
+    with pytest.raises(ConfigError, match="test_start"):
+        rolling_splits(dates, 150, 756, 252, 126, 10, 5, "2014-06-01")
+
+
+def test_combine_equal_weight_by_hand():
+    preds = pd.DataFrame({
+        "date": pd.to_datetime(["2020-01-02"] * 6),
+        "code": ["a", "b", "c"] * 2,
+        "model": ["daily"] * 3 + ["weekly"] * 3,
+        "seed": 0,
+        "score": [1.0, 2.0, 3.0, 30.0, 10.0, 20.0],
+    })
+    # two seeds of the daily model average to the same numbers
+    preds = pd.concat([preds, preds.assign(seed=1, score=preds.score.where(preds.model == "weekly",
+                                                                          preds.score * 3 - 4))])
+    out = combine_equal_weight(preds, ["daily", "weekly"]).set_index("code")
+    d = np.array([-1.0, 0.0, 1.0])  # z of (1,2,3) and of the seed mean (1.5, 3.5, 5.5)... both standardise to this
+    w = (np.array([30.0, 10.0, 20.0]) - 20.0) / 10.0
+    assert np.allclose(out.loc[["a", "b", "c"], "daily"], d)
+    assert np.allclose(out.loc[["a", "b", "c"], "weekly"], w)
+    assert np.allclose(out.loc[["a", "b", "c"], "score"], (d + w) / 2)
