@@ -40,8 +40,8 @@ def check_main(cfg: DictConfig) -> None:
 @hydra.main(config_path=_CONF, config_name="config", version_base="1.3")
 def train_main(cfg: DictConfig) -> float | None:
     """Train the daily + weekly GRUs and write predictions: ``make train optimizer=gsam``."""
-    from quantsam.train.stage import run_train
     from quantsam.tracking.hydra_callback import record_failure
+    from quantsam.train.stage import run_train
 
     try:
         out = run_train(cfg)

@@ -43,6 +43,7 @@ def weekly_reference(d: pd.DataFrame) -> pd.DataFrame:
 def test_weekly_bars_match_pandas_groupby(small_market, small_panel):
     wk = weekly_kline(small_panel)
     bars = wk.bars
+    assert bars.shape[0] == len(wk.week_end) < len(small_panel.dates) / 4
     ref = weekly_reference(small_market.daily)
     cal = small_panel.dates
     week_start = (cal[wk.week_end] - pd.to_timedelta(cal[wk.week_end].dayofweek, unit="D")).normalize()
@@ -94,17 +95,37 @@ def test_forward_return_and_label_reference(small_market, small_panel):
 
 
 def test_windows_are_views_and_shapes(small_panel):
-    x = daily_kline(small_panel)
-    dw = DailyWindows(x, 30)
-    v = dw.view(100)
-    assert v.base is x or np.shares_memory(v, x)
+    dw = DailyWindows(small_panel, 30)
+    assert np.shares_memory(dw.view(100), small_panel.values)  # a view into the panel, no copy
     names = np.nonzero(small_panel.traded[100])[0]
+    raw = dw.raw(100, names)
+    assert raw.shape == (len(names), 30, 6)
+    assert np.allclose(raw, daily_kline(small_panel)[71:101][:, names].transpose(1, 0, 2), equal_nan=True)
     assert dw.batch(100, names).shape == (len(names), 30, 6)
-    ww = WeeklyWindows(weekly_kline(small_panel, x), 30)
+    ww = WeeklyWindows(small_panel, 30)
     t = ww.first_valid() + 3
     assert ww.batch(t, names).shape == (len(names), 30, 6)
     with pytest.raises(IndexError):
         dw.view(5)
+    with pytest.raises(IndexError):
+        ww.raw(ww.first_valid() - 1, names)
+
+
+def test_week_to_date_bar(small_market, small_panel):
+    ww = WeeklyWindows(small_panel, 30)
+    wk = ww.weekly
+    names = np.arange(len(small_panel.codes))
+    w = 60
+    s, e = wk.week_start[w], wk.week_end[w]
+    assert np.allclose(ww.week_to_date(int(e), names), wk.bars[w], equal_nan=True, rtol=1e-6)
+    if e > s:  # a partial week: aggregate of its first days only, by pandas on the long frame
+        t = int(s) + 1
+        d = small_market.daily
+        part = d[(d.date >= small_panel.dates[s]) & (d.date <= small_panel.dates[t])]
+        ref = weekly_reference(part).droplevel("week").reindex(small_panel.codes)
+        got = ww.week_to_date(t, names)
+        for k, f in enumerate(KLINE_FIELDS):
+            assert np.allclose(got[:, k], ref[f].to_numpy(), rtol=2e-6, equal_nan=True), f
 
 
 def test_features_have_no_look_ahead(small_market):
@@ -124,9 +145,9 @@ def test_features_have_no_look_ahead(small_market):
     p2 = build_panel(d2, dates=p1.dates)
     t = int(np.searchsorted(p1.dates, t_date))
     names = np.nonzero(p1.traded[t])[0]
-    x1, x2 = daily_kline(p1), daily_kline(p2)
-    assert np.array_equal(DailyWindows(x1, 30).batch(t, names), DailyWindows(x2, 30).batch(t, names))
-    w1, w2 = WeeklyWindows(weekly_kline(p1, x1), 30), WeeklyWindows(weekly_kline(p2, x2), 30)
+    assert np.array_equal(DailyWindows(p1, 30).batch(t, names), DailyWindows(p2, 30).batch(t, names))
+    w1, w2 = WeeklyWindows(p1, 30), WeeklyWindows(p2, 30)
     assert np.array_equal(w1.batch(t, names), w2.batch(t, names))
     # sanity: the future did change
-    assert not np.array_equal(DailyWindows(x1, 30).batch(t + 20, names), DailyWindows(x2, 30).batch(t + 20, names))
+    assert not np.array_equal(DailyWindows(p1, 30).batch(t + 20, names), DailyWindows(p2, 30).batch(t + 20, names))
+    assert not np.array_equal(w1.batch(t + 20, names), w2.batch(t + 20, names))

@@ -90,7 +90,7 @@ def load_market(directory: str | Path, with_alpha: bool = True) -> MarketData:
         raise DataError(f"market directory '{d}': missing {missing}. Fix: run the data stage (`make data`) or an "
                         "ingest script (scripts/ingest_*.py) to create it.")
     tables = {t: pd.read_parquet(d / f"{t}.parquet") for t in TABLES}
-    for t, df in tables.items():
+    for df in tables.values():
         for c in ("date", "start_date", "end_date"):
             if c in df.columns:
                 df[c] = pd.to_datetime(df[c])

@@ -377,7 +377,7 @@ def _build_indices(cal, codes, traded, C, FS, IS_ST, first):
         "end_date": cal[m["e"].to_numpy()],
     }).sort_values(["index_code", "start_date", "code"]).reset_index(drop=True)
     frames = []
-    for k, idx_code in enumerate(INDEX_CODES):
+    for k in range(len(INDEX_CODES)):
         mem = tier == k
         w = np.where(mem, cap_ff, 0.0)
         tot = w.sum(1, keepdims=True)

@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 
 from quantsam.errors import ConfigError
-from quantsam.features.kline import daily_kline, weekly_kline
 from quantsam.features.labels import make_label
 from quantsam.features.panel import Panel
 from quantsam.features.windows import DailyWindows, WeeklyWindows
@@ -61,12 +60,11 @@ class FeatureSet:
                  frequencies: tuple[str, ...] = ("daily", "weekly"), cache_mb: float = 1024.0):
         self.panel = panel
         self.eligible = eligible_mask(panel) if eligible is None else eligible
-        x = daily_kline(panel)
         self.windows: dict[str, DailyWindows] = {}
         if "daily" in frequencies:
-            self.windows["daily"] = DailyWindows(x, daily_window)
+            self.windows["daily"] = DailyWindows(panel, daily_window)
         if "weekly" in frequencies:
-            self.windows["weekly"] = WeeklyWindows(weekly_kline(panel, x), weekly_window)
+            self.windows["weekly"] = WeeklyWindows(panel, weekly_window)
         self.label = make_label(panel, horizon=label_horizon, price=label_price, mask=self.eligible)
         self.label_horizon = label_horizon
         self._cache: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}

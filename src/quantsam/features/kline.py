@@ -5,8 +5,8 @@ volume (volume / adj_factor), so ex-rights days do not look like crashes.
 
 Weekly bars come from daily bars: first open, max high, min low, last close, summed volume and amount,
 vwap = sum(amount) / sum(volume); a week is a calendar (ISO) week and its bar is dated on its last trading day.
-To stay free of look-ahead, a weekly window seen on day t ends with the *week-to-date* bar of t's week (only days <= t),
-preceded by completed weeks.
+Only completed bars ``[W, N, 6]`` (W ~ T / 5) are stored; to stay free of look-ahead, a weekly window seen on day t
+ends with the *week-to-date* bar of t's week, aggregated on demand from that week's days <= t.
 """
 
 from __future__ import annotations
@@ -19,77 +19,103 @@ from quantsam.data.calendar import week_ids
 from quantsam.features.panel import Panel
 
 KLINE_FIELDS = ("open", "high", "low", "close", "vwap", "volume")
+_PRICE = slice(0, 5)
+_VOLUME = 5
 
 
-def daily_kline(panel: Panel) -> np.ndarray:
-    """``[T, N, 6]`` float32 adjusted daily K-line fields (NaN where not traded)."""
-    out = np.empty((*panel.traded.shape, len(KLINE_FIELDS)), dtype=np.float32)
-    for k, f in enumerate(KLINE_FIELDS):
-        out[:, :, k] = panel.adjusted(f)
+def adjust(vals: np.ndarray, adj: np.ndarray) -> np.ndarray:
+    """Raw ``[..., 6]`` K-line fields and ``[...]`` adj factors -> adjusted prices and volume (float32)."""
+    out = np.empty(vals.shape, dtype=np.float32)
+    out[..., _PRICE] = vals[..., _PRICE] * adj[..., None]
+    out[..., _VOLUME] = vals[..., _VOLUME] / adj
+    return out
+
+
+def kline_index(panel: Panel) -> tuple[list[int], int]:
+    """Positions of the 6 K-line fields and of adj_factor in ``panel.fields``."""
+    missing = [f for f in (*KLINE_FIELDS, "adj_factor") if f not in panel.fields]
+    if missing:
+        raise KeyError(f"panel lacks fields {missing}; build it with the default PANEL_FIELDS")
+    return [panel.fields.index(f) for f in KLINE_FIELDS], panel.fields.index("adj_factor")
+
+
+def daily_kline(panel: Panel, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+    """``[T', N, 6]`` float32 adjusted daily K-line fields of the given date rows (NaN where not traded)."""
+    idx, a = kline_index(panel)
+    v = panel.values[rows]
+    return adjust(v[..., idx], v[..., a])
+
+
+def aggregate(days: np.ndarray) -> np.ndarray:
+    """One bar from ``[k, ..., 6]`` consecutive adjusted daily bars (NaN = no trade): first open, max high,
+    min low, last close, vwap = sum(vwap * volume) / sum(volume), summed volume. All-NaN -> NaN bar."""
+    traded = np.isfinite(days[..., 3])
+    any_t = traded.any(axis=0)
+    k = days.shape[0]
+    first = np.argmax(traded, axis=0)
+    last = k - 1 - np.argmax(traded[::-1], axis=0)
+    take = np.take_along_axis
+    out = np.full(days.shape[1:], np.nan, dtype=np.float32)
+    out[..., 0] = take(days[..., 0], first[None], axis=0)[0]
+    out[..., 3] = take(days[..., 3], last[None], axis=0)[0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[..., 1] = np.fmax.reduce(days[..., 1], axis=0)
+        out[..., 2] = np.fmin.reduce(days[..., 2], axis=0)
+        vol = np.nansum(days[..., 5], axis=0, dtype=np.float64)
+        amt = np.nansum(days[..., 4].astype(np.float64) * days[..., 5], axis=0)
+        out[..., 4] = np.where(vol > 0, amt / np.where(vol > 0, vol, 1.0), np.nan)
+    out[..., 5] = vol
+    out[~any_t] = np.nan
     return out
 
 
 @dataclass
 class WeeklyKline:
-    """Week-to-date bars per day and the completed bars per week."""
+    """Completed weekly bars and the calendar's week structure."""
 
-    week_to_date: np.ndarray  # [T, N, 6]: bar of day t's week using days <= t only
+    bars: np.ndarray  # [W, N, 6] completed bars (each week's days aggregated)
     week_of_day: np.ndarray  # [T] week id of each day
+    week_start: np.ndarray  # [W] index of the first trading day of each week
     week_end: np.ndarray  # [W] index of the last trading day of each week
 
-    @property
-    def bars(self) -> np.ndarray:
-        """``[W, N, 6]`` completed weekly bars (a copy): the week-to-date bar on each week's last trading day."""
-        return self.week_to_date[self.week_end]
 
-
-def weekly_kline(panel: Panel, daily: np.ndarray | None = None) -> WeeklyKline:
-    """Aggregate adjusted daily K-lines into weekly bars (see module docstring).
-
-    Vectorised over stocks; the loop runs over the (at most 5) positions inside a week, not over days.
-    """
-    d = daily_kline(panel) if daily is None else daily
-    T = d.shape[0]
+def weekly_kline(panel: Panel) -> WeeklyKline:
+    """Aggregate adjusted daily K-lines into weekly bars. Vectorised over weeks and stocks; the loop runs over the
+    (at most 5) positions inside a week, and only one position's days are adjusted at a time (bounded memory)."""
+    T = len(panel.dates)
     wk = week_ids(panel.dates)
     starts = np.r_[0, np.nonzero(np.diff(wk))[0] + 1]
-    pos = np.arange(T) - starts[wk]  # position of each day inside its week
-    week_end = np.r_[starts[1:] - 1, T - 1]
-    o, h, lo, c, vw, v = (d[:, :, k] for k in range(6))
-    amount = np.where(np.isfinite(vw * v), vw * v, 0.0).astype(np.float64)
-    vol = np.nan_to_num(v).astype(np.float64)
-    out = np.full_like(d, np.nan)
-    cum_amt = np.zeros_like(amount)
-    cum_vol = np.zeros_like(vol)
+    ends = np.r_[starts[1:] - 1, T - 1]
+    pos = np.arange(T) - starts[wk]
+    W, N = len(starts), len(panel.codes)
+    bars = np.full((W, N, 6), np.nan, dtype=np.float32)
+    cum_amt = np.zeros((W, N), dtype=np.float64)
+    cum_vol = np.zeros((W, N), dtype=np.float64)
     for p in range(int(pos.max()) + 1):
         rows = np.nonzero(pos == p)[0]
-        if p == 0:
-            out[rows, :, 0] = o[rows]
-            out[rows, :, 1] = h[rows]
-            out[rows, :, 2] = lo[rows]
-            out[rows, :, 3] = c[rows]
-            cum_amt[rows] = amount[rows]
-            cum_vol[rows] = vol[rows]
-        else:
-            prev = rows - 1
-            first_open = out[prev, :, 0]
-            out[rows, :, 0] = np.where(np.isnan(first_open), o[rows], first_open)
-            out[rows, :, 1] = np.fmax(out[prev, :, 1], h[rows])
-            out[rows, :, 2] = np.fmin(out[prev, :, 2], lo[rows])
-            out[rows, :, 3] = np.where(np.isnan(c[rows]), out[prev, :, 3], c[rows])
-            cum_amt[rows] = cum_amt[prev] + amount[rows]
-            cum_vol[rows] = cum_vol[prev] + vol[rows]
-    traded_wtd = cum_vol > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out[:, :, 4] = np.where(traded_wtd, cum_amt / np.where(traded_wtd, cum_vol, 1.0), np.nan)
-    out[:, :, 5] = np.where(np.isnan(out[:, :, 3]), np.nan, cum_vol)
-    return WeeklyKline(week_to_date=out, week_of_day=wk, week_end=week_end)
+        w = wk[rows]
+        d = daily_kline(panel, rows)
+        b = bars[w]
+        o, h, lo, c, vw, v = (d[..., k] for k in range(6))
+        b[..., 0] = np.where(np.isnan(b[..., 0]), o, b[..., 0])
+        b[..., 1] = np.fmax(b[..., 1], h)
+        b[..., 2] = np.fmin(b[..., 2], lo)
+        b[..., 3] = np.where(np.isnan(c), b[..., 3], c)
+        bars[w] = b
+        ok = np.isfinite(vw) & np.isfinite(v)
+        cum_amt[w] += np.where(ok, vw.astype(np.float64) * v, 0.0)
+        cum_vol[w] += np.where(ok, v, 0.0)
+    has = cum_vol > 0
+    bars[..., 4] = np.where(has, cum_amt / np.where(has, cum_vol, 1.0), np.nan)
+    bars[..., 5] = np.where(np.isnan(bars[..., 3]), np.nan, cum_vol)
+    return WeeklyKline(bars=bars, week_of_day=wk, week_start=starts, week_end=ends)
 
 
 def normalize_window(win: np.ndarray) -> np.ndarray:
-    """Study normalisation of a batch of windows ``[n, L, F]`` (float32, in place on a copy).
+    """Study normalisation of a batch of windows ``[n, L, F]``.
 
     Each field's window is divided by its own last value, then z-scored across the ``n`` names for every (step, field);
-    NaN (suspended days, or a zero last value) -> 0.
+    NaN (suspended days, or a missing/zero last value) -> 0.
     """
     with np.errstate(invalid="ignore", divide="ignore"):
         x = win / win[:, -1:, :]

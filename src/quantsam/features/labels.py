@@ -18,13 +18,14 @@ def forward_return(panel: Panel, horizon: int = 10, price: str = "close", lag: i
         raise ValueError(f"horizon={horizon} must be >= 1 and lag={lag} >= 0")
     if price not in ("close", "vwap", "open"):
         raise ValueError(f"price='{price}': use 'close', 'vwap' or 'open'")
-    p = panel.adjusted(price).astype(np.float64)
+    p = panel.adjusted(price)
     T = p.shape[0]
-    out = np.full(p.shape, np.nan)
+    out = np.full(p.shape, np.nan, dtype=np.float32)
     a, b = lag, lag + horizon
     if b < T:
-        out[: T - b] = p[b:] / p[a: T - b + a] - 1.0
-    return out.astype(np.float32)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[: T - b] = (p[b:].astype(np.float64) / p[a: T - b + a] - 1.0).astype(np.float32)
+    return out
 
 
 def zscore(x: np.ndarray, mask: np.ndarray | None = None, axis: int = 1) -> np.ndarray:
@@ -43,5 +44,10 @@ def zscore(x: np.ndarray, mask: np.ndarray | None = None, axis: int = 1) -> np.n
 
 
 def make_label(panel: Panel, horizon: int = 10, price: str = "close", mask: np.ndarray | None = None) -> np.ndarray:
-    """The study label: z-scored ``forward_return(panel, horizon, price)`` (float32 ``[T, N]``, NaN = no label)."""
-    return zscore(forward_return(panel, horizon=horizon, price=price), mask=mask).astype(np.float32)
+    """The study label: z-scored ``forward_return(panel, horizon, price)`` (float32 ``[T, N]``, NaN = no label).
+    Z-scored in blocks of dates to bound the float64 temporaries."""
+    fwd = forward_return(panel, horizon=horizon, price=price)
+    for t0 in range(0, len(fwd), 256):
+        rows = slice(t0, t0 + 256)
+        fwd[rows] = zscore(fwd[rows], mask=None if mask is None else mask[rows])
+    return fwd

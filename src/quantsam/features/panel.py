@@ -98,7 +98,11 @@ def build_panel(daily: pd.DataFrame, fields: tuple[str, ...] = PANEL_FIELDS,
     if "is_st" in daily.columns:
         is_st[ti, ni] = daily["is_st"].fillna(False).to_numpy(dtype=bool)
     board = np.full(N, "main", dtype=object)
-    board[ni] = daily["board"].astype(str).to_numpy()
+    bcol = daily["board"]
+    if isinstance(bcol.dtype, pd.CategoricalDtype):  # one string per category, not per row
+        board[ni] = np.asarray(bcol.cat.categories.astype(str), dtype=object)[bcol.cat.codes.to_numpy()]
+    else:
+        board[ni] = bcol.astype(str).to_numpy()
     board = board.astype(str)
     bad = sorted(set(board) - set(BOARDS))
     if bad:
@@ -110,15 +114,17 @@ def build_panel(daily: pd.DataFrame, fields: tuple[str, ...] = PANEL_FIELDS,
     listed = (t_idx >= first[None, :]) & (t_idx <= last[None, :])
     age = np.where(t_idx >= first[None, :], t_idx - first[None, :], -1).astype(np.int32)
 
-    # one-price limit days: O = H = L = C at the board's limit price (computed in float64 on the traded rows)
-    o, h, lo, c, pc = (daily[k].to_numpy(np.float64) for k in ("open", "high", "low", "close", "preclose"))
-    pct = limit_pct(daily["board"].astype(str).to_numpy(), daily["is_st"].fillna(False).to_numpy(bool)
-                    if "is_st" in daily.columns else np.zeros(len(daily), bool), date_vals)
-    up, down = limit_prices(pc, pct)
-    flat = (o == h) & (h == lo) & (lo == c)
+    # one-price limit days: O = H = L = C at the board's limit price; float64 on the traded rows, in row blocks
+    # (bounded temporaries), boards by category code rather than per-row strings
     lu = np.zeros((T, N), dtype=bool)
     ld = np.zeros((T, N), dtype=bool)
-    lu[ti, ni] = flat & (c >= up - 0.005)
-    ld[ti, ni] = flat & (c <= down + 0.005)
+    st_col = daily["is_st"].fillna(False).to_numpy(bool) if "is_st" in daily.columns else np.zeros(len(daily), bool)
+    for r0 in range(0, len(daily), 1_000_000):
+        r = slice(r0, r0 + 1_000_000)
+        o, h, lo, c, pc = (daily[k].to_numpy(np.float64)[r] for k in ("open", "high", "low", "close", "preclose"))
+        up, down = limit_prices(pc, limit_pct(board[ni[r]], st_col[r], date_vals[r]))
+        flat = (o == h) & (h == lo) & (lo == c)
+        lu[ti[r], ni[r]] = flat & (c >= up - 0.005)
+        ld[ti[r], ni[r]] = flat & (c <= down + 0.005)
     return Panel(dates=dates, codes=codes, fields=tuple(fields), values=values, traded=traded, listed=listed,
                  is_st=is_st, limit_up_one=lu, limit_down_one=ld, board=board, age=age)
