@@ -81,6 +81,31 @@ def evaluate(model: torch.nn.Module, fs: FeatureSet, freq: str, dates: np.ndarra
             "rank_icir": mean_ric / sd if sd and np.isfinite(sd) and sd > 0 else float("nan")}
 
 
+def train_epoch(model: torch.nn.Module, opt, loss_fn, fs: FeatureSet, freq: str, dates: np.ndarray,
+                max_names: int | None, rng: np.random.Generator, device: torch.device) -> list[float]:
+    """One pass over ``dates`` (one date = one batch), calling ``opt.step(closure)``; returns the clean losses."""
+    losses = []
+    for t in dates:
+        x, names = fs.inputs(freq, int(t))
+        y = fs.label[t, names]
+        rows = np.nonzero(np.isfinite(y))[0]
+        if len(rows) < 3:
+            continue
+        if max_names and len(rows) > max_names:
+            rows = np.sort(rng.choice(rows, max_names, replace=False))
+        xb = torch.from_numpy(x[rows]).to(device)
+        yb = torch.from_numpy(y[rows]).to(device)
+
+        def closure(xb=xb, yb=yb):
+            opt.zero_grad()
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            return loss
+
+        losses.append(float(opt.step(closure)))
+    return losses
+
+
 def fit_unit(fs: FeatureSet, split: Split, freq: str, seed: int, fc: FitConfig, device: torch.device,
              ckpt_path: Path | None = None, on_epoch: Callable[[dict], None] | None = None,
              progress=None) -> UnitResult:
@@ -111,25 +136,7 @@ def fit_unit(fs: FeatureSet, split: Split, freq: str, seed: int, fc: FitConfig, 
         t0 = time.perf_counter()
         rng = np.random.default_rng([seed, split.index, freq_id, epoch])
         order = rng.permutation(split.train) if fc.shuffle_dates else split.train
-        losses = []
-        for t in order:
-            x, names = fs.inputs(freq, int(t))
-            y = fs.label[t, names]
-            rows = np.nonzero(np.isfinite(y))[0]
-            if len(rows) < 3:
-                continue
-            if fc.max_names_per_batch and len(rows) > fc.max_names_per_batch:
-                rows = np.sort(rng.choice(rows, fc.max_names_per_batch, replace=False))
-            xb = torch.from_numpy(x[rows]).to(device)
-            yb = torch.from_numpy(y[rows]).to(device)
-
-            def closure(xb=xb, yb=yb):
-                opt.zero_grad()
-                loss = loss_fn(model(xb), yb)
-                loss.backward()
-                return loss
-
-            losses.append(float(opt.step(closure)))
+        losses = train_epoch(model, opt, loss_fn, fs, freq, order, fc.max_names_per_batch, rng, device)
         metrics = evaluate(model, fs, freq, split.valid, device)
         record = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"),
                   "valid_ic": metrics["ic"], "valid_rank_ic": metrics["rank_ic"],
