@@ -10,6 +10,7 @@ PY     := $(BIN)/python
 TORCH  ?= torch==2.13.0
 EXTRAS ?= dev,joblib
 STAMP  := $(VENV)/.installed
+RUN    ?=
 
 # Known Hydra groups/keys given as make variables become overrides: `make train optimizer=gsam` -> optimizer=gsam
 HYDRA_KEYS := optimizer model data universe trainer portfolio experiment launcher seed
@@ -42,8 +43,11 @@ train: $(STAMP) ## train the daily + weekly GRUs (e.g. make train optimizer=gsam
 sweep: $(STAMP) ## Hydra multirun over the seven optimizers (experiment=optimizer_sweep; launcher=joblib to parallelise)
 	$(PY) -m quantsam train --multirun experiment=optimizer_sweep $(OVERRIDES)
 
-pipeline: $(STAMP) ## every stage that exists, in order, for one config
+pipeline: $(STAMP) ## data -> train -> signal -> factor test for one config (finished stages are reused)
 	$(PY) -m quantsam pipeline $(OVERRIDES)
+
+factor-test: $(STAMP) ## factor test of a signal: RUN=<training work dir | signal.parquet | MLflow run id>
+	$(PY) -m quantsam factor_test $(if $(RUN),factor_test.input=$(RUN)) $(OVERRIDES)
 
 test: $(STAMP) ## install, then run the test suite (fast tests; `make test-slow` for the slow ones)
 	$(PY) -m pytest -q

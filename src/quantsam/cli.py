@@ -56,7 +56,34 @@ def train_main(cfg: DictConfig) -> float | None:
     return out.metrics.get("test/rank_ic_mean")
 
 
-STAGES = {"data": data_main, "check": check_main, "train": train_main, "pipeline": train_main}
+@hydra.main(config_path=_CONF, config_name="config", version_base="1.3")
+def factor_test_main(cfg: DictConfig) -> None:
+    """Factor test of a signal: ``make factor-test RUN=<work dir | signal parquet | MLflow run id>``."""
+    from quantsam.factor_test.stage import run_factor_test
+
+    out = run_factor_test(cfg)
+    print(f"{'unchanged' if out.skipped else 'done'}: {out.out_dir}")
+    print(pd_table(out.summary))
+
+
+@hydra.main(config_path=_CONF, config_name="config", version_base="1.3")
+def pipeline_main(cfg: DictConfig) -> None:
+    """Every stage that exists, in order: data -> train -> signal -> factor test."""
+    from quantsam.factor_test.stage import run_factor_test
+
+    out = run_factor_test(cfg)  # trains first (or reuses the finished training run) when factor_test.input is null
+    print(f"pipeline done: {out.out_dir}")
+    print(pd_table(out.summary))
+
+
+def pd_table(summary: dict) -> str:
+    keys = ("rank_ic_mean", "rank_ic_std", "rank_icir", "rank_ic_pos", "top_excess_ann", "top_ir", "top_win_rate",
+            "top_turnover")
+    return "\n".join(f"  {k:<16} {summary.get(k, float('nan')):.4f}" for k in keys)
+
+
+STAGES = {"data": data_main, "check": check_main, "train": train_main, "factor_test": factor_test_main,
+          "pipeline": pipeline_main}
 
 
 def main(argv: list[str] | None = None) -> None:

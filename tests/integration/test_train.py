@@ -120,3 +120,29 @@ def test_kill9_and_resume_gives_identical_predictions(shared):
     a = pd.read_parquet(next((ref_dir / "out").glob("train/*/predictions.parquet")))
     b = pd.read_parquet(next((kill_dir / "out").glob("train/*/predictions.parquet")))
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_factor_test_stage_on_a_training_run(smoke_run, shared):
+    from mlflow import MlflowClient
+
+    from quantsam.factor_test.stage import run_factor_test
+
+    out, cfg = smoke_run
+    by_dir = run_factor_test(compose(overrides(shared / "a", "optimizer=gsam", f"factor_test.input={out.work_dir}")))
+    assert not by_dir.skipped and (by_dir.out_dir / "ic.png").exists()
+    again = run_factor_test(compose(overrides(shared / "a", "optimizer=gsam", f"factor_test.input={out.run_id}")))
+    assert again.skipped and again.run_id == out.run_id  # same signal + config: cached
+    run = MlflowClient(str(cfg.tracking.uri)).get_run(out.run_id)
+    assert run.data.metrics["factor/rank_ic_mean"] == pytest.approx(by_dir.summary["rank_ic_mean"])
+    arts = {a.path for a in MlflowClient(str(cfg.tracking.uri)).list_artifacts(out.run_id, "factor_test")}
+    assert "factor_test/layer_nav.png" in arts and "factor_test/factor_table.parquet" in arts
+
+
+def test_config_hash_ignores_later_stages(smoke_run):
+    from quantsam.tracking.mlflow_run import config_hash
+
+    _, cfg = smoke_run
+    other = compose([*overrides(Path("/x"), "optimizer=gsam"), "factor_test.n_quantiles=5", "portfolio.max_active=0.01",
+                     "trainer.progress=false"])
+    assert config_hash(other) == config_hash(cfg)
+    assert config_hash(compose(overrides(Path("/x"), "optimizer=gsam", "optimizer.rho=0.06"))) != config_hash(cfg)

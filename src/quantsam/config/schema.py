@@ -88,8 +88,10 @@ class FactorTestConfig:
     mad_k: float = 5.0
     neutralize: list[str] = field(default_factory=lambda: ["industry", "size"])
     ic_decay_horizons: list[int] = field(default_factory=lambda: [1, 5, 10, 20])
-    start: str = "2017-01-01"
-    end: str = "2024-09-30"
+    start: str | None = "2017-01-01"
+    end: str | None = "2024-09-30"
+    min_listed_days: int = 63
+    input: str | None = None  # standalone: signal parquet, training work dir, or MLflow run id
 
 
 @dataclass

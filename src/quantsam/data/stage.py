@@ -31,11 +31,15 @@ def run_data(cfg: DictConfig) -> Path:
     d = Path(cfg.data.dir)
     source = cfg.data.source
     if source == "synthetic":
+        from quantsam.data.synthetic import GENERATOR_VERSION
+
         params = synthetic_params(cfg)
         meta_path = d / "meta.json"
         if meta_path.exists():
             meta = json.loads(meta_path.read_text())
-            if {k: meta.get("params", {}).get(k) for k in SYNTHETIC_KEYS} == {k: params[k] for k in SYNTHETIC_KEYS}:
+            keys = (*SYNTHETIC_KEYS, "generator_version")
+            want = {**params, "generator_version": GENERATOR_VERSION}
+            if {k: meta.get("params", {}).get(k) for k in keys} == want:
                 log.info("data: cache hit %s (fingerprint %s)", d, meta.get("fingerprint"))
                 return d
         from quantsam.data.synthetic import generate_market

@@ -27,6 +27,8 @@ import pandas as pd
 from quantsam.data.calendar import synthetic_calendar
 from quantsam.data.contract import BOARDS, COLUMNS, limit_prices
 
+#: bump when the generator's output changes for the same arguments (invalidates cached market directories)
+GENERATOR_VERSION = 2
 INDEX_CODES = ("000300.SH", "000905.SH", "000852.SH")
 TIER_SIZES = (300, 500, 1000)
 FULL_TIERS_AT = 1800  # eligible stocks needed for full-size tiers; fewer scale the tiers proportionally
@@ -71,10 +73,14 @@ def _codes_and_boards(n: int, rng: np.random.Generator, star_open: bool) -> tupl
     share = np.array([0.38, 0.36, 0.20, 0.06]) if star_open else np.array([0.40, 0.38, 0.22, 0.0])
     counts = np.floor(share * n).astype(int)
     counts[0] += n - counts.sum()
-    prefixes = [(600000, "SH", "main"), (1, "SZ", "main"), (300001, "SZ", "chinext"), (688001, "SH", "star")]
+    # (first number, exchange, board, code space): 600000-605999, 000001-003999, 300001-301999, 688001-689999
+    prefixes = [(600000, "SH", "main", 6000), (1, "SZ", "main", 3999), (300001, "SZ", "chinext", 1999),
+                (688001, "SH", "star", 1999)]
     codes, boards = [], []
-    for (base, ex, board), c in zip(prefixes, counts, strict=True):
-        nums = base + np.sort(rng.choice(999 if board != "main" else 3999, size=c, replace=False))
+    for (base, ex, board, space), c in zip(prefixes, counts, strict=True):
+        if c > space:
+            raise ValueError(f"n_stocks={n}: more {board} names ({c}) than codes in its range ({space})")
+        nums = base + np.sort(rng.choice(space, size=c, replace=False))
         codes += [f"{k:06d}.{ex}" for k in nums]
         boards += [board] * c
     order = np.argsort(codes)
@@ -313,7 +319,7 @@ def generate_market(
     alpha = pd.DataFrame(ALPHA, index=cal, columns=pd.Index(codes, name="code"))
     alpha.index.name = "date"
     params = dict(seed=seed, n_stocks=n_stocks, start=str(start), end=str(end), n_industries=n_industries,
-                  signal_strength=signal_strength)
+                  signal_strength=signal_strength, generator_version=GENERATOR_VERSION)
     return SyntheticMarket(daily=daily, index_members=members, index_weights=weights, industry=industry_df,
                            alpha=alpha, calendar=cal, params=params)
 

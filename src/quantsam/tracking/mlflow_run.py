@@ -24,16 +24,16 @@ from quantsam.paths import project_root
 
 log = logging.getLogger(__name__)
 
-#: config keys that do not change results (excluded from the config hash)
-NON_RESULT_KEYS = ("hydra", "paths", "tracking", "launcher", "rerun")
+#: config groups whose values change the training stage's numbers (later stages hash their own subtrees)
+TRAIN_KEYS = ("seed", "data", "universe", "features", "model", "optimizer", "trainer", "signal")
 NON_RESULT_TRAINER = ("progress", "num_threads", "checkpoint", "cache_mb")
 
 
-def config_hash(cfg: DictConfig) -> str:
-    """Hash of the resolved config without keys that do not change the numbers (paths, tracking, progress bars)."""
-    c = OmegaConf.to_container(cfg, resolve=True)
-    for k in NON_RESULT_KEYS:
-        c.pop(k, None)
+def config_hash(cfg: DictConfig, keys: tuple[str, ...] = TRAIN_KEYS) -> str:
+    """Hash of the resolved config subtrees ``keys``, without keys that do not change the numbers (data.dir,
+    progress bars, thread counts, checkpointing)."""
+    full = OmegaConf.to_container(cfg, resolve=True)
+    c = {k: full[k] for k in keys if k in full}
     for k in NON_RESULT_TRAINER:
         c.get("trainer", {}).pop(k, None)
     c.get("data", {}).pop("dir", None)

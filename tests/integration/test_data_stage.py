@@ -1,0 +1,30 @@
+"""The data stage writes the parquet layout once and reuses it while the generator and its parameters match."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from quantsam.config import compose
+from quantsam.data.contract import validate_daily
+from quantsam.data.io import load_market
+from quantsam.data.stage import run_data
+
+
+def test_writes_layout_then_reuses_it(tmp_path):
+    cfg = compose(["data.n_stocks=40", "data.start=2019-01-01", "data.end=2020-06-30", f"paths.data={tmp_path}"])
+    d = run_data(cfg)
+    assert {p.name for p in d.iterdir()} >= {"daily.parquet", "index_members.parquet", "index_weights.parquet",
+                                               "industry.parquet", "alpha.parquet", "meta.json"}
+    m = load_market(d)
+    validate_daily(m.daily)
+    assert m.alpha is not None and m.meta["fingerprint"]
+    stamp = (d / "daily.parquet").stat().st_mtime_ns
+    assert run_data(cfg) == d and (d / "daily.parquet").stat().st_mtime_ns == stamp  # cache hit
+    meta = json.loads((d / "meta.json").read_text())
+    meta["params"]["generator_version"] = -1  # an older generator wrote it: regenerate
+    (d / "meta.json").write_text(json.dumps(meta))
+    run_data(cfg)
+    assert (d / "daily.parquet").stat().st_mtime_ns != stamp
+    pd.testing.assert_frame_equal(load_market(d).daily, m.daily)  # same seed, same market
