@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,13 +100,11 @@ def run_factor_test(cfg: DictConfig) -> FactorTestOutputs:
     data["signal"] = str(sig_path)
     summary_file.write_text(json.dumps(data, indent=1, default=float))
     if run_id and cfg.tracking.enabled:
+        from mlflow.entities import Metric
+
         from quantsam.tracking.mlflow_run import make_client
 
         client = make_client(str(cfg.tracking.uri))
-        from mlflow.entities import Metric
-
-        import time
-
         ts = int(time.time() * 1000)
         items = [Metric(k, float(v), ts, 0) for k, v in rep.metrics().items() if v == v]
         client.log_batch(run_id, metrics=items)
