@@ -43,8 +43,11 @@ train: $(STAMP) ## train the daily + weekly GRUs (e.g. make train optimizer=gsam
 sweep: $(STAMP) ## Hydra multirun over the seven optimizers (experiment=optimizer_sweep; launcher=joblib to parallelise)
 	$(PY) -m quantsam train --multirun experiment=optimizer_sweep $(OVERRIDES)
 
-pipeline: $(STAMP) ## data -> train -> signal -> factor test for one config (finished stages are reused)
+pipeline: $(STAMP) ## data -> train -> signal -> factor test -> CSI300/500/1000 backtests (finished stages reused)
 	$(PY) -m quantsam pipeline $(OVERRIDES)
+
+backtest: $(STAMP) ## index-enhanced backtest: universe=csi300|csi500|csi1000 (default: all three) [RUN=...]
+	$(PY) -m quantsam backtest $(if $(RUN),backtest.input=$(RUN)) $(OVERRIDES)
 
 factor-test: $(STAMP) ## factor test of a signal: RUN=<training work dir | signal.parquet | MLflow run id>
 	$(PY) -m quantsam factor_test $(if $(RUN),factor_test.input=$(RUN)) $(OVERRIDES)

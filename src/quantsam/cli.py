@@ -67,13 +67,35 @@ def factor_test_main(cfg: DictConfig) -> None:
 
 
 @hydra.main(config_path=_CONF, config_name="config", version_base="1.3")
+def backtest_main(cfg: DictConfig) -> None:
+    """Index-enhanced portfolios + VWAP backtest: ``make backtest universe=csi1000 [RUN=...]``."""
+    from quantsam.backtest.stage import run_backtest
+
+    out = run_backtest(cfg)
+    for name, summary in out.summaries.items():
+        print(f"{name}: {'unchanged' if name in out.skipped else 'done'} -> {out.out_dirs[name]}")
+        print(bt_table(summary))
+
+
+@hydra.main(config_path=_CONF, config_name="config", version_base="1.3")
 def pipeline_main(cfg: DictConfig) -> None:
-    """Every stage that exists, in order: data -> train -> signal -> factor test."""
+    """Every stage in order: data -> train -> signal -> factor test -> portfolios + backtests (finished ones reused)."""
+    from quantsam.backtest.stage import run_backtest
     from quantsam.factor_test.stage import run_factor_test
 
-    out = run_factor_test(cfg)  # trains first (or reuses the finished training run) when factor_test.input is null
-    print(f"pipeline done: {out.out_dir}")
-    print(pd_table(out.summary))
+    ft = run_factor_test(cfg)  # trains first (or reuses the finished training run) when factor_test.input is null
+    print(f"factor test: {ft.out_dir}")
+    print(pd_table(ft.summary))
+    bt = run_backtest(cfg)
+    for name, summary in bt.summaries.items():
+        print(f"backtest {name}: {bt.out_dirs[name]}")
+        print(bt_table(summary))
+
+
+def bt_table(summary: dict) -> str:
+    keys = ("excess_ann", "tracking_error", "info_ratio", "excess_max_drawdown", "excess_calmar", "monthly_win_rate",
+            "turnover")
+    return "\n".join(f"  {k:<20} {summary.get(k, float('nan')):.4f}" for k in keys)
 
 
 def pd_table(summary: dict) -> str:
@@ -83,7 +105,7 @@ def pd_table(summary: dict) -> str:
 
 
 STAGES = {"data": data_main, "check": check_main, "train": train_main, "factor_test": factor_test_main,
-          "pipeline": pipeline_main}
+          "backtest": backtest_main, "pipeline": pipeline_main}
 
 
 def main(argv: list[str] | None = None) -> None:

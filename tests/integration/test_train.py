@@ -146,3 +146,20 @@ def test_config_hash_ignores_later_stages(smoke_run):
                      "trainer.progress=false"])
     assert config_hash(other) == config_hash(cfg)
     assert config_hash(compose(overrides(Path("/x"), "optimizer=gsam", "optimizer.rho=0.06"))) != config_hash(cfg)
+
+
+def test_backtest_stage_logs_per_index_metrics(smoke_run, shared):
+    from mlflow import MlflowClient
+
+    from quantsam.backtest.stage import run_backtest
+
+    out, cfg = smoke_run
+    ov = overrides(shared / "a", "optimizer=gsam", "universe=csi500", f"backtest.input={out.work_dir}")
+    bt = run_backtest(compose(ov))
+    assert list(bt.summaries) == ["csi500"] and not bt.skipped
+    assert (bt.out_dirs["csi500"] / "nav.png").exists()
+    run = MlflowClient(str(cfg.tracking.uri)).get_run(out.run_id)
+    assert run.data.metrics["bt/csi500/excess_ann"] == pytest.approx(bt.summaries["csi500"]["excess_ann"])
+    assert run_backtest(compose(ov)).skipped == ["csi500"]
+    # training on all A-shares is one run for every index: universe=csi500 did not retrain
+    assert len(list((shared / "a" / "out" / "train").glob("gsam-*"))) == 1

@@ -28,6 +28,7 @@ class UniverseConfig:
     index_code: str | None = None
     min_listed_days: int = 63
     exclude_st: bool = True
+    train_on_members: bool = False
 
 
 @dataclass
@@ -111,10 +112,13 @@ class BacktestConfig:
     rebalance_every: int = 5
     fill_price: str = "vwap"
     cost_per_side: float = 0.002
+    stamp_duty: float = 0.0
     lot_size: int | None = None
     capital: float | None = None
-    start: str = "2016-12-30"
-    end: str = "2024-09-30"
+    start: str | None = "2016-12-30"
+    end: str | None = "2024-09-30"
+    universes: list[str] = field(default_factory=lambda: ["csi300", "csi500", "csi1000"])
+    input: str | None = None
 
 
 @dataclass

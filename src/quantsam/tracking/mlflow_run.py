@@ -34,6 +34,11 @@ def config_hash(cfg: DictConfig, keys: tuple[str, ...] = TRAIN_KEYS) -> str:
     progress bars, thread counts, checkpointing)."""
     full = OmegaConf.to_container(cfg, resolve=True)
     c = {k: full[k] for k in keys if k in full}
+    u = c.get("universe")
+    if isinstance(u, dict) and not u.get("train_on_members"):
+        # the index only selects the backtest benchmark: training on all A-shares is the same run for every index
+        u.pop("name", None)
+        u.pop("index_code", None)
     for k in NON_RESULT_TRAINER:
         c.get("trainer", {}).pop(k, None)
     c.get("data", {}).pop("dir", None)

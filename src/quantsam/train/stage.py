@@ -52,8 +52,13 @@ class TrainOutputs:
     skipped: bool = False
 
 
+def train_universe(cfg: DictConfig) -> str:
+    """The universe the models are trained on: the index with ``universe.train_on_members``, else all A-shares."""
+    return str(cfg.universe.name) if cfg.universe.get("train_on_members") else "all"
+
+
 def run_name(cfg: DictConfig) -> str:
-    return f"{cfg.optimizer.name}-{cfg.universe.name}-s{cfg.seed}"
+    return f"{cfg.optimizer.name}-{train_universe(cfg)}-s{cfg.seed}"
 
 
 def _hydra_job() -> tuple[str, int, str | None]:
@@ -131,7 +136,7 @@ def run_train(cfg: DictConfig) -> TrainOutputs:
     market = load_for(cfg)
     panel = build_panel(market.daily)
     members = None
-    if cfg.universe.index_code:
+    if cfg.universe.index_code and cfg.universe.get("train_on_members"):
         members = membership_mask(panel, market.index_members, str(cfg.universe.index_code))
     elig = eligible_mask(panel, int(cfg.universe.min_listed_days), bool(cfg.universe.exclude_st), members)
     freqs = tuple(cfg.model.frequencies)
@@ -152,7 +157,7 @@ def run_train(cfg: DictConfig) -> TrainOutputs:
                    shuffle_dates=bool(tr.shuffle_dates),
                    grad_clip=None if tr.grad_clip is None else float(tr.grad_clip))
     tags = {"config_hash": chash, "data_fingerprint": str(market.meta.get("fingerprint", "unknown")),
-            "hydra_job_num": job_num, "optimizer": str(cfg.optimizer.name), "universe": str(cfg.universe.name),
+            "hydra_job_num": job_num, "optimizer": str(cfg.optimizer.name), "universe": train_universe(cfg),
             "device": str(device), "torch_threads": str(threads), "work_dir": str(work), **git_info(),
             **{f"version.{k}": v for k, v in package_versions().items()}}
     parent = None

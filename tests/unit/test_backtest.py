@@ -1,0 +1,149 @@
+"""Backtest engine by hand, trading rules, metrics, and the index-enhanced runner on the synthetic market."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from quantsam.backtest import MarketArrays, run_index_enhanced, simulate
+from quantsam.backtest.engine import benchmark_returns, enforce_rules
+from quantsam.backtest.metrics import max_drawdown, perf_stats, yearly_table
+
+NAN = np.nan
+
+
+def three_stocks():
+    # days 0..3; C is suspended on day 2 (no row)
+    close = np.array([[10.0, 20.0, 5.0], [11.0, 20.0, 5.0], [12.0, 18.0, NAN], [12.0, 19.0, 6.0]])
+    vwap = np.array([[10.0, 20.0, 5.0], [10.5, 19.8, 5.1], [11.5, 19.0, NAN], [12.0, 19.0, 5.5]])
+    traded = np.isfinite(close)
+    no = np.zeros_like(traded)
+    return MarketArrays(close=close, vwap=vwap, traded=traded, limit_up=no, limit_down=no)
+
+
+def test_hand_computed_three_stock_backtest():
+    m = three_stocks()
+    targets = {1: np.array([0.4, 0.4, 0.2]), 2: np.array([0.2, 0.2, 0.6])}
+    seen = {}
+
+    def decide(f, w_pre):
+        seen[f] = w_pre
+        return targets[f]
+
+    sim = simulate(m, [1, 2], decide, cost_per_side=0.002)
+    # day 0: all cash
+    assert sim.nav[0] == 1.0
+    # day 1: buy 0.4/0.4/0.2 at VWAP (turnover 1.0, cost 0.002), then VWAP -> close
+    g2 = 0.4 * 11 / 10.5 + 0.4 * 20 / 19.8 + 0.2 * 5 / 5.1
+    v1 = 0.998 * g2
+    w1 = np.array([0.4 * 11 / 10.5, 0.4 * 20 / 19.8, 0.2 * 5 / 5.1]) / g2
+    assert sim.nav[1] == pytest.approx(v1, rel=1e-12)
+    assert sim.turnover[1] == pytest.approx(1.0)
+    # day 2: close(1) -> VWAP(2) for A, B; C suspended (flat). Then rebalance; C cannot trade: stays at its weight,
+    # A and B share the rest 1:1 (the target's proportions)
+    g1 = w1[0] * 11.5 / 11 + w1[1] * 19.0 / 20 + w1[2]
+    pre = np.array([w1[0] * 11.5 / 11, w1[1] * 19.0 / 20, w1[2]]) / g1
+    assert np.allclose(seen[2], pre)
+    tgt = np.array([(1 - pre[2]) / 2, (1 - pre[2]) / 2, pre[2]])
+    cost = 0.002 * np.abs(tgt - pre).sum()
+    g2b = tgt[0] * 12 / 11.5 + tgt[1] * 18 / 19.0 + tgt[2]
+    v2 = v1 * g1 * (1 - cost) * g2b
+    assert sim.nav[2] == pytest.approx(v2, rel=1e-12)
+    w2 = np.array([tgt[0] * 12 / 11.5, tgt[1] * 18 / 19.0, tgt[2]]) / g2b
+    # day 3: drift close to close; C resumes from its last close 5 to 6
+    v3 = v2 * (w2[0] * 12 / 12 + w2[1] * 19 / 18 + w2[2] * 6 / 5)
+    assert sim.nav[3] == pytest.approx(v3, rel=1e-12)
+    assert sim.returns[3] == pytest.approx(v3 / v2 - 1, rel=1e-10)
+
+
+def test_enforce_rules():
+    cur = np.array([0.3, 0.3, 0.2, 0.2, 0.0])
+    tgt = np.array([0.5, 0.1, 0.0, 0.4, 0.0])
+    traded = np.array([True, True, False, True, True])
+    lu = np.array([True, False, False, False, False])  # A: no buy
+    ld = np.array([False, True, False, False, False])  # B: no sell
+    out = enforce_rules(tgt, cur, traded, lu, ld)
+    assert out[0] == 0.3 and out[1] == 0.3 and out[2] == 0.2  # A capped, B floored, C (suspended) kept
+    assert out[3] == pytest.approx(0.2) and out.sum() == pytest.approx(1.0)  # D takes what is left
+
+
+def test_lots_hold_whole_lots_and_cash():
+    m = three_stocks()
+    m.raw_vwap = m.vwap.copy()
+    sim = simulate(m, [1], lambda f, w: np.array([0.5, 0.3, 0.2]), cost_per_side=0.0, lot_size=100, capital=10_000)
+    # 10,000 CNY: A 5,000 / (10.5 x 100) -> 4 lots, B 3,000 / 1,980 -> 1 lot, C 2,000 / 510 -> 3 lots
+    spent = 4 * 1050 + 1 * 1980 + 3 * 510
+    assert sim.cash[1] > 0
+    hold = np.array([400 * 11, 100 * 20, 300 * 5])
+    assert sim.nav[1] == pytest.approx((hold.sum() + 10_000 - spent) / 10_000, rel=1e-12)
+
+
+def test_benchmark_returns_use_previous_close_weights():
+    close = np.array([[10.0, 20.0], [11.0, 20.0], [11.0, 22.0]])
+    w = np.array([[0.5, 0.5], [0.25, 0.75], [0.5, 0.5]])
+    r = benchmark_returns(w, close)
+    assert r[0] == 0 and r[1] == pytest.approx(0.5 * 0.1) and r[2] == pytest.approx(0.75 * 0.1)
+
+
+def test_metrics_by_hand():
+    idx = pd.bdate_range("2023-12-27", periods=6)
+    rp = pd.Series([0.01, -0.02, 0.03, 0.0, 0.01, -0.01], idx)
+    rb = pd.Series([0.0, -0.01, 0.01, 0.01, 0.0, 0.0], idx)
+    s = perf_stats(rp, rb, pd.Series([0.3, 0.2]))
+    e = (rp - rb).to_numpy()
+    assert s["excess_ann"] == pytest.approx(np.prod(1 + e) ** (252 / 6) - 1)
+    assert s["tracking_error"] == pytest.approx(np.std(e, ddof=1) * np.sqrt(252))
+    assert s["info_ratio"] == pytest.approx(e.mean() * 252 / (np.std(e, ddof=1) * np.sqrt(252)))
+    nav = np.cumprod(1 + e)
+    assert s["excess_max_drawdown"] == pytest.approx((nav / np.maximum.accumulate(nav) - 1).min())
+    assert max_drawdown(np.array([0.1, -0.5, 0.2])) == pytest.approx(-0.5)
+    assert s["turnover"] == pytest.approx(0.25)
+    # months: Dec 2023 (3 days: +0.01, -0.01, +0.02) and Jan 2024 (-0.01, +0.01, -0.01)
+    assert s["monthly_win_rate"] == pytest.approx(0.5)
+    y = yearly_table(rp, rb)
+    assert list(y.index) == [2023, 2024] and y.loc[2024, "days"] == 3
+
+
+PC = {"min_index_weight": 0.8, "max_active": 0.02, "industry_tol": 0.03, "size_tol": 0.3, "max_turnover": 0.3,
+      "n_extra_candidates": 30, "solver": "CLARABEL", "fallback_solver": "SCIPY"}
+BC = {"rebalance_every": 5, "cost_per_side": 0.002, "start": "2020-06-01", "end": "2021-06-30"}
+
+
+@pytest.fixture(scope="module")
+def signal(small_market):
+    rng = np.random.default_rng(0)
+    a = small_market.alpha
+    return (a / a.std(axis=1).to_numpy()[:, None] + rng.normal(size=a.shape)).where(a.notna())
+
+
+def test_runner_on_synthetic_market(small_market, small_panel, signal, tmp_path):
+    rep = run_index_enhanced(signal, small_market, "000905.SH", "csi500", PC, BC, panel=small_panel)
+    r = rep.rebalances
+    assert (r["index_weight"] >= 0.8 - 1e-6).all()
+    assert (r.loc[r.index[1:], "turnover"] <= 0.3 + 1e-5).all() or (r["relaxed"] != "").any()
+    assert rep.summary["tracking_error"] < 0.15 and np.isfinite(rep.summary["info_ratio"])
+    assert rep.daily.index[0] > pd.Timestamp("2020-06-01") and rep.yearly.index.tolist() == [2020, 2021]
+    files = {p.name for p in rep.save(tmp_path)}
+    assert {"daily.parquet", "yearly.parquet", "rebalances.parquet", "nav.png", "excess.png", "turnover.png",
+            "active_industry.png", "summary.json"} <= files
+    assert "bt/csi500/excess_ann" in rep.metrics()
+
+
+def test_fill_decision_ignores_flags_after_the_fill_day(small_market, small_panel, signal):
+    bc = {**BC, "end": "2020-07-15"}
+    a = run_index_enhanced(signal, small_market, "000905.SH", "csi500", PC, bc, panel=small_panel, figures=False)
+    fill = a.rebalances["fill_date"].iloc[0]
+    f = int(np.searchsorted(small_panel.dates, fill))
+    p2 = copy.copy(small_panel)
+    p2.limit_up_one = small_panel.limit_up_one.copy()
+    p2.limit_down_one = small_panel.limit_down_one.copy()
+    p2.limit_up_one[f + 1] = True  # T+2 (the day after the fill): everything one-price limit-up
+    b = run_index_enhanced(signal, small_market, "000905.SH", "csi500", PC, bc, panel=p2, figures=False)
+    assert b.rebalances["objective"].iloc[0] == a.rebalances["objective"].iloc[0]
+    assert b.daily["ret"].iloc[0] == a.daily["ret"].iloc[0]
+    p2.limit_up_one[f] = True  # the fill day itself: nothing can be bought -> a different first fill
+    c = run_index_enhanced(signal, small_market, "000905.SH", "csi500", PC, bc, panel=p2, figures=False)
+    assert c.daily["cash"].iloc[0] > 0.99

@@ -1,0 +1,140 @@
+"""The index-enhanced problem: constraints hold, optimum equals an independent scipy LP, freeze rules, relaxations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.optimize import linprog
+
+from quantsam.errors import InfeasibleError
+from quantsam.portfolio import Constraints, IndexEnhancedProblem
+from quantsam.portfolio.problem import zscore_masked
+
+C = Constraints(min_index_weight=0.8, max_active=0.05, industry_tol=0.03, size_tol=0.3, max_turnover=0.4)
+
+
+def random_case(rng, m=40, k=4, n_index=30):
+    ind = rng.integers(0, k, m)
+    ind[:k] = np.arange(k)
+    X = np.eye(k)[ind]
+    b = np.zeros(m)
+    b[:n_index] = rng.dirichlet(np.ones(n_index) * 3)
+    return dict(score=rng.normal(size=m), bench_weight=b, in_index=(b > 0).astype(float), industry_onehot=X,
+                size=rng.normal(22, 1, m))
+
+
+def check_constraints(w, case, c: Constraints, prev=None, susp=None, lu=None, ld=None, tol=1e-6):
+    b, X = case["bench_weight"], case["industry_onehot"]
+    s = zscore_masked(case["size"], np.ones(len(b), bool))
+    assert (w >= -tol).all() and abs(w.sum() - 1) < tol
+    assert case["in_index"] @ w >= c.min_index_weight - tol
+    free = np.ones(len(w), bool) if susp is None else ~(susp | lu | ld)
+    assert (np.abs(w - b)[free] <= c.max_active + tol).all()
+    assert (np.abs(X.T @ (w - b)) <= c.industry_tol + tol).all()
+    assert abs(s @ (w - b)) <= c.size_tol + tol
+    if prev is not None:
+        assert np.abs(w - prev).sum() <= c.max_turnover + tol
+        assert np.allclose(w[susp], prev[susp], atol=tol)
+        assert (w[lu] <= prev[lu] + tol).all() and (w[ld] >= prev[ld] - tol).all()
+
+
+def scipy_lp(case, c: Constraints, prev=None, lb=None, ub=None):
+    """Independent LP: variables [w (m), u (m)], u >= |w - prev|; maximise score'w with scipy's HiGHS."""
+    b, X = case["bench_weight"], case["industry_onehot"]
+    m, k = X.shape
+    s = zscore_masked(case["size"], np.ones(m, bool))
+    lb = np.maximum(0, b - c.max_active) if lb is None else lb
+    ub = b + c.max_active if ub is None else ub
+    Z = np.zeros(m)
+    A_ub, b_ub = [np.r_[-case["in_index"], Z]], [-c.min_index_weight]
+    for j in range(k):
+        A_ub += [np.r_[X[:, j], Z], np.r_[-X[:, j], Z]]
+        b_ub += [c.industry_tol + X[:, j] @ b, c.industry_tol - X[:, j] @ b]
+    A_ub += [np.r_[s, Z], np.r_[-s, Z]]
+    b_ub += [c.size_tol + s @ b, c.size_tol - s @ b]
+    bounds = [(lo, hi) for lo, hi in zip(lb, ub, strict=True)] + [(0, None)] * m
+    if prev is not None:
+        eye = np.eye(m)
+        for i in range(m):
+            A_ub += [np.r_[eye[i], -eye[i]], np.r_[-eye[i], -eye[i]]]
+            b_ub += [prev[i], -prev[i]]
+        A_ub.append(np.r_[Z, np.ones(m)])
+        b_ub.append(c.max_turnover)
+    res = linprog(np.r_[-case["score"], Z], A_ub=np.array(A_ub), b_ub=np.array(b_ub),
+                  A_eq=np.array([np.r_[np.ones(m), Z]]), b_eq=[1.0], bounds=bounds, method="highs")
+    assert res.status == 0
+    return -res.fun
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_constraints_hold_and_optimum_matches_scipy(seed):
+    rng = np.random.default_rng(seed)
+    case = random_case(rng)
+    prob = IndexEnhancedProblem(50, 6, C)  # padded: 40 candidates in a 50-slot problem
+    first = prob.solve(**case)
+    assert first.status == "optimal" and first.relaxed == []
+    check_constraints(first.weights, case, C)
+    assert case["score"] @ first.weights == pytest.approx(scipy_lp(case, C), abs=1e-6)
+    case2 = {**case, "score": rng.normal(size=40)}  # next rebalance: turnover-limited
+    second = prob.solve(**case2, prev_weight=first.weights)
+    no = np.zeros(40, bool)
+    check_constraints(second.weights, case2, C, first.weights, no, no, no)
+    assert case2["score"] @ second.weights == pytest.approx(scipy_lp(case2, C, prev=first.weights), abs=1e-6)
+
+
+def test_frozen_names():
+    rng = np.random.default_rng(11)
+    case = random_case(rng)
+    prob = IndexEnhancedProblem(40, 4, C)
+    prev = prob.solve(**case).weights
+    susp, lu, ld = np.zeros(40, bool), np.zeros(40, bool), np.zeros(40, bool)
+    order = np.argsort(-prev)
+    susp[order[0]], lu[order[1]], ld[order[2]] = True, True, True
+    case2 = {**case, "score": -case["score"]}  # scores flip: the optimiser wants to sell winners, buy losers
+    case2["score"][order[1]] = 10.0  # would love to buy the limit-up name
+    case2["score"][order[2]] = -10.0  # and to sell the limit-down name
+    res = prob.solve(**case2, prev_weight=prev, suspended=susp, limit_up=lu, limit_down=ld)
+    check_constraints(res.weights, case2, C, prev, susp, lu, ld)
+    assert res.weights[order[0]] == pytest.approx(prev[order[0]], abs=1e-7)
+    assert res.weights[order[1]] <= prev[order[1]] + 1e-7
+    assert res.weights[order[2]] >= prev[order[2]] - 1e-7
+
+
+def test_relaxation_chain_and_hold():
+    rng = np.random.default_rng(5)
+    case = random_case(rng)
+    prob = IndexEnhancedProblem(40, 4, C)
+    # previous portfolio all in non-constituents: reaching 80% in the index needs turnover > 0.4
+    prev = np.zeros(40)
+    prev[30:] = 0.1
+    res = prob.solve(**case, prev_weight=prev)
+    assert res.relaxed == ["turnover"] and res.status == "optimal"
+    # plus a suspended giant position in the smallest name: the size exposure cannot be met either
+    small = int(np.argmin(case["size"][:30]))
+    prev2 = np.full(40, 0.5 / 39)
+    prev2[small] = 0.5
+    susp = np.zeros(40, bool)
+    susp[small] = True
+    tight = Constraints(**{**C.__dict__, "max_active": 0.6})
+    res2 = IndexEnhancedProblem(40, 4, tight).solve(**case, prev_weight=prev2, suspended=susp)
+    assert res2.relaxed[:2] == ["turnover", "size"] and res2.status == "optimal"
+    # suspended weights summing above 1 cannot be fixed by any relaxation: hold
+    prev3 = np.zeros(40)
+    prev3[:2] = 0.6
+    res3 = prob.solve(**case, prev_weight=prev3, suspended=np.arange(40) < 2)
+    assert res3.status == "held" and res3.relaxed == ["turnover", "size", "industry"]
+    assert np.array_equal(res3.weights, prev3)
+
+
+def test_first_rebalance_infeasible_names_the_group():
+    rng = np.random.default_rng(2)
+    case = random_case(rng, n_index=5)  # 5 constituents with +-0.01 bands cannot hold 80%
+    c = Constraints(**{**C.__dict__, "max_active": 0.01})
+    case["bench_weight"][:5] = 0.02
+    with pytest.raises(InfeasibleError, match="rebalance 2024-01-05.*index_weight"):
+        IndexEnhancedProblem(40, 4, c).solve(**case, date="2024-01-05")
+
+
+def test_too_many_candidates_is_an_error():
+    with pytest.raises(ValueError, match="n_assets"):
+        IndexEnhancedProblem(10, 4, C).solve(**random_case(np.random.default_rng(0)))
