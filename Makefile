@@ -11,6 +11,7 @@ TORCH  ?= torch==2.13.0
 EXTRAS ?= dev,joblib
 STAMP  := $(VENV)/.installed
 RUN    ?=
+SWEEP  ?=
 
 # Known Hydra groups/keys given as make variables become overrides: `make train optimizer=gsam` -> optimizer=gsam
 HYDRA_KEYS := optimizer model data universe trainer portfolio experiment launcher seed
@@ -46,11 +47,29 @@ sweep: $(STAMP) ## Hydra multirun over the seven optimizers (experiment=optimize
 pipeline: $(STAMP) ## data -> train -> signal -> factor test -> CSI300/500/1000 backtests (finished stages reused)
 	$(PY) -m quantsam pipeline $(OVERRIDES)
 
-backtest: $(STAMP) ## index-enhanced backtest: universe=csi300|csi500|csi1000 (default: all three) [RUN=...]
+backstudy: $(STAMP) ## the study: pipeline for the seven optimizers (experiment=study), then the comparison report
+	$(PY) -m quantsam pipeline --multirun experiment=study $(OVERRIDES)
+
+report: $(STAMP) ## rebuild a study's comparison report: SWEEP=<multirun dir>
+	$(PY) -m quantsam report $(if $(SWEEP),report.sweep_dir=$(SWEEP)) $(OVERRIDES)
+
+test: $(STAMP) ## index-enhanced backtest: universe=csi300|csi500|csi1000 (default: all three) [RUN=...]
 	$(PY) -m quantsam backtest $(if $(RUN),backtest.input=$(RUN)) $(OVERRIDES)
 
-factor-test: $(STAMP) ## factor test of a signal: RUN=<training work dir | signal.parquet | MLflow run id>
+factor-study: $(STAMP) ## the study: pipeline for the seven optimizers (experiment=study), then the comparison report
+	$(PY) -m quantsam pipeline --multirun experiment=study $(OVERRIDES)
+
+report: $(STAMP) ## rebuild a study's comparison report: SWEEP=<multirun dir>
+	$(PY) -m quantsam report $(if $(SWEEP),report.sweep_dir=$(SWEEP)) $(OVERRIDES)
+
+test: $(STAMP) ## factor test of a signal: RUN=<training work dir | signal.parquet | MLflow run id>
 	$(PY) -m quantsam factor_test $(if $(RUN),factor_test.input=$(RUN)) $(OVERRIDES)
+
+study: $(STAMP) ## the study: pipeline for the seven optimizers (experiment=study), then the comparison report
+	$(PY) -m quantsam pipeline --multirun experiment=study $(OVERRIDES)
+
+report: $(STAMP) ## rebuild a study's comparison report: SWEEP=<multirun dir>
+	$(PY) -m quantsam report $(if $(SWEEP),report.sweep_dir=$(SWEEP)) $(OVERRIDES)
 
 test: $(STAMP) ## install, then run the test suite (fast tests; `make test-slow` for the slow ones)
 	$(PY) -m pytest -q

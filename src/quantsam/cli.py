@@ -79,17 +79,31 @@ def backtest_main(cfg: DictConfig) -> None:
 
 @hydra.main(config_path=_CONF, config_name="config", version_base="1.3")
 def pipeline_main(cfg: DictConfig) -> None:
-    """Every stage in order: data -> train -> signal -> factor test -> portfolios + backtests (finished ones reused)."""
-    from quantsam.backtest.stage import run_backtest
-    from quantsam.factor_test.stage import run_factor_test
+    """Every stage in order: data -> train -> signal -> factor test -> portfolios + backtests (finished ones reused);
+    in a sweep, a failed job is recorded and the others go on."""
+    from quantsam.pipeline import run_pipeline
+    from quantsam.tracking.hydra_callback import record_failure
 
-    ft = run_factor_test(cfg)  # trains first (or reuses the finished training run) when factor_test.input is null
-    print(f"factor test: {ft.out_dir}")
-    print(pd_table(ft.summary))
-    bt = run_backtest(cfg)
-    for name, summary in bt.summaries.items():
-        print(f"backtest {name}: {bt.out_dirs[name]}")
+    try:
+        res = run_pipeline(cfg)
+    except Exception:
+        if not record_failure():
+            raise
+        return None
+    print(f"factor test: {res.factor_dir}")
+    print(pd_table(res.factor_summary))
+    for name, summary in res.backtest_summaries.items():
+        print(f"backtest {name}: {res.backtest_dirs[name]}")
         print(bt_table(summary))
+
+
+@hydra.main(config_path=_CONF, config_name="config", version_base="1.3")
+def report_main(cfg: DictConfig) -> None:
+    """(Re)build the comparison report of a study: ``make report SWEEP=<multirun dir>``."""
+    from quantsam.report.stage import build_study_report
+
+    rep = build_study_report(cfg)
+    print(f"report: {rep.html_path}\n        {rep.md_path}")
 
 
 def bt_table(summary: dict) -> str:
@@ -105,7 +119,7 @@ def pd_table(summary: dict) -> str:
 
 
 STAGES = {"data": data_main, "check": check_main, "train": train_main, "factor_test": factor_test_main,
-          "backtest": backtest_main, "pipeline": pipeline_main}
+          "backtest": backtest_main, "pipeline": pipeline_main, "report": report_main}
 
 
 def main(argv: list[str] | None = None) -> None:

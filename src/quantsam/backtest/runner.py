@@ -120,7 +120,8 @@ def run_index_enhanced(signal: pd.DataFrame, market, index_code: str, universe: 
     if not (window & has_sig).any():
         raise DataError(f"signal has no values between backtest.start={start.date()} and backtest.end={end.date()}")
     t0 = int(np.argmax(window & has_sig))
-    t_last = int(np.nonzero(window)[0][-1])
+    # the backtest ends one holding period after the signal's last date (no drifting on stale weights beyond it)
+    t_last = min(int(np.nonzero(window)[0][-1]), int(np.nonzero(window & has_sig)[0][-1]) + every)
     decisions = [t for t in range(t0, t_last, every) if has_sig[t]]
     s0, s1 = decisions[0] + 1, t_last + 1  # simulate from the first fill day through the end
     adj = panel.field("adj_factor").astype(np.float64)

@@ -23,6 +23,7 @@ from quantsam.data.stage import load_for
 from quantsam.errors import ConfigError
 from quantsam.features.panel import build_panel
 from quantsam.paths import config_dir
+from quantsam.report.figures_util import close_figures
 from quantsam.signals.source import file_hash, log_stage, resolve_signal
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ def run_backtest(cfg: DictConfig) -> BacktestOutputs:
         for n, key in todo:
             rep = run_index_enhanced(signal, market, codes[n], n, cfg.portfolio, cfg.backtest, panel=panel)
             rep.save(out_dirs[n])
+            close_figures(rep.figures)
             data = json.loads((out_dirs[n] / "summary.json").read_text())
             data.update(cache_key=key, signal=str(sig_path))
             (out_dirs[n] / "summary.json").write_text(json.dumps(data, indent=1, default=float))

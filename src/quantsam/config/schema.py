@@ -72,6 +72,7 @@ class TrainerConfig:
     progress: Any = "auto"
     checkpoint: bool = True
     cache_mb: float = 1024.0
+    save_trajectory: str = "first"
 
 
 @dataclass
@@ -129,6 +130,20 @@ class TrackingConfig:
     experiment: str = "quantsam"
 
 
+@dataclass
+class ReportConfig:
+    on_sweep_end: bool = True
+    sweep_dir: str | None = None
+    landscape: bool = True
+    landscape_vs: str = "gsam"
+    landscape_grid: int = 11
+    landscape_span: float = 1.0
+    landscape_names: int = 300
+    landscape_days: int = 25
+    sharpness_rho: float = 0.05
+    power_iters: int = 20
+
+
 #: group name -> schema. The optimizer group is checked against the optimizer registry instead (its keys vary).
 GROUP_SCHEMAS: dict[str, type] = {
     "data": DataConfig,
@@ -141,4 +156,5 @@ GROUP_SCHEMAS: dict[str, type] = {
     "portfolio": PortfolioConfig,
     "backtest": BacktestConfig,
     "tracking": TrackingConfig,
+    "report": ReportConfig,
 }

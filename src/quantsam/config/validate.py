@@ -84,6 +84,8 @@ def _rules(cfg: DictConfig) -> list[tuple[str, Callable[[], bool], str]]:
         ("trainer.device", lambda: str(t.get("device")) in ("auto", "cpu", "cuda") or str(t.get("device")).startswith("cuda:"),
          "auto, cpu, cuda or cuda:N"),
         ("trainer.progress", lambda: t.get("progress") in ("auto", True, False), "auto, true or false"),
+        ("trainer.save_trajectory", lambda: t.get("save_trajectory", "first") in ("first", "all", "none"),
+         "first, all or none"),
         ("trainer.grad_clip", lambda: t.get("grad_clip") is None or float(t.get("grad_clip")) > 0, "null or > 0"),
         ("factor_test.price", lambda: ft.get("price") in ("vwap", "close"), "vwap or close"),
         ("factor_test.n_quantiles", lambda: int(ft.get("n_quantiles", 2)) >= 2, "an integer >= 2"),

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from quantsam.config import validate
 from quantsam.data.stage import load_for
 from quantsam.factor_test.report import FactorReport, factor_report
+from quantsam.report.figures_util import close_figures
 from quantsam.signals.source import file_hash, log_stage, resolve_signal
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ def run_factor_test(cfg: DictConfig) -> FactorTestOutputs:
     signal = pd.read_parquet(sig_path)
     rep = factor_report(signal, market, cfg.factor_test)
     rep.save(out_dir)
+    close_figures(rep.figures)
     data = json.loads(summary_file.read_text())
     data["cache_key"] = key
     data["signal"] = str(sig_path)

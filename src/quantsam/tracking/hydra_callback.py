@@ -42,11 +42,22 @@ class MlflowSweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         failures = sorted((sweep_dir / FAILED_DIR).glob("*.txt")) if (sweep_dir / FAILED_DIR).exists() else []
+        if config.get("report", {}).get("on_sweep_end") and list(sweep_dir.glob("*/result.json")):
+            self._report(config, sweep_dir)
         self._close_parent(config, failures)
         if failures:
             names = ", ".join(f.stem for f in failures)
             raise SystemExit(f"{len(failures)} sweep job(s) failed (job numbers {names}); tracebacks in "
                              f"{sweep_dir / FAILED_DIR}")
+
+    def _report(self, config: DictConfig, sweep_dir: Path) -> None:
+        """Build the comparison report of a pipeline sweep and log it to the parent run."""
+        from quantsam.report.stage import build_study_report
+
+        try:
+            build_study_report(config, sweep_dir)
+        except Exception:  # the report must not lose the sweep's results: log and carry on
+            log.exception("study report failed for %s (rerun: make report SWEEP=%s)", sweep_dir, sweep_dir)
 
     def _close_parent(self, config: DictConfig, failures: list[Path]) -> None:
         f = Path(config.hydra.sweep.dir) / PARENT_FILE

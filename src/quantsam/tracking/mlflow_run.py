@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 #: config groups whose values change the training stage's numbers (later stages hash their own subtrees)
 TRAIN_KEYS = ("seed", "data", "universe", "features", "model", "optimizer", "trainer", "signal")
-NON_RESULT_TRAINER = ("progress", "num_threads", "checkpoint", "cache_mb")
+NON_RESULT_TRAINER = ("progress", "num_threads", "checkpoint", "cache_mb", "save_trajectory")
 
 
 def config_hash(cfg: DictConfig, keys: tuple[str, ...] = TRAIN_KEYS) -> str:

@@ -36,6 +36,7 @@ class FitConfig:
     max_names_per_batch: int | None = None
     shuffle_dates: bool = True
     grad_clip: float | None = None
+    keep_trajectory: bool = False  # record the flattened weights after every epoch (loss-landscape PCA)
 
 
 @dataclass
@@ -46,6 +47,7 @@ class UnitResult:
     best_rank_ic: float = float("nan")
     grad_evals: int = 0
     seconds: float = 0.0
+    trajectory: torch.Tensor | None = None  # [epochs, n_params] float32, when requested
 
 
 def _optimizer(model: torch.nn.Module, fc: FitConfig):
@@ -149,6 +151,9 @@ def fit_unit(fs: FeatureSet, split: Split, freq: str, seed: int, fc: FitConfig, 
         else:
             st["bad"] += 1
         st["history"].append(record)
+        if fc.keep_trajectory:
+            flat = torch.nn.utils.parameters_to_vector(model.parameters()).detach().float().cpu().clone()
+            st.setdefault("trajectory", []).append(flat)
         st["epoch"] = epoch + 1
         st["done"] = st["bad"] >= fc.patience
         st["seconds"] += time.perf_counter() - t0
@@ -166,7 +171,8 @@ def fit_unit(fs: FeatureSet, split: Split, freq: str, seed: int, fc: FitConfig, 
         model.load_state_dict(st["best_state"])
     log.debug("unit %s w%d s%d: %.1fs this session", freq, split.index, seed, time.perf_counter() - t_start)
     return UnitResult(model=model, history=st["history"], best_epoch=st["best_epoch"],
-                      best_rank_ic=float(st["best_score"]), grad_evals=opt.grad_evals, seconds=st["seconds"])
+                      best_rank_ic=float(st["best_score"]), grad_evals=opt.grad_evals, seconds=st["seconds"],
+                      trajectory=torch.stack(st["trajectory"]) if st.get("trajectory") else None)
 
 
 def predictions_frame(pred: np.ndarray, fs: FeatureSet, dates: np.ndarray, model: str, seed: int) -> pd.DataFrame:

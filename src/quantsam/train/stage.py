@@ -20,7 +20,7 @@ import json
 import logging
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -156,6 +156,7 @@ def run_train(cfg: DictConfig) -> TrainOutputs:
                    max_names_per_batch=None if tr.max_names_per_batch is None else int(tr.max_names_per_batch),
                    shuffle_dates=bool(tr.shuffle_dates),
                    grad_clip=None if tr.grad_clip is None else float(tr.grad_clip))
+    save_traj = str(tr.get("save_trajectory", "first"))
     tags = {"config_hash": chash, "data_fingerprint": str(market.meta.get("fingerprint", "unknown")),
             "hydra_job_num": job_num, "optimizer": str(cfg.optimizer.name), "universe": train_universe(cfg),
             "device": str(device), "torch_threads": str(threads), "work_dir": str(work), **git_info(),
@@ -197,7 +198,8 @@ def run_train(cfg: DictConfig) -> TrainOutputs:
                                      f"{freq}/valid/rank_icir": rec["valid_rank_icir"]}, step=step[freq])
                 step[freq] += 1
 
-            res = fit_unit(fs, split, freq, seed, fc, device,
+            keep = save_traj == "all" or (save_traj == "first" and split.index == 0 and k == 0)
+            res = fit_unit(fs, split, freq, seed, replace(fc, keep_trajectory=keep), device,
                            ckpt_path=work / "checkpoints" / f"{tag}.pt" if tr.checkpoint else None,
                            on_epoch=on_epoch, progress=bar)
             pred = predict_dates(res.model, fs, freq, split.test, device)
@@ -208,6 +210,8 @@ def run_train(cfg: DictConfig) -> TrainOutputs:
             df.to_parquet(tmp, index=False)
             tmp.replace(pred_path)
             checkpoint.save_atomic(res.model.state_dict(), work / "models" / f"{tag}.pt")
+            if res.trajectory is not None:
+                checkpoint.save_atomic(res.trajectory, work / "trajectory" / f"{tag}.pt")
             hist = {"history": res.history, "best_epoch": res.best_epoch, "best_valid_rank_ic": res.best_rank_ic,
                     "grad_evals": res.grad_evals, "seconds": res.seconds, **split.describe(panel.dates)}
             checkpoint.write_atomic_bytes(json.dumps(hist, indent=1).encode(), hist_path)

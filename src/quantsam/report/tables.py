@@ -1,0 +1,138 @@
+"""Comparison tables across optimizers (mean ± std across seeds) and the paired significance tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from quantsam.report.collect import JobResult
+
+FACTOR_ROWS = (("RankIC mean", "rank_ic_mean"), ("RankIC std", "rank_ic_std"), ("ICIR", "rank_icir"),
+               ("IC>0", "rank_ic_pos"), ("TOP excess (ann.)", "top_excess_ann"), ("TOP IR", "top_ir"),
+               ("TOP win rate", "top_win_rate"), ("TOP turnover", "top_turnover"))
+BACKTEST_ROWS = (("excess (ann.)", "excess_ann"), ("tracking error", "tracking_error"), ("IR", "info_ratio"),
+                 ("excess max drawdown", "excess_max_drawdown"), ("excess Calmar", "excess_calmar"),
+                 ("monthly win rate", "monthly_win_rate"), ("turnover", "turnover"))
+PERCENT = {"top_excess_ann", "excess_ann", "tracking_error", "excess_max_drawdown", "rank_ic_pos", "top_win_rate",
+           "monthly_win_rate", "excess"}
+
+
+def optimizers(jobs: list[JobResult]) -> list[str]:
+    seen: list[str] = []
+    for j in jobs:
+        if j.optimizer not in seen:
+            seen.append(j.optimizer)
+    return seen
+
+
+def _fmt(key: str, mean: float, sd: float, n: int) -> str:
+    if not np.isfinite(mean):
+        return "—"
+    scale, unit = (100.0, "%") if key in PERCENT else (1.0, "")
+    digits = 4 if key.startswith(("rank_ic_mean", "rank_ic_std")) else 2
+    s = f"{mean * scale:.{digits}f}{unit}"
+    return s + (f" ± {sd * scale:.{digits}f}" if n > 1 and np.isfinite(sd) else "")
+
+
+def metric_table(jobs: list[JobResult], rows, get: Callable[[JobResult], dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(numeric means, formatted 'mean ± std') with rows = metrics, columns = optimizers."""
+    opts = optimizers(jobs)
+    num = pd.DataFrame(index=[r[0] for r in rows], columns=opts, dtype=float)
+    txt = pd.DataFrame(index=[r[0] for r in rows], columns=opts, dtype=object)
+    for o in opts:
+        vals = [get(j) for j in jobs if j.optimizer == o]
+        for label, key in rows:
+            v = np.array([d.get(key, np.nan) for d in vals], dtype=float)
+            v = v[np.isfinite(v)]
+            mean = float(v.mean()) if len(v) else np.nan
+            sd = float(v.std(ddof=1)) if len(v) > 1 else np.nan
+            num.loc[label, o] = mean
+            txt.loc[label, o] = _fmt(key, mean, sd, len(v))
+    return num, txt
+
+
+def factor_table(jobs):
+    return metric_table(jobs, FACTOR_ROWS, lambda j: j.factor)
+
+
+def backtest_table(jobs, universe: str):
+    return metric_table(jobs, BACKTEST_ROWS, lambda j: j.backtests.get(universe, {}))
+
+
+def universes(jobs) -> list[str]:
+    order = ["csi300", "csi500", "csi1000"]
+    found = {u for j in jobs for u in j.backtests}
+    return [u for u in order if u in found] + sorted(found - set(order))
+
+
+def last_year_table(jobs) -> pd.DataFrame:
+    """Excess return of the last calendar year in the backtest (the study's 2024 YTD), per index and optimizer."""
+    rows = {}
+    for u in universes(jobs):
+        for o in optimizers(jobs):
+            ys = [j.yearly[u] for j in jobs if j.optimizer == o and u in j.yearly]
+            if not ys:
+                continue
+            year = int(ys[0].index.max())
+            v = np.array([y.loc[year, "excess"] for y in ys], dtype=float)
+            days = int(ys[0].loc[year, "days"])
+            rows.setdefault(f"{u} {year} ({days} days)", {})[o] = _fmt("excess", v.mean(),
+                                                                        v.std(ddof=1) if len(v) > 1 else np.nan, len(v))
+    return pd.DataFrame(rows).T.reindex(columns=optimizers(jobs))
+
+
+def cost_table(jobs) -> pd.DataFrame:
+    out = {}
+    for o in optimizers(jobs):
+        js = [j for j in jobs if j.optimizer == o]
+        out[o] = {"grad evals": np.mean([j.train.get("cost/grad_evals", np.nan) for j in js]),
+                  "train wall (s)": np.mean([j.train.get("cost/wall_s", np.nan) for j in js]),
+                  **{f"{k} (s)": np.mean([j.stage_seconds.get(k, np.nan) for j in js])
+                     for k in ("data", "train", "factor_test", "backtest")}}
+    df = pd.DataFrame(out)
+    if "adamw" in df.columns:
+        df.loc["grad evals / AdamW"] = df.loc["grad evals"] / df.loc["grad evals", "adamw"]
+        df.loc["train wall / AdamW"] = df.loc["train wall (s)"] / df.loc["train wall (s)", "adamw"]
+    return df
+
+
+def window_rank_ic(job: JobResult) -> pd.Series:
+    """Mean RankIC of the factor-test dates falling in each rolling window's test block (index: window)."""
+    if job.factor_ic is None or not job.splits:
+        return pd.Series(dtype=float)
+    ric = job.factor_ic["rank_ic"]
+    out = {}
+    for s in job.splits:
+        lo, hi = pd.Timestamp(s["test"][0]), pd.Timestamp(s["test"][1])
+        v = ric[(ric.index >= lo) & (ric.index <= hi)]
+        if len(v):
+            out[int(s["window"])] = float(v.mean())
+    return pd.Series(out, dtype=float)
+
+
+def significance(jobs) -> pd.DataFrame:
+    """Each variant vs AdamW on per-window test RankIC, paired over (seed, window): mean difference, wins, and the
+    two-sided Wilcoxon signed-rank p-value (with fewer than 6 pairs no p-value can fall below 0.05)."""
+    per = {}
+    for j in jobs:
+        for w, v in window_rank_ic(j).items():
+            per[(j.optimizer, j.seed, w)] = v
+    base = {(s, w): v for (o, s, w), v in per.items() if o == "adamw"}
+    rows = {}
+    for o in optimizers(jobs):
+        if o == "adamw":
+            continue
+        pairs = [(per[(o, s, w)], base[(s, w)]) for (oo, s, w) in per if oo == o and (s, w) in base]
+        if not pairs:
+            continue
+        d = np.array([a - b for a, b in pairs])
+        p = float("nan")
+        if len(d) >= 1 and np.any(d != 0):
+            p = float(stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided").pvalue)
+        rows[o] = {"pairs (seed x window)": len(d), "mean ΔRankIC vs AdamW": float(d.mean()),
+                   "wins": int((d > 0).sum()), "Wilcoxon p": p,
+                   "verdict": "significant at 5%" if p < 0.05 else "not distinguishable from noise"}
+    return pd.DataFrame(rows).T
