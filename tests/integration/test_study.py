@@ -1,0 +1,85 @@
+"""A tiny finished study (two optimizers, smoke experiment): report sections and figures, MLflow parent/children,
+and the notebook rebuilding the main table from MLflow."""
+
+from __future__ import annotations
+
+import os
+import re
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("study")
+    cmd = [sys.executable, "-m", "quantsam", "pipeline", "--multirun", "experiment=smoke", "optimizer=adamw,gsam",
+           "report.landscape_grid=5", "report.landscape_days=6", "report.landscape_names=60", "report.power_iters=5",
+           f"paths.runs={tmp}/out", f"tracking.uri=sqlite:///{tmp}/mlruns.db", f"tracking.artifact_root={tmp}/art",
+           f"hydra.sweep.dir={tmp}/sweep"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp
+
+
+def test_report_has_every_section_and_figure(study):
+    from matplotlib.image import imread
+
+    from quantsam.report.render import SECTIONS
+
+    rep = study / "sweep" / "report"
+    page = (rep / "report.html").read_text()
+    for s in SECTIONS:
+        assert f"<h2 id='{s.lower().replace(' ', '-')}'>{s}</h2>" in page, s
+    assert "src='http" not in page and page.count("data:image/png;base64,") >= 9  # self-contained
+    for name in ("ic", "layers", "convergence", "cost", "nav_csi300", "nav_csi500", "nav_csi1000", "landscape"):
+        img = imread(rep / "figures" / f"{name}.png")
+        assert img.shape[0] > 200 and img.shape[1] > 500 and img.std() > 0.01, name
+    md = (rep / "report.md").read_text()
+    assert "| RankIC mean |" in md and "| top Hessian eigenvalue |" in md.replace(" | ", " | ")
+    assert "Wilcoxon p" in md
+
+
+def test_mlflow_parent_children_and_metrics(study):
+    from mlflow import MlflowClient
+
+    c = MlflowClient(f"sqlite:///{study}/mlruns.db")
+    exp = c.get_experiment_by_name("quantsam")
+    runs = c.search_runs([exp.experiment_id])
+    parent = [r for r in runs if r.data.tags.get("kind") == "sweep"]
+    kids = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent[0].info.run_id]
+    assert parent[0].info.status == "FINISHED" and len(kids) == 2
+    for r in kids:
+        assert r.info.status == "FINISHED"
+        for k in ("factor/rank_ic_mean", "bt/csi300/excess_ann", "bt/csi500/info_ratio", "bt/csi1000/turnover"):
+            assert k in r.data.metrics, k
+    arts = {a.path for a in c.list_artifacts(parent[0].info.run_id, "report")}
+    assert "report/report.html" in arts and "report/report.md" in arts
+
+
+def test_notebook_rebuilds_the_main_table(study, tmp_path, monkeypatch):
+    monkeypatch.setenv("QUANTSAM_TRACKING_URI", f"sqlite:///{study}/mlruns.db")
+    monkeypatch.setenv("QUANTSAM_NOTEBOOK_OUT", str(tmp_path))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    runpy.run_path(str(ROOT / "notebooks" / "compare_optimizers.py"), run_name="__main__")
+    table = pd.read_csv(tmp_path / "main_table.csv", index_col=0)
+    report = pd.read_parquet(study / "sweep" / "report" / "tables" / "factor_numeric.parquet")
+    assert list(table.columns) == ["adamw", "gsam"]
+    assert np.allclose(table.loc["RankIC mean"].to_numpy(), report.loc["RankIC mean"].to_numpy(dtype=float))
+    assert (tmp_path / "comparison.png").stat().st_size > 1000
+
+
+def test_report_can_be_rebuilt_by_command(study):
+    out = subprocess.run([sys.executable, "-m", "quantsam", "report", f"report.sweep_dir={study}/sweep",
+                          "report.landscape=false", f"tracking.uri=sqlite:///{study}/mlruns.db"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert re.search(r"report: .*report\.html", out.stdout)
+    assert os.path.exists(study / "sweep" / "report" / "report.html")

@@ -1,0 +1,48 @@
+"""Study tables: mean ± std formatting, paired significance semantics, Markdown rendering."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from quantsam.report.collect import JobResult
+from quantsam.report.render import md_table
+from quantsam.report.tables import factor_table, significance
+
+
+def job(opt, seed, window_ics, rank_ic_mean=0.05):
+    dates = pd.bdate_range("2020-01-01", periods=10 * len(window_ics), freq="B")
+    ric = np.repeat(window_ics, 10)
+    splits = [{"window": w, "test": [str(dates[10 * w].date()), str(dates[10 * w + 9].date())]}
+              for w in range(len(window_ics))]
+    return JobResult(opt, seed, Path("."), None, {}, factor={"rank_ic_mean": rank_ic_mean, "rank_ic_pos": 0.6},
+                     factor_ic=pd.DataFrame({"rank_ic": ric}, index=dates), splits=splits)
+
+
+def test_significance_semantics():
+    rng = np.random.default_rng(0)
+    base = [rng.normal(0.05, 0.02, 4) for _ in range(3)]
+    jobs = [job("adamw", s, base[s]) for s in range(3)]
+    jobs += [job("sam", s, base[s] + 0.01) for s in range(3)]  # better on all 12 (seed, window) pairs
+    jobs += [job("gsam", s, base[s]) for s in range(3)]  # identical to AdamW
+    sig = significance(jobs)
+    assert sig.loc["sam", "pairs (seed x window)"] == 12 and sig.loc["sam", "wins"] == 12
+    assert sig.loc["sam", "Wilcoxon p"] < 0.01 and sig.loc["sam", "verdict"] == "significant at 5%"
+    assert abs(sig.loc["sam", "mean ΔRankIC vs AdamW"] - 0.01) < 1e-9
+    assert np.isnan(sig.loc["gsam", "Wilcoxon p"]) and sig.loc["gsam", "wins"] == 0
+    assert sig.loc["gsam", "verdict"] == "not distinguishable from noise"
+
+
+def test_factor_table_mean_and_std_across_seeds():
+    jobs = [job("adamw", 0, [0.1], 0.04), job("adamw", 1, [0.1], 0.06), job("sam", 0, [0.1], 0.05)]
+    num, txt = factor_table(jobs)
+    assert num.loc["RankIC mean", "adamw"] == 0.05
+    assert txt.loc["RankIC mean", "adamw"] == f"0.0500 ± {np.std([0.04, 0.06], ddof=1):.4f}"
+    assert txt.loc["RankIC mean", "sam"] == "0.0500" and txt.loc["IC>0", "sam"] == "60.00%"
+
+
+def test_md_table():
+    df = pd.DataFrame({"a": [1.0, np.nan], "b": ["x", "y"]}, index=["r1", "r2"])
+    assert md_table(df).splitlines() == ["|  | a | b |", "|---|---|---|", "| r1 | 1 | x |", "| r2 | — | y |"]
