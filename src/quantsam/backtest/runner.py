@@ -171,6 +171,14 @@ def run_index_enhanced(signal: pd.DataFrame, market, index_code: str, universe: 
                    lot_size=get("lot_size"), capital=get("capital"))
     dates = panel.dates[s0:s1]
     r_b = benchmark_returns(bench_w[s0 - 1:s1], np.vstack([(panel.field("close") * adj)[s0 - 1:s0], arrays.close]))[1:]
+    idx_daily = getattr(market, "index_daily", None)
+    if idx_daily is not None and len(idx_daily) and (idx_daily["index_code"].astype(str) == index_code).any():
+        # the index's own daily series where it exists (the real benchmark); constituents x returns elsewhere
+        s = idx_daily[idx_daily["index_code"].astype(str) == index_code].set_index("date")["close"].sort_index()
+        ri = s.pct_change().reindex(panel.dates[s0 - 1:s1]).to_numpy()[1:]
+        have = np.isfinite(ri)
+        r_b = np.where(have, ri, r_b)
+        weight_source += f"; benchmark returns from the index series on {int(have.sum())} of {len(have)} days"
     r_p = pd.Series(sim.returns, index=dates)
     r_b = pd.Series(r_b, index=dates)
     rebal = pd.DataFrame(rebal_rows)

@@ -15,11 +15,17 @@ class DataConfig:
     source: str = "synthetic"  # synthetic | tidy | qlib | dir
     seed: int = 0
     n_stocks: int = 2000
-    start: str = "2014-01-01"
-    end: str = "2024-09-30"
+    start: str | None = "2014-01-01"
+    end: str | None = "2024-09-30"
     n_industries: int = 30
     signal_strength: float = 1.0
     dir: str = "data/synthetic"
+    path: str | None = None  # tidy / qlib sources: where the user's data lives (never copied into the repo)
+    preset: str = "shared_real"  # tidy column mapping preset (quantsam.data.ingest.tidy.PRESETS)
+    instruments: str = "all"  # qlib: instruments/<name>.txt
+    volume_is_adjusted: bool = False  # qlib: volume stored as volume / factor (Yahoo-collected cn_data)
+    tables_path: str | None = None  # qlib: a tidy folder with index members / weights / industry
+    ffill_float_shares_days: int = 250
 
 
 @dataclass

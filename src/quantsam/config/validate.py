@@ -54,7 +54,10 @@ def _rules(cfg: DictConfig) -> list[tuple[str, Callable[[], bool], str]]:
         ("seed", lambda: isinstance(g("seed"), int) and g("seed") >= 0, "an integer >= 0"),
         ("data.source", lambda: d.get("source") in DATA_SOURCES, f"one of {list(DATA_SOURCES)}"),
         ("data.n_stocks", lambda: int(d.get("n_stocks", 20)) >= 20, "at least 20"),
-        ("data.start", lambda: str(d.get("start", "")) < str(d.get("end", "9")), "start before data.end"),
+        ("data.start", lambda: d.get("end") is None or d.get("start") is None
+         or str(d.get("start")) < str(d.get("end")), "start before data.end"),
+        ("data.path", lambda: d.get("source") not in ("tidy", "qlib") or bool(d.get("path")),
+         "the folder with your data when data.source is tidy or qlib"),
         ("universe.name", lambda: u.get("name") in UNIVERSES, f"one of {list(UNIVERSES)}"),
         ("features.fields", lambda: set(f.get("fields", [])) <= set(KLINE_FIELDS) and len(f.get("fields", [])) > 0,
          f"a non-empty subset of {list(KLINE_FIELDS)}"),

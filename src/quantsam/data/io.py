@@ -35,6 +35,7 @@ class MarketData:
     industry: pd.DataFrame
     alpha: pd.DataFrame | None = None  # wide [dates x codes], synthetic only
     meta: dict = field(default_factory=dict)
+    index_daily: pd.DataFrame | None = None  # date, index_code, close (real data; benchmark returns)
 
 
 def frame_fingerprint(df: pd.DataFrame) -> str:
@@ -54,7 +55,7 @@ def market_fingerprint(m) -> str:
 
 
 def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
     df.to_parquet(tmp, index=False)
     os.replace(tmp, path)
 
@@ -66,17 +67,20 @@ def save_market(m, directory: str | Path, extra_meta: dict | None = None) -> Pat
     d.mkdir(parents=True, exist_ok=True)
     for t in TABLES:
         _atomic_parquet(getattr(m, t), d / f"{t}.parquet")
+    idx = getattr(m, "index_daily", None)
+    if idx is not None and len(idx):
+        _atomic_parquet(idx, d / "index_daily.parquet")
     alpha = getattr(m, "alpha", None)
     if alpha is not None:
         long = alpha.stack().rename("alpha").reset_index()
         _atomic_parquet(long, d / "alpha.parquet")
     meta = {
-        "params": getattr(m, "params", getattr(m, "meta", {}).get("params", {})),
+        "params": getattr(m, "params", None) or getattr(m, "meta", {}).get("params", {}),
         "rows": {t: int(len(getattr(m, t))) for t in TABLES},
         "fingerprint": market_fingerprint(m),
         **(extra_meta or {}),
     }
-    tmp = d / "meta.json.tmp"
+    tmp = d / f"meta.json.tmp{os.getpid()}"
     tmp.write_text(json.dumps(meta, indent=2, default=str))
     os.replace(tmp, d / "meta.json")
     return d
@@ -100,7 +104,11 @@ def load_market(directory: str | Path, with_alpha: bool = True) -> MarketData:
         a["date"] = pd.to_datetime(a["date"])
         alpha = a.pivot(index="date", columns="code", values="alpha")
     meta = json.loads((d / "meta.json").read_text()) if (d / "meta.json").exists() else {}
-    return MarketData(alpha=alpha, meta=meta, **tables)
+    idx = None
+    if (d / "index_daily.parquet").exists():
+        idx = pd.read_parquet(d / "index_daily.parquet")
+        idx["date"] = pd.to_datetime(idx["date"])
+    return MarketData(alpha=alpha, meta=meta, index_daily=idx, **tables)
 
 
 def stable_hash(obj) -> str:

@@ -23,6 +23,16 @@ def synthetic_params(cfg: DictConfig) -> dict:
 
 
 def run_data(cfg: DictConfig) -> Path:
+    """Ensure the market directory exists and is complete (under a file lock: parallel sweep jobs share it)."""
+    from filelock import FileLock
+
+    d = Path(cfg.data.dir)
+    d.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(d) + ".lock", timeout=3600):
+        return _run_data(cfg)
+
+
+def _run_data(cfg: DictConfig) -> Path:
     """Ensure the market directory ``cfg.data.dir`` exists and is complete; return it.
 
     ``data.source=synthetic`` generates the market (skipped when ``meta.json`` records the same parameters);
@@ -50,6 +60,29 @@ def run_data(cfg: DictConfig) -> Path:
         save_market(m, d, extra_meta={"source": "synthetic", "seconds": round(time.perf_counter() - t0, 2)})
         log.info("data: synthetic market %s -> %s in %.1fs", report.summary(), d, time.perf_counter() - t0)
         return d
+    if source in ("tidy", "qlib"):
+        from quantsam.data.ingest import ingest_market
+
+        if not cfg.data.get("path"):
+            raise DataError(f"data.source={source} needs data.path (the folder with your data). Fix: "
+                            f"data.path=/path/to/{'qlib_data/cn_data' if source == 'qlib' else 'export'}")
+        keys = ("source", "path", "preset", "start", "end", "instruments", "volume_is_adjusted", "tables_path",
+                "ffill_float_shares_days")
+        want = {k: OmegaConf.select(cfg, f"data.{k}") for k in keys}
+        meta_path = d / "meta.json"
+        if meta_path.exists() and json.loads(meta_path.read_text()).get("ingest_params") == json.loads(
+                json.dumps(want, default=str)):
+            log.info("data: ingested copy up to date %s", d)
+            return d
+        out, rep = ingest_market(source, want["path"], d, preset=want["preset"], instruments=want["instruments"],
+                                 start=want["start"], end=want["end"],
+                                 ffill_float_shares_days=int(want["ffill_float_shares_days"]),
+                                 volume_is_adjusted=bool(want["volume_is_adjusted"]), tables_path=want["tables_path"])
+        meta = json.loads(meta_path.read_text())
+        meta["ingest_params"] = json.loads(json.dumps(want, default=str))
+        meta_path.write_text(json.dumps(meta, indent=2, default=str))
+        log.info("data: %s", json.dumps(rep["summary"], default=str))
+        return out
     if not (d / "daily.parquet").exists():
         raise DataError(f"data.dir='{d}' has no daily.parquet. Fix: run an ingest script (scripts/ingest_tidy.py or "
                         "scripts/ingest_qlib.py) with --out pointing there, or use data=synthetic.")

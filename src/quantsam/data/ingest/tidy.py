@@ -1,0 +1,210 @@
+"""Tidy parquet/CSV adapter: map a long daily table (one row per stock-day) onto the data contract.
+
+A *preset* names the files, the column mapping and the unit conversions of a known layout; ``shared_real`` is the
+layout of ``../shared/data/real`` (prices in integer fen, amount/float shares/ST flags ending 2022-01-14, CSI500
+weights only, industry snapshots). Other layouts pass ``mapping={contract column: source column}`` and ``scale``.
+
+Gaps are handled explicitly and counted in the returned report (``df.attrs["ingest"]``):
+missing amount -> VWAP proxy ``(high + low + close) / 3`` with ``vwap_proxy = True``; zero-volume rows -> the same
+proxy; missing float shares -> last known value carried forward up to ``ffill_float_shares_days`` trading days, else
+NaN (the name drops out of size exposures, counted downstream); missing ST flag -> left missing ("not available after
+<date>", said in the report; the pipeline treats unknown as not ST).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from quantsam.data.contract import board_of
+from quantsam.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Preset:
+    daily_file: str
+    mapping: dict[str, str]  # contract column -> source column
+    scale: dict[str, float] = field(default_factory=dict)  # contract column -> multiplier (fen -> CNY: 0.01)
+    members_file: str | None = None
+    members_source_preference: dict[str, str] = field(default_factory=dict)  # index -> preferred `source` value
+    weights_file: str | None = None
+    industry_file: str | None = None
+    industry_column: str | None = None
+    index_daily_file: str | None = None
+
+
+PRESETS: dict[str, Preset] = {
+    "shared_real": Preset(
+        daily_file="daily.parquet",
+        mapping={"date": "date", "code": "code", "open": "open_fen", "high": "high_fen", "low": "low_fen",
+                 "close": "close_fen", "preclose": "preclose_fen", "volume": "volume", "amount": "amount",
+                 "adj_factor": "adj_factor", "float_shares": "float_shares", "is_st": "is_st"},
+        scale={"open": 0.01, "high": 0.01, "low": 0.01, "close": 0.01, "preclose": 0.01},
+        members_file="index_members.parquet",
+        members_source_preference={"000300.SH": "index_constitution"},
+        weights_file="index_weights.parquet",
+        industry_file="industry.parquet",
+        industry_column="industry_tushare",
+        index_daily_file="index_daily.parquet",
+    ),
+    # a plain export already in contract units: date, code, open, high, low, close, preclose, volume, amount, ...
+    "contract": Preset(daily_file="daily.parquet", mapping={}),
+}
+
+
+def _read(path: Path, columns: list[str] | None = None, filters=None) -> pd.DataFrame:
+    if not path.exists():
+        raise DataError(f"{path}: file not found. Fix: point data.path at the folder holding it")
+    if path.suffix == ".csv":
+        return pd.read_csv(path, usecols=columns)
+    return pd.read_parquet(path, columns=columns, filters=filters)
+
+
+def _date_filters(start, end):
+    f = []
+    if start is not None:
+        f.append(("date", ">=", pd.Timestamp(start).date()))
+    if end is not None:
+        f.append(("date", "<=", pd.Timestamp(end).date()))
+    return f or None
+
+
+def load_tidy(path: str | Path, preset: str = "shared_real", start=None, end=None,
+              mapping: dict[str, str] | None = None, scale: dict[str, float] | None = None,
+              ffill_float_shares_days: int = 250) -> pd.DataFrame:
+    """Daily bars of a tidy table as a contract frame (raw CNY prices, adj_factor set, sorted by date, code).
+
+    ``path`` is the folder (or the daily file itself); ``preset`` one of :data:`PRESETS`; ``mapping``/``scale``
+    override the preset's. The ingest report (counts of every gap handled) is in ``df.attrs["ingest"]``.
+    """
+    if preset not in PRESETS:
+        raise DataError(f"preset '{preset}': unknown; choose one of {list(PRESETS)} or pass mapping=")
+    p = PRESETS[preset]
+    path = Path(path)
+    daily_path = path / p.daily_file if path.is_dir() else path
+    m = {**p.mapping, **(mapping or {})}
+    sc = {**p.scale, **(scale or {})}
+    src_cols = list(dict.fromkeys(m.values())) if m else None
+    raw = _read(daily_path, src_cols, filters=_date_filters(start, end) if daily_path.suffix != ".csv" else None)
+    missing = [s for s in (src_cols or []) if s not in raw.columns]
+    if missing:
+        raise DataError(f"{daily_path}: columns {missing} (mapped from {[k for k, v in m.items() if v in missing]}) "
+                        f"not found; available: {list(raw.columns)}. Fix: pass mapping={{contract: source}}")
+    df = pd.DataFrame({k: raw[v] for k, v in m.items()}) if m else raw
+    df["date"] = pd.to_datetime(df["date"])
+    if start is not None or end is not None:  # CSV or unfiltered sources
+        keep = np.ones(len(df), bool)
+        if start is not None:
+            keep &= (df["date"] >= pd.Timestamp(start)).to_numpy()
+        if end is not None:
+            keep &= (df["date"] <= pd.Timestamp(end)).to_numpy()
+        df = df[keep]
+    for c, f in sc.items():
+        df[c] = df[c].astype(np.float64) * f
+    return finish_contract(df, ffill_float_shares_days=ffill_float_shares_days, source=str(daily_path))
+
+
+def finish_contract(df: pd.DataFrame, ffill_float_shares_days: int = 250, source: str = "") -> pd.DataFrame:
+    """Shared last steps of every adapter: types, board, VWAP (or its proxy), float-share carry-forward, ordering,
+    and the ingest report in ``attrs``."""
+    rep: dict[str, object] = {"source": source}
+    df = df.sort_values(["date", "code"], kind="stable").reset_index(drop=True)
+    df["code"] = df["code"].astype(str)
+    for c in ("open", "high", "low", "close", "preclose", "volume", "adj_factor"):
+        df[c] = df[c].astype(np.float64)
+    n = len(df)
+    amount = df["amount"].astype(np.float64) if "amount" in df.columns else pd.Series(np.nan, index=df.index)
+    vol = df["volume"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vwap = (amount / vol).to_numpy()
+    proxy = ~np.isfinite(vwap) | (vol.to_numpy() <= 0)
+    hlc = ((df["high"] + df["low"] + df["close"]) / 3).to_numpy()
+    vwap = np.where(proxy, hlc, vwap)
+    rep["rows"] = n
+    rep["vwap_proxy_rows_missing_amount"] = int((proxy & amount.isna().to_numpy()).sum())
+    rep["vwap_proxy_rows_zero_volume"] = int((proxy & (vol.to_numpy() <= 0) & amount.notna().to_numpy()).sum())
+    lo, hi = df["low"].to_numpy(), df["high"].to_numpy()
+    outside = (vwap < lo) | (vwap > hi)
+    rep["vwap_clipped_into_bar"] = int(outside.sum())  # amount/volume rounding at the bar's edge
+    df["vwap"] = np.clip(vwap, lo, hi)
+    df["amount"] = amount
+    df["vwap_proxy"] = proxy
+    if "float_shares" in df.columns:
+        fs = df["float_shares"].astype(np.float64)
+        before = int(fs.isna().sum())
+        fs = fs.groupby(df["code"], sort=False).ffill(limit=int(ffill_float_shares_days))
+        df["float_shares"] = fs
+        rep["float_shares_carried_forward"] = before - int(fs.isna().sum())
+        rep["float_shares_missing"] = int(fs.isna().sum())
+    else:
+        df["float_shares"] = np.nan
+        rep["float_shares_missing"] = n
+    if "is_st" in df.columns:
+        st = df["is_st"]
+        miss = st.isna()
+        rep["is_st_missing"] = int(miss.sum())
+        if miss.any():
+            last_known = df.loc[~miss, "date"].max()
+            rep["is_st_available_until"] = str(pd.Timestamp(last_known).date()) if pd.notna(last_known) else "never"
+        df["is_st"] = st.astype("boolean")
+    else:
+        df["is_st"] = pd.array([pd.NA] * n, dtype="boolean")
+        rep["is_st_missing"] = n
+    boards = {c: board_of(c) for c in pd.unique(df["code"])}
+    df["board"] = df["code"].map(boards).astype("category")
+    df["code"] = df["code"].astype("category")
+    df.attrs["ingest"] = rep
+    cols = ["date", "code", "open", "high", "low", "close", "preclose", "volume", "amount", "vwap", "adj_factor",
+            "float_shares", "is_st", "board", "vwap_proxy"]
+    return df[cols]
+
+
+def load_tables(path: str | Path, preset: str = "shared_real", end=None) -> dict[str, pd.DataFrame]:
+    """Index members, weights, industry and index daily bars of a preset's folder (missing files -> empty frames)."""
+    p = PRESETS[preset]
+    path = Path(path)
+    out: dict[str, pd.DataFrame] = {}
+    mem = pd.DataFrame(columns=["index_code", "code", "start_date", "end_date"])
+    if p.members_file and (path / p.members_file).exists():
+        m = pd.read_parquet(path / p.members_file)
+        if "source" in m.columns and p.members_source_preference:
+            keep = np.ones(len(m), bool)
+            for idx, src in p.members_source_preference.items():
+                sel = m["index_code"] == idx
+                if (sel & (m["source"] == src)).any():
+                    keep &= ~(sel & (m["source"] != src)).to_numpy()
+            m = m[keep]
+        if "source" in m.columns:
+            dup = m.groupby("index_code")["source"].nunique()
+            for idx in dup[dup > 1].index:  # no preference given: keep the source with most intervals
+                best = m[m["index_code"] == idx]["source"].value_counts().index[0]
+                m = m[(m["index_code"] != idx) | (m["source"] == best)]
+        m = m[["index_code", "code", "start_date", "end_date"]].copy()
+        m["start_date"] = pd.to_datetime(m["start_date"])
+        m["end_date"] = pd.to_datetime(m["end_date"])
+        if end is not None:
+            m["end_date"] = m["end_date"].fillna(pd.Timestamp(end))
+        mem = m.reset_index(drop=True)
+    out["index_members"] = mem
+    w = pd.DataFrame(columns=["date", "index_code", "code", "weight"])
+    if p.weights_file and (path / p.weights_file).exists():
+        w = pd.read_parquet(path / p.weights_file)[["date", "index_code", "code", "weight"]]
+        w["date"] = pd.to_datetime(w["date"])
+    out["index_weights"] = w
+    ind = pd.DataFrame(columns=["code", "industry"])
+    if p.industry_file and (path / p.industry_file).exists():
+        i = pd.read_parquet(path / p.industry_file)
+        ind = i[["code", p.industry_column]].rename(columns={p.industry_column: "industry"}).dropna()
+    out["industry"] = ind.reset_index(drop=True)
+    idx = pd.DataFrame(columns=["date", "index_code", "close"])
+    if p.index_daily_file and (path / p.index_daily_file).exists():
+        idx = pd.read_parquet(path / p.index_daily_file)[["date", "index_code", "close"]]
+        idx["date"] = pd.to_datetime(idx["date"])
+    out["index_daily"] = idx
+    return out
