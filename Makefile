@@ -81,7 +81,7 @@ bench: $(STAMP) ## run the benchmarks in scripts/bench (prints ratios measured i
 	@for f in scripts/bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 lint: $(STAMP) ## ruff
-	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff check src tests scripts notebooks
 
 mlflow-ui: $(STAMP) ## open the MLflow UI on the project's SQLite store
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --default-artifact-root $(CURDIR)/mlartifacts --port 5000

@@ -26,7 +26,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import mlflow  # noqa: E402
-import pandas as pd  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd().parent
 URI = os.environ.get("QUANTSAM_TRACKING_URI", f"sqlite:///{ROOT / 'mlruns.db'}")
@@ -61,7 +60,7 @@ table = runs.groupby("tags.optimizer")[list(present.values())].mean().rename(col
 order = [o for o in ("adamw", "sam", "asam", "gsam", "gam", "fsam", "wsam") if o in table.index]
 table = table.loc[order].T
 table.to_csv(OUT / "main_table.csv")
-table
+print(table.round(4).to_string())
 
 # %% [markdown]
 # ## Figures
