@@ -8,7 +8,6 @@ flags (suspended, one-price limit-up/-down) are those of the fill day t+1 and of
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from quantsam.factor_test.report import signal_to_wide
 from quantsam.features.dataset import membership_mask
 from quantsam.features.panel import Panel, build_panel
 from quantsam.portfolio.problem import Constraints, IndexEnhancedProblem
+from quantsam.report.artifacts import save_outputs
 
 log = logging.getLogger(__name__)
 
@@ -44,22 +44,10 @@ class BacktestReport:
         return {f"bt/{self.universe}/{k}": v for k, v in self.summary.items()}
 
     def save(self, directory: str | Path) -> list[Path]:
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        out = []
-        for name, df in (("daily", self.daily), ("rebalances", self.rebalances), ("yearly", self.yearly),
-                         ("active_industry", self.active_industry)):
-            p = d / f"{name}.parquet"
-            df.to_parquet(p)
-            out.append(p)
-        p = d / "summary.json"
-        p.write_text(json.dumps({"summary": self.summary, "notes": self.notes}, indent=1, default=float))
-        out.append(p)
-        for name, fig in self.figures.items():
-            p = d / f"{name}.png"
-            fig.savefig(p, dpi=110, bbox_inches="tight")
-            out.append(p)
-        return out
+        """Tables as parquet, figures as PNG, summary + notes as JSON."""
+        tables = {"daily": self.daily, "rebalances": self.rebalances, "yearly": self.yearly,
+                  "active_industry": self.active_industry}
+        return save_outputs(directory, tables, {"summary": self.summary, "notes": self.notes}, self.figures)
 
 
 def index_weight_matrix(panel: Panel, market, index_code: str) -> tuple[np.ndarray, str]:

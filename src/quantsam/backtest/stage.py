@@ -23,7 +23,7 @@ from quantsam.data.stage import load_for
 from quantsam.errors import ConfigError
 from quantsam.features.panel import build_panel
 from quantsam.paths import config_dir
-from quantsam.report.figures_util import close_figures
+from quantsam.report.artifacts import close_figures
 from quantsam.signals.source import file_hash, log_stage, resolve_signal
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,6 @@ Long-short = annualised return of r_top - r_bottom. Monotonicity = Spearman(laye
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,23 +51,11 @@ class FactorReport:
 
     def save(self, directory: str | Path) -> list[Path]:
         """Tables as parquet, figures as PNG, summary + drops as JSON."""
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        out = []
-        for name, df in (("ic", self.ic), ("ic_decay", self.ic_decay), ("layers", self.layers),
-                         ("layer_annual", self.layer_annual.to_frame("ann_return")),
-                         ("factor_table", self.table.to_frame("value"))):
-            p = d / f"{name}.parquet"
-            df.to_parquet(p)
-            out.append(p)
-        p = d / "summary.json"
-        p.write_text(json.dumps({"summary": self.summary, "drops": self.drops}, indent=1, default=float))
-        out.append(p)
-        for name, fig in self.figures.items():
-            p = d / f"{name}.png"
-            fig.savefig(p, dpi=110, bbox_inches="tight")
-            out.append(p)
-        return out
+        from quantsam.report.artifacts import save_outputs
+
+        tables = {"ic": self.ic, "ic_decay": self.ic_decay, "layers": self.layers,
+                  "layer_annual": self.layer_annual.to_frame("ann_return"), "factor_table": self.table.to_frame("value")}
+        return save_outputs(directory, tables, {"summary": self.summary, "drops": self.drops}, self.figures)
 
     def metrics(self) -> dict[str, float]:
         return {f"factor/{k}": v for k, v in self.summary.items()}

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from quantsam.config import validate
 from quantsam.data.stage import load_for
 from quantsam.factor_test.report import FactorReport, factor_report
-from quantsam.report.figures_util import close_figures
+from quantsam.report.artifacts import close_figures
 from quantsam.signals.source import file_hash, log_stage, resolve_signal
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ import pandas as pd
 from quantsam.report import tables as T
 from quantsam.report.collect import JobResult, collect
 from quantsam.report.figures import study_figures
-from quantsam.report.figures_util import close_figures
+from quantsam.report.artifacts import close_figures
 
 log = logging.getLogger(__name__)
 
