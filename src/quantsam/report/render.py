@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 
 from quantsam.report import tables as T
+from quantsam.report.artifacts import close_figures
 from quantsam.report.collect import JobResult, collect
 from quantsam.report.figures import study_figures
-from quantsam.report.artifacts import close_figures
 
 log = logging.getLogger(__name__)
 
