@@ -142,12 +142,12 @@ class ReportConfig:
     sweep_dir: str | None = None
     landscape: bool = True
     landscape_vs: str = "gsam"
-    landscape_grid: int = 11
+    landscape_grid: int = 9
     landscape_span: float = 1.0
-    landscape_names: int = 300
-    landscape_days: int = 25
+    landscape_names: int = 200
+    landscape_days: int = 12
     sharpness_rho: float = 0.05
-    power_iters: int = 20
+    power_iters: int = 10
 
 
 #: group name -> schema. The optimizer group is checked against the optimizer registry instead (its keys vary).
