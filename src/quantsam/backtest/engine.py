@@ -68,7 +68,7 @@ def simulate(m: MarketArrays, fill_days: list[int] | np.ndarray,
     """Run the daily simulation. ``decide(f, w_pre)`` returns target weights ``[N]`` for fill day ``f`` given the
     weights ``w_pre`` at that day's VWAP (before trading); it may only use information up to f's open."""
     T, N = m.close.shape
-    close_ff = _ffill(m.close)
+    close_ff = ffill(m.close)
     fills = set(int(f) for f in fill_days)
     w = np.zeros(N)
     cash = 1.0
@@ -127,7 +127,7 @@ def simulate(m: MarketArrays, fill_days: list[int] | np.ndarray,
 def benchmark_returns(weights: np.ndarray, close: np.ndarray) -> np.ndarray:
     """Daily benchmark return ``sum_i b_{d-1,i} r_{d,i}`` from constituent weights at the previous close and
     adjusted close-to-close returns (suspended names: 0). Day 0 has return 0."""
-    close_ff = _ffill(close)
+    close_ff = ffill(close)
     with np.errstate(invalid="ignore", divide="ignore"):
         r = close_ff[1:] / close_ff[:-1] - 1.0
     r = np.where(np.isfinite(r), r, 0.0)
@@ -138,7 +138,7 @@ def benchmark_returns(weights: np.ndarray, close: np.ndarray) -> np.ndarray:
     return out
 
 
-def _ffill(x: np.ndarray) -> np.ndarray:
+def ffill(x: np.ndarray) -> np.ndarray:
     """Forward-fill NaN along axis 0."""
     x = np.asarray(x, dtype=np.float64)
     idx = np.where(np.isfinite(x), np.arange(len(x))[:, None], 0)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from quantsam.backtest.engine import MarketArrays, benchmark_returns, simulate
+from quantsam.backtest.engine import MarketArrays, benchmark_returns, ffill, simulate
 from quantsam.backtest.metrics import perf_stats, yearly_table
 from quantsam.errors import DataError
 from quantsam.factor_test.report import signal_to_wide
@@ -69,7 +69,7 @@ def index_weight_matrix(panel: Panel, market, index_code: str) -> tuple[np.ndarr
     source = "published weights"
     if not have.all():
         members = membership_mask(panel, market.index_members, index_code)
-        cap = _ffill(panel.field("close").astype(np.float64)) * _ffill(panel.field("float_shares").astype(np.float64))
+        cap = ffill(panel.field("close").astype(np.float64)) * ffill(panel.field("float_shares").astype(np.float64))
         approx = np.where(members & np.isfinite(cap), cap, 0.0)
         out[~have] = approx[~have]
         source = "float-cap weights within membership" if not have.any() else (
@@ -77,12 +77,6 @@ def index_weight_matrix(panel: Panel, market, index_code: str) -> tuple[np.ndarr
     tot = out.sum(axis=1, keepdims=True)
     out = np.divide(out, tot, out=np.zeros_like(out), where=tot > 0)
     return out, source
-
-
-def _ffill(x: np.ndarray) -> np.ndarray:
-    from quantsam.backtest.engine import _ffill as ff
-
-    return ff(x)
 
 
 def run_index_enhanced(signal: pd.DataFrame, market, index_code: str, universe: str, portfolio_cfg, backtest_cfg,
@@ -148,7 +142,7 @@ def run_index_enhanced(signal: pd.DataFrame, market, index_code: str, universe: 
             limit_down=panel.limit_down_one[f, cand], date=str(panel.dates[t].date()))
         target = np.zeros(N)
         target[cand] = res.weights
-        rebal_rows.append({"date": panel.dates[t], "fill_date": panel.dates[f], "status": res.status,
+        rebal_rows.append({"date": panel.dates[t], "fill_date": panel.dates[f], "fill": f_local, "status": res.status,
                            "relaxed": ",".join(res.relaxed), "n_candidates": len(cand),
                            "objective": res.objective, "index_weight": float(target[cons].sum())})
         active_rows.append(onehot_all.T @ (target - bench_w[t]))
@@ -170,9 +164,9 @@ def run_index_enhanced(signal: pd.DataFrame, market, index_code: str, universe: 
     r_p = pd.Series(sim.returns, index=dates)
     r_b = pd.Series(r_b, index=dates)
     rebal = pd.DataFrame(rebal_rows)
-    rebal["turnover"] = [sim.turnover[f - s0] for f in (rebal["fill_date"].map(
-        pd.Series(np.arange(T), index=panel.dates)).to_numpy())]
-    rebal["cost"] = [sim.costs[f - s0] for f in rebal["fill_date"].map(pd.Series(np.arange(T), index=panel.dates))]
+    fills = rebal.pop("fill")
+    rebal["turnover"] = fills.map(sim.turnover)
+    rebal["cost"] = fills.map(sim.costs)
     summary = perf_stats(r_p, r_b, rebal["turnover"].iloc[1:])
     summary["n_rebalances"] = float(len(rebal))
     summary["relaxed_share"] = float((rebal["relaxed"] != "").mean())

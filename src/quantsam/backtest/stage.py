@@ -8,7 +8,6 @@ logged to the training run. A universe whose signal file, portfolio and backtest
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from quantsam.errors import ConfigError
 from quantsam.features.panel import build_panel
 from quantsam.paths import config_dir
 from quantsam.report.artifacts import close_figures
-from quantsam.signals.source import file_hash, log_stage, resolve_signal
+from quantsam.signals.source import file_hash, log_stage, resolve_signal, stage_key
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +62,7 @@ def run_backtest(cfg: DictConfig) -> BacktestOutputs:
     sig_hash = file_hash(sig_path)
     todo, out_dirs, summaries, skipped = [], {}, {}, []
     for n in names:
-        key = hashlib.sha256(json.dumps([pc, bc, sig_hash, codes[n]], sort_keys=True).encode()).hexdigest()[:16]
+        key = stage_key(pc, bc, sig_hash, codes[n])
         d = base / n
         out_dirs[n] = d
         f = d / "summary.json"

@@ -110,8 +110,3 @@ def load_market(directory: str | Path, with_alpha: bool = True) -> MarketData:
         idx["date"] = pd.to_datetime(idx["date"])
     return MarketData(alpha=alpha, meta=meta, index_daily=idx, **tables)
 
-
-def stable_hash(obj) -> str:
-    """Hash of a JSON-able object with sorted keys (config subtrees, cache keys)."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-

@@ -8,7 +8,6 @@ logged to the training run, so the MLflow compare view shows them beside the opt
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from quantsam.config import validate
 from quantsam.data.stage import load_for
 from quantsam.factor_test.report import FactorReport, factor_report
 from quantsam.report.artifacts import close_figures
-from quantsam.signals.source import file_hash, log_stage, resolve_signal
+from quantsam.signals.source import file_hash, log_stage, resolve_signal, stage_key
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ def run_factor_test(cfg: DictConfig) -> FactorTestOutputs:
     out_dir = sig_path.parent / "factor_test"
     ft_cfg = OmegaConf.to_container(cfg.factor_test, resolve=True)
     ft_cfg.pop("input", None)
-    key = hashlib.sha256(json.dumps([ft_cfg, file_hash(sig_path)], sort_keys=True).encode()).hexdigest()[:16]
+    key = stage_key(ft_cfg, file_hash(sig_path))
     summary_file = out_dir / "summary.json"
     if summary_file.exists() and json.loads(summary_file.read_text()).get("cache_key") == key and not cfg.get("rerun"):
         log.info("factor test: inputs unchanged (%s), skipping", out_dir)

@@ -93,6 +93,9 @@ class FeatureSet:
         return x, names
 
 
+MIN_TRAIN_DATES = 4  # fewer training sample dates than this is a configuration error, not a window
+
+
 @dataclass(frozen=True)
 class Split:
     """One rolling window: sample-date indices for train/valid and every trading day of the test block."""
@@ -127,14 +130,13 @@ def rolling_splits(dates: pd.DatetimeIndex, first_usable: int, train_days: int, 
     on_grid = (grid - first_usable) % sample_every == 0
     splits: list[Split] = []
     s = s0
-    min_train = max(4 * sample_every, 20)
     while s < end:
         v0 = s - valid_days
         tr0 = max(v0 - train_days, first_usable)
         train = grid[(grid >= tr0) & (grid < v0 - purge_days) & on_grid]
         valid = grid[(grid >= max(v0, first_usable)) & (grid < s - purge_days) & on_grid]
         test = grid[s:min(s + test_days, end)]
-        if len(train) < min_train // sample_every or len(valid) < 2:
+        if len(train) < MIN_TRAIN_DATES or len(valid) < 2:
             raise ConfigError([
                 f"trainer.test_start={test_start}: the window starting {dates[min(s, T - 1)].date()} has only "
                 f"{len(train)} train / {len(valid)} valid sample dates (data start {dates[0].date()}, first usable "

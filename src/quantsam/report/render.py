@@ -73,8 +73,8 @@ def render(report: StudyReport, out_dir: str | Path, title: str = "quantsam stud
     (d / "figures").mkdir(parents=True, exist_ok=True)
     (d / "tables").mkdir(parents=True, exist_ok=True)
     for name, df in report.tables.items():
-        df.astype(str).to_parquet(d / "tables" / f"{name}.parquet") if df.dtypes.eq(object).any() else \
-            df.to_parquet(d / "tables" / f"{name}.parquet")
+        # formatted tables ("0.05 ± 0.01") mix types per column: store them as text
+        (df.astype(str) if df.dtypes.eq(object).any() else df).to_parquet(d / "tables" / f"{name}.parquet")
     pngs = {}
     for name, fig in {**report.figures, **report.diagnostics.get("figures", {})}.items():
         data = _png(fig)

@@ -45,6 +45,13 @@ def resolve_signal(cfg: DictConfig, src: str | None) -> tuple[Path, str | None]:
     raise DataError(f"input {src}: not a directory or a .parquet file")
 
 
+def stage_key(*parts) -> str:
+    """Cache key of a later stage: hash of its config subtrees and upstream artifact hashes (JSON, sorted keys)."""
+    import json
+
+    return hashlib.sha256(json.dumps(list(parts), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def file_hash(p: Path) -> str:
     h = hashlib.sha256()
     with open(p, "rb") as f:
