@@ -1,0 +1,315 @@
+"""Stage I/O: stage keys, hashes, atomic writes, manifests, and the one rule by which a stage's outputs count as done.
+
+Every cached piece of work (the market directory, each trained unit, the signal, each factor test and backtest) is
+handled the same way:
+
+* its **key** hashes everything its outputs depend on: the stage's config subtree, the hashes of the upstream
+  artifacts it read, the data fingerprint of the market, and the stage's code version (bumped when its outputs change
+  for the same inputs) — :func:`stage_key`;
+* its outputs are written atomically (a temporary file or directory in the same folder, fsync, rename) and a
+  **manifest** recording the key and every output's size is written last (:func:`write_manifest`, :class:`OutputDir`);
+* it is **done** (:func:`is_done`) when the manifest exists, parses, records the same key, and every output it lists
+  exists with its recorded size. Anything else is redone. Work that rewrites outputs in place first removes the old
+  manifest (:func:`invalidate`), so a crash at any moment leaves either a complete, described result or no "done"
+  state at all — never a manifest over outputs it does not describe.
+
+Work that several processes may ask for at once (parallel sweep jobs) runs under :func:`locked`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from quantsam.errors import DataError
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+
+
+# ---- keys and hashes ----------------------------------------------------------------------------------------------
+def digest(obj: Any) -> str:
+    """16 hex characters of the sha256 of ``obj`` as canonical JSON (sorted keys; non-JSON values via ``str``)."""
+    text = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def stage_key(stage: str, version: int, **parts: Any) -> str:
+    """The cache key of a stage: its name, code version and every input part (config subtree, upstream hashes,
+    data fingerprint), hashed."""
+    return digest({"stage": stage, "version": int(version), **parts})
+
+
+def bytes_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def file_hash(path: str | Path) -> str:
+    """16 hex characters of the sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+# ---- atomic writes ------------------------------------------------------------------------------------------------
+def fsync_dir(directory: str | Path) -> None:
+    """Make a rename inside ``directory`` durable (no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(str(directory), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Write ``path`` all-or-nothing: ``write(tmp)`` fills a temporary file in the same folder, which is fsynced and
+    renamed over ``path``. A crash leaves the previous file (or none), never a partial one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    fsync_dir(path.parent)
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    return atomic_write(path, lambda p: p.write_bytes(data))
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=1, default=_json_default))
+
+
+def atomic_write_parquet(df: pd.DataFrame, path: str | Path, index: bool = False) -> Path:
+    return atomic_write(path, lambda p: df.to_parquet(p, index=index))
+
+
+def _json_default(v: Any) -> Any:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return str(v)
+
+
+# ---- manifests and the done rule ------------------------------------------------------------------------------------
+def write_manifest(path: str | Path, stage: str, key: str, outputs: dict[str, str | Path] | list[str | Path],
+                   **meta: Any) -> Path:
+    """Record that ``outputs`` (files; paths relative to the manifest's folder are stored) are the complete result of
+    ``stage`` for ``key``. Written atomically and last."""
+    path = Path(path)
+    items = outputs.values() if isinstance(outputs, dict) else outputs
+    files = {}
+    for p in items:
+        p = Path(p)
+        files[os.path.relpath(p, path.parent)] = p.stat().st_size
+    doc = {"stage": stage, "key": key, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "outputs": files, **meta}
+    return atomic_write_json(path, doc)
+
+
+def read_manifest(path: str | Path) -> dict | None:
+    """The manifest at ``path``, or None when it is missing or unreadable (a crash mid-write, a hand edit): either
+    way the work it would describe is redone."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        log.warning("%s: unreadable manifest (%s); the stage will be redone", path, type(e).__name__)
+        return None
+    return doc if isinstance(doc, dict) and "key" in doc else None
+
+
+def is_done(path: str | Path, key: str) -> bool:
+    """The done rule: the manifest at ``path`` records ``key`` and each listed output exists with its size."""
+    doc = read_manifest(path)
+    if doc is None or doc.get("key") != key:
+        return False
+    base = Path(path).parent
+    for rel, size in doc.get("outputs", {}).items():
+        f = base / rel
+        if not f.is_file() or f.stat().st_size != size:
+            log.warning("%s: output %s is missing or changed since it was written; redoing", path, f)
+            return False
+    return True
+
+
+def invalidate(path: str | Path) -> None:
+    """Remove a manifest before rewriting the outputs it describes (so a crash in between leaves nothing 'done')."""
+    path = Path(path)
+    if path.exists():
+        path.unlink()
+        fsync_dir(path.parent)
+
+
+class OutputDir:
+    """Write a stage's output directory all-or-nothing::
+
+        with OutputDir(target, "factor_test", key) as out:
+            write files under out.path
+        # here: target/ holds exactly those files plus manifest.json (key, sizes)
+
+    Files go to a temporary sibling directory; on success the manifest is written into it, every file is fsynced
+    and the directory is renamed over ``target`` (the old one is moved aside first and deleted after). A crash leaves
+    ``target`` as it was, or absent — never half-written. On an exception the temporary directory is removed.
+    """
+
+    def __init__(self, target: str | Path, stage: str, key: str, **meta: Any):
+        self.target = Path(target)
+        self.stage, self.key, self.meta = stage, key, meta
+        self.path = self.target.with_name(f".{self.target.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
+
+    def __enter__(self) -> OutputDir:
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        for stale in self.target.parent.glob(f".{self.target.name}.tmp-*"):  # left by a killed writer
+            if not _pid_alive(stale.name.split(".tmp-")[-1].split("-")[0]):
+                shutil.rmtree(stale, ignore_errors=True)
+        self.path.mkdir()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+            return False
+        files = sorted(p for p in self.path.rglob("*") if p.is_file())
+        for f in files:
+            with open(f, "rb+") as fh:
+                os.fsync(fh.fileno())
+        write_manifest(self.path / MANIFEST, self.stage, self.key, files, **self.meta)
+        swap_into_place(self.path, self.target)
+        return False
+
+
+def swap_into_place(tmp: Path, target: Path) -> None:
+    """Rename directory ``tmp`` to ``target``, moving an existing ``target`` aside first (deleted afterwards)."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}-{secrets.token_hex(3)}")
+        os.rename(target, old)
+    os.rename(tmp, target)
+    fsync_dir(target.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _pid_alive(text: str) -> bool:
+    try:
+        pid = int(text)
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def locked(target: str | Path, timeout: float = 6 * 3600) -> Iterator[None]:
+    """Hold ``<target>.lock`` (parallel jobs asking for the same work wait, then find it done)."""
+    from filelock import FileLock
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock", timeout=timeout):
+        yield
+
+
+# ---- artifacts ----------------------------------------------------------------------------------------------------
+def save_outputs(directory: str | Path, tables: dict[str, pd.DataFrame], summary: dict, figures: dict) -> list[Path]:
+    """Tables as parquet, ``summary.json``, figures as PNG (dpi 110) in ``directory``; returns the paths."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name, df in tables.items():
+        p = d / f"{name}.parquet"
+        df.to_parquet(p)
+        out.append(p)
+    p = d / "summary.json"
+    p.write_text(json.dumps(summary, indent=1, default=_json_default))
+    out.append(p)
+    for name, fig in figures.items():
+        p = d / f"{name}.png"
+        fig.savefig(p, dpi=110, bbox_inches="tight")
+        out.append(p)
+    return out
+
+
+def close_figures(figs: dict) -> None:
+    """Release figures a stage has saved (matplotlib keeps pyplot figures alive until closed)."""
+    import matplotlib.pyplot as plt
+
+    for fig in figs.values():
+        plt.close(fig)
+
+
+# ---- safe reads -----------------------------------------------------------------------------------------------------
+def read_parquet_bytes(path: str | Path, what: str, fix: str, columns: list[str] | None = None
+                       ) -> tuple[pd.DataFrame, str]:
+    """(frame, hash of the bytes read) of a parquet file, read once from memory so the hash describes exactly what
+    was parsed. Missing, empty, truncated or non-parquet files raise :class:`DataError` naming the file and ``fix``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{what} {path}: file not found. Fix: {fix}")
+    data = path.read_bytes()
+    if not data:
+        raise DataError(f"{what} {path}: the file is empty (0 bytes; a crashed write?). Fix: {fix}")
+    try:
+        df = pd.read_parquet(io.BytesIO(data), columns=columns)
+    except Exception as e:  # pyarrow raises several types for truncated or foreign files
+        raise DataError(f"{what} {path}: not a readable parquet file ({type(e).__name__}: {str(e)[:120]}). "
+                        f"Fix: {fix}") from None
+    return df, bytes_hash(data)
+
+
+def read_parquet(path: str | Path, what: str, fix: str, columns: list[str] | None = None) -> pd.DataFrame:
+    return read_parquet_bytes(path, what, fix, columns)[0]
+
+
+def read_json(path: str | Path, what: str, fix: str) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{what} {path}: file not found. Fix: {fix}")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:
+        raise DataError(f"{what} {path}: not valid JSON ({e}). Fix: {fix}") from None
