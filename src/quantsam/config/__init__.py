@@ -1,13 +1,20 @@
-"""Config schemas, resolvers, validation and composition helpers."""
+"""Config schemas (the one source of defaults), resolvers, validation and composition helpers."""
 
 from __future__ import annotations
 
 from omegaconf import DictConfig
 
 from quantsam.config.resolvers import register_resolvers
+from quantsam.config.schema import register_schemas
 from quantsam.config.validate import validate
 
-__all__ = ["compose", "register_resolvers", "validate"]
+__all__ = ["compose", "register", "register_resolvers", "register_schemas", "validate"]
+
+
+def register() -> None:
+    """Resolvers and schema defaults, before Hydra composes anything (idempotent)."""
+    register_resolvers()
+    register_schemas()
 
 
 def compose(overrides: list[str] | None = None, config_name: str = "config") -> DictConfig:
@@ -18,7 +25,7 @@ def compose(overrides: list[str] | None = None, config_name: str = "config") -> 
 
     from quantsam.paths import config_dir
 
-    register_resolvers()
+    register()
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):

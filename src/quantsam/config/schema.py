@@ -1,13 +1,24 @@
-"""Structured-config schemas: one dataclass per config group (the YAML files in ``conf/<group>/`` fill them).
+"""Structured-config schemas: the one source of every default.
 
-Validation (:mod:`quantsam.config.validate`) merges each group's YAML into its schema key by key, so every unknown key,
-wrong type and out-of-range value is listed together with its fix before any heavy work starts.
+One dataclass per config group. :func:`register_schemas` stores each schema's defaults in Hydra's ConfigStore as
+``<group>/_schema``; every YAML choice in ``conf/<group>/`` starts from it (``defaults: [_schema, _self_]``) and holds
+only what that choice changes, with its source. Optimizer defaults come from the optimizer classes' signatures
+(``optimizer/_base`` and ``optimizer/_<name>``), whose docstrings cite the papers. Code reads the composed config and
+never carries fallback values of its own; ``python -m quantsam check ...`` prints the complete composed config.
+
+The nodes are stored as plain (untyped) dicts on purpose: Hydra then accepts ``group.key=value`` overrides of every
+key and rejects unknown keys without ``+``, while :mod:`quantsam.config.validate` does the typing and range checks
+and lists every problem at once, with its fix, before any data is read.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
+
+from omegaconf import OmegaConf
 
 
 @dataclass
@@ -19,7 +30,10 @@ class DataConfig:
     end: str | None = "2024-09-30"
     n_industries: int = 30
     signal_strength: float = 1.0
-    dir: str = "data/synthetic"
+    # where the market directory lives: keyed by every generator parameter (its manifest also records them and the
+    # generator version, so a directory written with other parameters is regenerated, never reused)
+    dir: str = ("${paths.data}/synthetic/s${data.seed}-n${data.n_stocks}-${data.start}-${data.end}"
+                "-i${data.n_industries}-a${data.signal_strength}")
     path: str | None = None  # tidy / qlib sources: where the user's data lives (never copied into the repo)
     preset: str = "shared_real"  # tidy column mapping preset (quantsam.data.ingest.tidy.PRESETS)
     instruments: str = "all"  # qlib: instruments/<name>.txt
@@ -32,71 +46,76 @@ class DataConfig:
 class UniverseConfig:
     name: str = "all"
     index_code: str | None = None
-    min_listed_days: int = 63
+    min_listed_days: int = 63  # exclude names listed for fewer trading days [methodology: S]
     exclude_st: bool = True
-    train_on_members: bool = False
+    train_on_members: bool = False  # true: train/predict on the index members only (default: all A-shares)
 
 
 @dataclass
 class FeaturesConfig:
     fields: list[str] = field(default_factory=lambda: ["open", "high", "low", "close", "vwap", "volume"])
-    daily_window: int = 30
-    weekly_window: int = 30
-    label_horizon: int = 10
-    label_price: str = "close"
+    daily_window: int = 30  # days [C]
+    weekly_window: int = 30  # weeks [I]
+    label_horizon: int = 10  # label = return t+1 -> t+11 [S]
+    label_price: str = "close"  # close | vwap
 
 
 @dataclass
 class ModelConfig:
     name: str = "gru"
     input_size: int = 6
-    hidden_size: int = 64
+    hidden_size: int = 64  # [C dims]
     num_layers: int = 2
     dropout: float = 0.0
-    frequencies: list[str] = field(default_factory=lambda: ["daily", "weekly"])
+    frequencies: list[str] = field(default_factory=lambda: ["daily", "weekly"])  # two models trained separately
 
 
 @dataclass
 class TrainerConfig:
-    max_epochs: int = 100
-    patience: int = 10
-    loss: str = "ic"
-    sample_every: int = 5
-    max_names_per_batch: int | None = None
+    max_epochs: int = 100  # [S]
+    patience: int = 10  # [S]
+    loss: str = "ic"  # ic (negative Pearson IC of one day's cross-section) | mse
+    sample_every: int = 5  # sample dates every 5th trading day [S]
+    max_names_per_batch: int | None = None  # cap on names per one-day batch (random subset); null = all
     shuffle_dates: bool = True
-    train_days: int = 1512
-    valid_days: int = 504
-    test_days: int = 126
-    purge_days: int = 10
-    test_start: str = "2017-01-01"
-    test_end: str | None = None
-    max_windows: int | None = None
-    n_seeds: int = 3
-    grad_clip: float | None = None
-    device: str = "auto"
-    num_threads: int | None = None
-    progress: Any = "auto"
+    train_days: int = 1512  # 6 years x 252 [S]
+    valid_days: int = 504  # 2 years [S]
+    test_days: int = 126  # test block; retrain every half year [S]
+    purge_days: int = 10  # drop the last 10 trading days of train and valid (label overlap) [S]
+    test_start: str = "2017-01-01"  # first test date [C window]
+    test_end: str | None = None  # null = data end
+    max_windows: int | None = None  # limit the number of rolling windows (null = all)
+    n_seeds: int = 3  # seeds per model, predictions averaged [S]
+    grad_clip: float | None = None  # max global grad norm of the update direction, or null
+    # one fit = one job: train only these windows / models / seed indices of this config (null = all) and stop
+    # before assembling; a later run of the full config finds those units done (see README "Fine-grained jobs")
+    windows: list[int] | None = None
+    models: list[str] | None = None
+    seeds: list[int] | None = None
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    num_threads: int | None = None  # torch CPU threads; null = cores (or cores / jobs under the joblib launcher)
+    progress: Any = "auto"  # auto (only on a TTY) | true | false
     checkpoint: bool = True
-    cache_mb: float = 1024.0
-    save_trajectory: str = "first"
+    cache_mb: float = 1024.0  # byte budget for normalised batches kept across epochs (windows are built lazily)
+    save_trajectory: str = "first"  # per-epoch weights for the loss landscape: first | all | none
 
 
 @dataclass
 class SignalConfig:
-    method: str = "equal_weight"
+    method: str = "equal_weight"  # per-day z-score of each model's prediction, equal weight [C structure, I z-score]
     models: list[str] = field(default_factory=lambda: ["daily", "weekly"])
 
 
 @dataclass
 class FactorTestConfig:
     rebalance_every: int = 5
-    horizon: int = 5
-    price: str = "vwap"
+    horizon: int = 5  # forward return T+1 -> T+6
+    price: str = "vwap"  # vwap | close
     n_quantiles: int = 10
-    mad_k: float = 5.0
+    mad_k: float | None = 5.0  # winsorise at median +- 5 MAD (null: no winsorisation)
     neutralize: list[str] = field(default_factory=lambda: ["industry", "size"])
     ic_decay_horizons: list[int] = field(default_factory=lambda: [1, 5, 10, 20])
-    start: str | None = "2017-01-01"
+    start: str | None = "2017-01-01"  # [C window]; clipped to the signal's dates
     end: str | None = "2024-09-30"
     min_listed_days: int = 63
     input: str | None = None  # standalone: signal parquet, training work dir, or MLflow run id
@@ -109,7 +128,7 @@ class PortfolioConfig:
     industry_tol: float = 0.02
     size_tol: float = 0.2
     max_turnover: float = 0.30
-    n_extra_candidates: int = 250
+    n_extra_candidates: int = 250  # best-scored non-constituents added to the candidates [I]
     solver: str = "CLARABEL"
     fallback_solver: str = "HIGHS"
 
@@ -118,36 +137,36 @@ class PortfolioConfig:
 class BacktestConfig:
     rebalance_every: int = 5
     fill_price: str = "vwap"
-    cost_per_side: float = 0.002
-    stamp_duty: float = 0.0
-    lot_size: int | None = None
+    cost_per_side: float = 0.002  # 0.2% per side on traded value [S]
+    stamp_duty: float = 0.0  # extra cost on sold value (e.g. 0.0005); 0 = all in cost_per_side
+    lot_size: int | None = None  # e.g. 100 shares, with capital set
     capital: float | None = None
     start: str | None = "2016-12-30"
     end: str | None = "2024-09-30"
     universes: list[str] = field(default_factory=lambda: ["csi300", "csi500", "csi1000"])
-    input: str | None = None
+    input: str | None = None  # standalone: signal parquet, training work dir or MLflow run id
 
 
 @dataclass
 class TrackingConfig:
     enabled: bool = True
-    uri: str = "sqlite:///mlruns.db"
-    artifact_root: str = "mlartifacts"
+    uri: str = "sqlite:///${paths.root}/mlruns.db"  # the file store is rejected by current MLflow
+    artifact_root: str = "${paths.root}/mlartifacts"
     experiment: str = "quantsam"
 
 
 @dataclass
 class ReportConfig:
-    on_sweep_end: bool = True
-    sweep_dir: str | None = None
-    landscape: bool = True
-    landscape_vs: str = "gsam"
-    landscape_grid: int = 9
-    landscape_span: float = 1.0
-    landscape_names: int = 200
-    landscape_days: int = 12
-    sharpness_rho: float = 0.05
-    power_iters: int = 10
+    on_sweep_end: bool = True  # build the comparison report when a pipeline multirun ends
+    sweep_dir: str | None = None  # `make report SWEEP=<multirun dir>` re-renders an existing study
+    landscape: bool = True  # loss landscape + sharpness diagnostics (AdamW vs landscape_vs)
+    landscape_vs: str = "gsam"  # the SAM-family model drawn beside AdamW (first one present if missing)
+    landscape_grid: int = 9  # grid points per axis
+    landscape_span: float = 1.0  # grid covers [-span, span] x the trajectory's extent on each PCA axis
+    landscape_names: int = 200  # names per date in the landscape / sharpness samples
+    landscape_days: int = 12  # dates (evenly spaced) from the training / test period
+    sharpness_rho: float = 0.05  # radius of the rho-ball sharpness
+    power_iters: int = 10  # Hessian power iterations
 
 
 #: group name -> schema. The optimizer group is checked against the optimizer registry instead (its keys vary).
@@ -164,3 +183,37 @@ GROUP_SCHEMAS: dict[str, type] = {
     "tracking": TrackingConfig,
     "report": ReportConfig,
 }
+
+
+def defaults_of(schema: type) -> dict[str, Any]:
+    """The schema's defaults as a plain dict."""
+    return dataclasses.asdict(schema())
+
+
+def optimizer_defaults(name: str) -> dict[str, Any]:
+    """Defaults of optimizer ``name`` from its class signature: base kwargs for ``adamw``, only the variant's own
+    hyperparameters otherwise (they are layered on top of the AdamW base choice)."""
+    from quantsam.optim import BASE_KWARGS, optimizer_class
+    from quantsam.optim.protocol import BaseOptimizer
+
+    cls = optimizer_class(name)
+    keys = [k for k in BASE_KWARGS if k != "grad_clip"] if name == "adamw" else list(cls.hyperparameters)
+    sig = {**inspect.signature(BaseOptimizer.__init__).parameters, **inspect.signature(cls.__init__).parameters}
+    out: dict[str, Any] = {"name": name}
+    for k in keys:
+        v = sig[k].default
+        out[k] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def register_schemas() -> None:
+    """Store every schema's defaults in Hydra's ConfigStore (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+
+    from quantsam.optim import list_optimizers
+
+    cs = ConfigStore.instance()
+    for group, schema in GROUP_SCHEMAS.items():
+        cs.store(group=group, name="_schema", node=OmegaConf.create(defaults_of(schema)))
+    for name in list_optimizers():
+        cs.store(group="optimizer", name=f"_{name}", node=OmegaConf.create(optimizer_defaults(name)))

@@ -1,12 +1,19 @@
-"""Config validation: list every bad key and value, with its fix, before any heavy work starts."""
+"""Config validation: list every bad key and value, with its fix, before any data is read.
+
+Three layers, all collected into one :class:`~quantsam.errors.ConfigError`: unknown keys (with "did you mean") and
+wrong types per group schema; the optimizer's values checked by building it on a dummy parameter (so config and code
+cannot drift); and value rules (ranges, parseable dates, cross-field constraints) below.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from collections.abc import Callable
 from typing import Any
 
+import pandas as pd
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -16,6 +23,8 @@ from quantsam.errors import ConfigError
 KLINE_FIELDS = ("open", "high", "low", "close", "vwap", "volume")
 UNIVERSES = ("all", "csi300", "csi500", "csi1000")
 DATA_SOURCES = ("synthetic", "dir", "tidy", "qlib")
+#: tracking URI schemes MLflow serves (the plain file store is rejected by current MLflow)
+TRACKING_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks")
 
 
 def _suggest(key: str, valid: list[str]) -> str:
@@ -45,70 +54,192 @@ def _check_schema(group: str, node: Any, schema: type, problems: list[str]) -> N
             problems.append(f"{group}.{key}={_plain(node[key])!r}: wrong type ({type(e).__name__}); expected {ftype}")
 
 
-def _rules(cfg: DictConfig) -> list[tuple[str, Callable[[], bool], str]]:
-    """(key, predicate, fix) triples; a failing predicate is one problem."""
+def _num(v: Any) -> float:
+    """A finite number, else raise (so the rule fails)."""
+    x = float(v)
+    if not math.isfinite(x):
+        raise ValueError(v)
+    return x
+
+
+def _int_at_least(v: Any, lo: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= lo
+
+
+def _date_or_null(v: Any) -> bool:
+    if v is None:
+        return True
+    try:
+        pd.Timestamp(str(v))
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def _ints_or_null(v: Any, lo: int = 0, hi: int | None = None) -> bool:
+    if v is None:
+        return True
+    items = _plain(v)
+    return (isinstance(items, list) and len(items) > 0
+            and all(_int_at_least(i, lo) and (hi is None or i < hi) for i in items))
+
+
+def _tracking_uri_ok(uri: Any) -> bool:
+    scheme = str(uri).split("://", 1)[0] if "://" in str(uri) else ""
+    return scheme in TRACKING_SCHEMES or scheme.startswith(tuple(f"{s}+" for s in TRACKING_SCHEMES))
+
+
+#: solvers that every cvxpy install brings (its own dependencies): checked without importing cvxpy (~2 s)
+CVXPY_BUNDLED_SOLVERS = ("CLARABEL", "HIGHS", "OSQP", "SCIPY", "SCS")
+
+
+def _solver_ok(name: Any, allow_null: bool = False) -> bool:
+    if name is None or name == "":
+        return allow_null
+    if str(name).upper() in CVXPY_BUNDLED_SOLVERS:
+        return True
+    import cvxpy as cp
+
+    return str(name).upper() in cp.installed_solvers()
+
+
+def _solvers() -> str:
+    import cvxpy as cp
+
+    return "|".join(cp.installed_solvers())
+
+
+def _rules(cfg: DictConfig) -> list[tuple[str, Callable[[], bool], str | Callable[[], str]]]:
+    """(key, predicate, fix) triples; a failing (or raising) predicate is one problem. A fix may be a callable
+    (evaluated only when needed)."""
     g = cfg.get
     d, f, m, t = g("data", {}), g("features", {}), g("model", {}), g("trainer", {})
     ft, pf, bt, u = g("factor_test", {}), g("portfolio", {}), g("backtest", {}), g("universe", {})
+    tk, rp, sg = g("tracking", {}), g("report", {}), g("signal", {})
+    freqs = list(m.get("frequencies", []) or [])
     return [
-        ("seed", lambda: isinstance(g("seed"), int) and g("seed") >= 0, "an integer >= 0"),
+        ("seed", lambda: _int_at_least(g("seed"), 0), "an integer >= 0"),
+        # data
         ("data.source", lambda: d.get("source") in DATA_SOURCES, f"one of {list(DATA_SOURCES)}"),
-        ("data.n_stocks", lambda: int(d.get("n_stocks", 20)) >= 20, "at least 20"),
+        ("data.n_stocks", lambda: _int_at_least(d.get("n_stocks"), 20), "an integer >= 20"),
+        ("data.n_industries", lambda: 1 <= int(d.get("n_industries")) <= 30, "an integer in [1, 30]"),
+        ("data.signal_strength", lambda: _num(d.get("signal_strength")) >= 0, "a finite number >= 0"),
+        ("data.start", lambda: _date_or_null(d.get("start")), "a date (YYYY-MM-DD) or null"),
+        ("data.end", lambda: _date_or_null(d.get("end")), "a date (YYYY-MM-DD) or null"),
         ("data.start", lambda: d.get("end") is None or d.get("start") is None
-         or str(d.get("start")) < str(d.get("end")), "start before data.end"),
+         or pd.Timestamp(str(d.get("start"))) < pd.Timestamp(str(d.get("end"))), "a date before data.end"),
         ("data.path", lambda: d.get("source") not in ("tidy", "qlib") or bool(d.get("path")),
          "the folder with your data when data.source is tidy or qlib"),
+        ("data.ffill_float_shares_days", lambda: _int_at_least(d.get("ffill_float_shares_days"), 0), "an integer >= 0"),
+        # universe, features, model
         ("universe.name", lambda: u.get("name") in UNIVERSES, f"one of {list(UNIVERSES)}"),
+        ("universe.min_listed_days", lambda: _int_at_least(u.get("min_listed_days"), 0), "an integer >= 0"),
         ("features.fields", lambda: set(f.get("fields", [])) <= set(KLINE_FIELDS) and len(f.get("fields", [])) > 0,
          f"a non-empty subset of {list(KLINE_FIELDS)}"),
-        ("features.daily_window", lambda: int(f.get("daily_window", 2)) >= 2, "an integer >= 2"),
-        ("features.weekly_window", lambda: int(f.get("weekly_window", 2)) >= 2, "an integer >= 2"),
-        ("features.label_horizon", lambda: int(f.get("label_horizon", 1)) >= 1, "an integer >= 1"),
+        ("features.daily_window", lambda: 2 <= int(f.get("daily_window")) <= 1000, "an integer in [2, 1000]"),
+        ("features.weekly_window", lambda: 2 <= int(f.get("weekly_window")) <= 200, "an integer in [2, 200]"),
+        ("features.label_horizon", lambda: 1 <= int(f.get("label_horizon")) <= 250, "an integer in [1, 250]"),
         ("features.label_price", lambda: f.get("label_price") in ("close", "vwap"), "close or vwap"),
         ("model.input_size", lambda: int(m.get("input_size", 0)) == len(f.get("fields", [])),
          f"equal to the number of features.fields ({len(f.get('fields', []))})"),
-        ("model.hidden_size", lambda: int(m.get("hidden_size", 1)) >= 1, "an integer >= 1"),
-        ("model.num_layers", lambda: int(m.get("num_layers", 1)) >= 1, "an integer >= 1"),
-        ("model.dropout", lambda: 0.0 <= float(m.get("dropout", 0.0)) < 1.0, "in [0, 1)"),
-        ("model.frequencies", lambda: len(m.get("frequencies", [])) > 0
-         and set(m.get("frequencies", [])) <= {"daily", "weekly"}, "a non-empty subset of [daily, weekly]"),
+        ("model.hidden_size", lambda: _int_at_least(m.get("hidden_size"), 1), "an integer >= 1"),
+        ("model.num_layers", lambda: _int_at_least(m.get("num_layers"), 1), "an integer >= 1"),
+        ("model.dropout", lambda: 0.0 <= _num(m.get("dropout")) < 1.0, "in [0, 1)"),
+        ("model.frequencies", lambda: len(freqs) > 0 and set(freqs) <= {"daily", "weekly"},
+         "a non-empty subset of [daily, weekly]"),
+        # trainer
         ("trainer.loss", lambda: t.get("loss") in ("ic", "mse"), "ic or mse"),
-        ("trainer.max_epochs", lambda: int(t.get("max_epochs", 1)) >= 1, "an integer >= 1"),
-        ("trainer.patience", lambda: int(t.get("patience", 1)) >= 1, "an integer >= 1"),
-        ("trainer.sample_every", lambda: int(t.get("sample_every", 1)) >= 1, "an integer >= 1"),
-        ("trainer.n_seeds", lambda: int(t.get("n_seeds", 1)) >= 1, "an integer >= 1"),
-        ("trainer.purge_days", lambda: int(t.get("purge_days", 0)) >= int(f.get("label_horizon", 0)),
+        ("trainer.max_epochs", lambda: _int_at_least(t.get("max_epochs"), 1), "an integer >= 1"),
+        ("trainer.patience", lambda: _int_at_least(t.get("patience"), 1), "an integer >= 1"),
+        ("trainer.sample_every", lambda: _int_at_least(t.get("sample_every"), 1), "an integer >= 1"),
+        ("trainer.n_seeds", lambda: _int_at_least(t.get("n_seeds"), 1), "an integer >= 1"),
+        ("trainer.max_names_per_batch", lambda: t.get("max_names_per_batch") is None
+         or _int_at_least(t.get("max_names_per_batch"), 3), "null (all names) or an integer >= 3"),
+        ("trainer.max_windows", lambda: t.get("max_windows") is None or _int_at_least(t.get("max_windows"), 1),
+         "null (all windows) or an integer >= 1"),
+        ("trainer.windows", lambda: _ints_or_null(t.get("windows")),
+         "null (all) or a non-empty list of window indices >= 0, e.g. [3]"),
+        ("trainer.models", lambda: t.get("models") is None or (len(t.get("models")) > 0
+                                                                and set(t.get("models")) <= set(freqs)),
+         f"null (all) or a non-empty subset of model.frequencies {freqs}"),
+        ("trainer.seeds", lambda: _ints_or_null(t.get("seeds"), 0, int(t.get("n_seeds"))),
+         "null (all) or a non-empty list of seed indices in [0, trainer.n_seeds)"),
+        ("trainer.purge_days", lambda: int(t.get("purge_days")) >= int(f.get("label_horizon", 0)),
          "at least features.label_horizon, so train labels never overlap validation/test"),
-        ("trainer.train_days", lambda: int(t.get("train_days", 0)) > int(t.get("purge_days", 0)) + 20,
+        ("trainer.train_days", lambda: int(t.get("train_days")) > int(t.get("purge_days")) + 20,
          "well above trainer.purge_days"),
-        ("trainer.valid_days", lambda: int(t.get("valid_days", 0)) > int(t.get("purge_days", 0)) + 5,
+        ("trainer.valid_days", lambda: int(t.get("valid_days")) > int(t.get("purge_days")) + 5,
          "above trainer.purge_days"),
-        ("trainer.test_days", lambda: int(t.get("test_days", 0)) >= 1, "an integer >= 1"),
-        ("trainer.device", lambda: str(t.get("device")) in ("auto", "cpu", "cuda") or str(t.get("device")).startswith("cuda:"),
-         "auto, cpu, cuda or cuda:N"),
+        ("trainer.test_days", lambda: _int_at_least(t.get("test_days"), 1), "an integer >= 1"),
+        ("trainer.test_start", lambda: t.get("test_start") is not None and _date_or_null(t.get("test_start")),
+         "a date (YYYY-MM-DD)"),
+        ("trainer.test_end", lambda: _date_or_null(t.get("test_end")), "a date (YYYY-MM-DD) or null"),
+        ("trainer.device", lambda: str(t.get("device")) in ("auto", "cpu", "cuda")
+         or str(t.get("device")).startswith("cuda:"), "auto, cpu, cuda or cuda:N"),
+        ("trainer.num_threads", lambda: t.get("num_threads") is None or _int_at_least(t.get("num_threads"), 1),
+         "null or an integer >= 1"),
         ("trainer.progress", lambda: t.get("progress") in ("auto", True, False), "auto, true or false"),
-        ("trainer.save_trajectory", lambda: t.get("save_trajectory", "first") in ("first", "all", "none"),
+        ("trainer.cache_mb", lambda: _num(t.get("cache_mb")) >= 0, "a finite number >= 0"),
+        ("trainer.save_trajectory", lambda: t.get("save_trajectory") in ("first", "all", "none"),
          "first, all or none"),
-        ("trainer.grad_clip", lambda: t.get("grad_clip") is None or float(t.get("grad_clip")) > 0, "null or > 0"),
+        ("trainer.grad_clip", lambda: t.get("grad_clip") is None or _num(t.get("grad_clip")) > 0,
+         "null or a finite number > 0"),
+        # signal
+        ("signal.method", lambda: sg.get("method") == "equal_weight", "equal_weight"),
+        ("signal.models", lambda: len(sg.get("models", [])) > 0 and set(sg.get("models")) <= set(freqs),
+         f"a non-empty subset of model.frequencies {freqs}"),
+        # factor test
+        ("factor_test.rebalance_every", lambda: _int_at_least(ft.get("rebalance_every"), 1), "an integer >= 1"),
+        ("factor_test.horizon", lambda: _int_at_least(ft.get("horizon"), 1), "an integer >= 1"),
         ("factor_test.price", lambda: ft.get("price") in ("vwap", "close"), "vwap or close"),
-        ("factor_test.n_quantiles", lambda: int(ft.get("n_quantiles", 2)) >= 2, "an integer >= 2"),
-        ("factor_test.mad_k", lambda: float(ft.get("mad_k", 1)) > 0, "> 0"),
+        ("factor_test.n_quantiles", lambda: _int_at_least(ft.get("n_quantiles"), 2), "an integer >= 2"),
+        ("factor_test.mad_k", lambda: ft.get("mad_k") is None or _num(ft.get("mad_k")) > 0, "null or > 0"),
         ("factor_test.neutralize", lambda: set(ft.get("neutralize", [])) <= {"industry", "size"},
          "a subset of [industry, size]"),
-        ("portfolio.min_index_weight", lambda: 0.0 <= float(pf.get("min_index_weight", 0)) <= 1.0, "in [0, 1]"),
-        ("portfolio.max_active", lambda: float(pf.get("max_active", 1)) > 0, "> 0"),
-        ("portfolio.industry_tol", lambda: float(pf.get("industry_tol", 1)) > 0, "> 0"),
-        ("portfolio.size_tol", lambda: float(pf.get("size_tol", 1)) > 0, "> 0"),
-        ("portfolio.max_turnover", lambda: float(pf.get("max_turnover", 1)) > 0, "> 0"),
-        ("backtest.cost_per_side", lambda: 0.0 <= float(bt.get("cost_per_side", 0)) <= 0.05, "in [0, 0.05]"),
+        ("factor_test.ic_decay_horizons", lambda: all(_int_at_least(h, 1) for h in ft.get("ic_decay_horizons", [])),
+         "a list of integers >= 1"),
+        ("factor_test.start", lambda: _date_or_null(ft.get("start")), "a date (YYYY-MM-DD) or null"),
+        ("factor_test.end", lambda: _date_or_null(ft.get("end")), "a date (YYYY-MM-DD) or null"),
+        ("factor_test.min_listed_days", lambda: _int_at_least(ft.get("min_listed_days"), 0), "an integer >= 0"),
+        # portfolio
+        ("portfolio.min_index_weight", lambda: 0.0 <= _num(pf.get("min_index_weight")) <= 1.0, "in [0, 1]"),
+        ("portfolio.max_active", lambda: 0 < _num(pf.get("max_active")) <= 1, "in (0, 1]"),
+        ("portfolio.industry_tol", lambda: _num(pf.get("industry_tol")) > 0, "a finite number > 0"),
+        ("portfolio.size_tol", lambda: _num(pf.get("size_tol")) > 0, "a finite number > 0"),
+        ("portfolio.max_turnover", lambda: 0 < _num(pf.get("max_turnover")) <= 2, "in (0, 2]"),
+        ("portfolio.n_extra_candidates", lambda: _int_at_least(pf.get("n_extra_candidates"), 0), "an integer >= 0"),
+        ("portfolio.solver", lambda: _solver_ok(pf.get("solver")),
+         lambda: f"a solver installed for cvxpy: {_solvers()}"),
+        ("portfolio.fallback_solver", lambda: _solver_ok(pf.get("fallback_solver"), allow_null=True),
+         lambda: f"null or a solver installed for cvxpy: {_solvers()}"),
+        # backtest
+        ("backtest.rebalance_every", lambda: _int_at_least(bt.get("rebalance_every"), 1), "an integer >= 1"),
+        ("backtest.cost_per_side", lambda: 0.0 <= _num(bt.get("cost_per_side")) <= 0.05, "in [0, 0.05]"),
+        ("backtest.stamp_duty", lambda: 0.0 <= _num(bt.get("stamp_duty")) <= 0.05, "in [0, 0.05]"),
         ("backtest.fill_price", lambda: bt.get("fill_price") in ("vwap", "close", "open"), "vwap, close or open"),
+        ("backtest.lot_size", lambda: bt.get("lot_size") is None or _int_at_least(bt.get("lot_size"), 1),
+         "null or an integer >= 1 (with backtest.capital)"),
+        ("backtest.capital", lambda: bt.get("capital") is None or _num(bt.get("capital")) > 0, "null or > 0"),
+        ("backtest.start", lambda: _date_or_null(bt.get("start")), "a date (YYYY-MM-DD) or null"),
+        ("backtest.end", lambda: _date_or_null(bt.get("end")), "a date (YYYY-MM-DD) or null"),
+        ("backtest.universes", lambda: len(bt.get("universes", [])) > 0
+         and set(bt.get("universes")) <= set(UNIVERSES) - {"all"}, "a non-empty subset of [csi300, csi500, csi1000]"),
+        # tracking, report
+        ("tracking.uri", lambda: not tk.get("enabled") or _tracking_uri_ok(tk.get("uri")),
+         f"a URI MLflow serves: {'|'.join(TRACKING_SCHEMES)}://... (e.g. sqlite:///mlruns.db or "
+         "http://127.0.0.1:5000)"),
+        ("report.landscape_grid", lambda: _int_at_least(rp.get("landscape_grid"), 2), "an integer >= 2"),
+        ("report.landscape_names", lambda: _int_at_least(rp.get("landscape_names"), 3), "an integer >= 3"),
+        ("report.landscape_days", lambda: _int_at_least(rp.get("landscape_days"), 1), "an integer >= 1"),
+        ("report.power_iters", lambda: _int_at_least(rp.get("power_iters"), 1), "an integer >= 1"),
+        ("report.sharpness_rho", lambda: _num(rp.get("sharpness_rho")) > 0, "a finite number > 0"),
     ]
 
 
 def _check_optimizer(node: Any, problems: list[str]) -> None:
     import torch
 
-    from quantsam.optim import build_optimizer, list_optimizers, valid_kwargs
+    from quantsam.optim import build_optimizer, config_kwargs, list_optimizers
 
     if not isinstance(node, DictConfig) or "name" not in node:
         problems.append(f"optimizer: needs a 'name' key; pick a choice with optimizer=<name>, one of {list_optimizers()}")
@@ -119,11 +250,12 @@ def _check_optimizer(node: Any, problems: list[str]) -> None:
                         f"Valid names: {list_optimizers()} (choose with optimizer=<name>)")
         return
     kwargs = {k: _plain(v) for k, v in node.items() if k != "name"}
-    valid = valid_kwargs(name)
+    valid = config_kwargs(name)
     for k in sorted(set(kwargs) - set(valid)):
-        problems.append(f"optimizer.{k}: not an argument of '{name}'{_suggest(k, valid)}. Valid: {valid}")
+        hint = " — gradient clipping is trainer.grad_clip" if k == "grad_clip" else _suggest(k, valid)
+        problems.append(f"optimizer.{k}: not an argument of '{name}'{hint}. Valid: {valid}")
     kwargs = {k: v for k, v in kwargs.items() if k in valid}
-    if "betas" in kwargs:
+    if isinstance(kwargs.get("betas"), list):
         kwargs["betas"] = tuple(kwargs["betas"])
     try:  # the optimizer's own checks, on a dummy parameter (cheap, and never out of sync with the code)
         build_optimizer(name, [torch.nn.Parameter(torch.zeros(1))], **kwargs)
@@ -150,9 +282,10 @@ def validate(cfg: DictConfig, groups: tuple[str, ...] | None = None) -> None:
             continue
         try:
             good = bool(ok())
-        except (TypeError, ValueError, AttributeError):
+        except (TypeError, ValueError, AttributeError, KeyError, OmegaConfBaseException):
             good = False
         if not good:
-            problems.append(f"{key}={_plain(OmegaConf.select(cfg, key))!r}: must be {fix}")
+            problems.append(f"{key}={_plain(OmegaConf.select(cfg, key))!r}: must be {fix() if callable(fix) else fix}")
+            flagged.add(key)
     if problems:
         raise ConfigError(problems)

@@ -15,6 +15,8 @@ REGISTRY: dict[str, type[BaseOptimizer]] = {
     "adamw": AdamW, "sam": SAM, "asam": ASAM, "gsam": GSAM, "gam": GAM, "fsam": FSAM, "wsam": WSAM,
 }
 BASE_KWARGS = ("lr", "weight_decay", "betas", "eps", "grad_clip")
+#: keys of the ``optimizer`` config group besides ``name``: no ``grad_clip`` (that knob is ``trainer.grad_clip``)
+CONFIG_BASE_KWARGS = ("lr", "weight_decay", "betas", "eps")
 
 
 def list_optimizers() -> list[str]:
@@ -26,6 +28,11 @@ def valid_kwargs(name: str) -> list[str]:
     """Keyword arguments accepted for optimizer ``name``."""
     cls = optimizer_class(name)
     return [*BASE_KWARGS, *cls.hyperparameters]
+
+
+def config_kwargs(name: str) -> list[str]:
+    """Keys the ``optimizer`` config group may hold for optimizer ``name`` (besides ``name``)."""
+    return [*CONFIG_BASE_KWARGS, *optimizer_class(name).hyperparameters]
 
 
 def optimizer_class(name: str) -> type[BaseOptimizer]:

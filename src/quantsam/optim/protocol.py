@@ -17,6 +17,7 @@ An optional ``grad_clip`` clips the final update direction's global norm right b
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -33,16 +34,16 @@ def check_range(name: str, value: Any, lo: float | None = None, hi: float | None
         v = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name}={value!r} must be a number") from None
-    ok = True
+    ok = math.isfinite(v)  # inf / NaN are never a valid hyperparameter (rho=inf trains on NaN weights)
     if lo is not None:
         ok &= v > lo if lo_open else v >= lo
     if hi is not None:
         ok &= v < hi if hi_open else v <= hi
-    if not ok or v != v:
+    if not ok:
         left = "(" if lo_open else "["
         right = ")" if hi_open else "]"
         rng = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
-        raise ValueError(f"{name}={value!r} is out of range: must be in {rng}")
+        raise ValueError(f"{name}={value!r} is out of range: must be a finite number in {rng}")
     return v
 
 
