@@ -9,6 +9,7 @@ base of the price limits. ``board`` is one of :data:`BOARDS`.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,10 +32,12 @@ NUMERIC_COLUMNS = (*PRICE_COLUMNS, "volume", "amount", "adj_factor", "float_shar
 
 #: Relative tolerance for ``vwap`` outside ``[low, high]``: real VWAPs are rounded amounts / volumes.
 VWAP_TOLERANCE = 5e-3
+#: A-share codes: six digits and the exchange (``600000.SH``, ``000001.SZ``, ``830799.BJ``)
+CODE_PATTERN = re.compile(r"^\d{6}\.(SH|SZ|BJ)$")
 
 
 @dataclass(frozen=True)
-class ValidationReport:
+class ValidationSummary:
     """What :func:`validate_daily` found but tolerated (counted, never silently dropped)."""
 
     n_rows: int
@@ -59,19 +62,26 @@ def _fail(column: str, count: int, what: str, fix: str, rows: str = "") -> DataE
     return DataError(msg)
 
 
-def validate_daily(df: pd.DataFrame, source: str = "daily frame") -> ValidationReport:
-    """Check ``df`` against the contract; raise :class:`DataError` naming the column, the count and first bad rows.
+def _check_codes(df: pd.DataFrame, source: str) -> None:
+    col = df["code"]
+    uniq = (col.cat.categories if isinstance(col.dtype, pd.CategoricalDtype) else pd.unique(col)).astype(str)
+    bad = [c for c in uniq if not CODE_PATTERN.match(c)]
+    if bad:
+        mask = col.astype(str).isin(bad).to_numpy()
+        raise _fail("code", int(mask.sum()), f"are not A-share codes like '600000.SH' (e.g. {bad[:3]})",
+                    "six digits and the exchange suffix .SH/.SZ/.BJ; read CSV codes as strings "
+                    "(dtype={'code': str}) so leading zeros survive, and add the suffix "
+                    "(6xxxxx -> .SH, 0xxxxx/3xxxxx -> .SZ, 4xxxxx/8xxxxx -> .BJ)", _rows(df, mask, []))
 
-    Checks: missing required columns, dtypes, unparseable/unsorted dates, duplicate (date, code), non-positive prices,
-    ``high < low``, open/close outside ``[low, high]``, vwap outside ``[low, high]`` beyond :data:`VWAP_TOLERANCE`,
-    negative volume, unknown boards. Missing optional fields (amount, float_shares, is_st) are counted and logged.
-    """
-    missing = [c for c in REQUIRED if c not in df.columns]
-    if missing:
-        raise DataError(
-            f"{source}: missing required column(s) {missing}. Fix: provide them (contract columns: {list(COLUMNS)}); "
-            "for real data map source names with a column mapping (see quantsam.data.ingest)."
-        )
+
+def _check_dates(df: pd.DataFrame) -> None:
+    if pd.api.types.is_integer_dtype(df["date"]):
+        v = df["date"].to_numpy()
+        yyyymmdd = (v >= 19000101) & (v <= 21001231)
+        fix = ("integer yyyymmdd dates: convert with pd.to_datetime(df['date'].astype(str), format='%Y%m%d')"
+               if yyyymmdd.all() else "convert to datetime64 (ISO dates YYYY-MM-DD)")
+        raise _fail("date", len(df), f"are integers (dtype {df['date'].dtype}), expected datetime64", fix,
+                    _rows(df, np.ones(len(df), bool), []))
     if not pd.api.types.is_datetime64_any_dtype(df["date"]):
         parsed = pd.to_datetime(df["date"], errors="coerce")
         bad = parsed.isna().to_numpy()
@@ -83,6 +93,27 @@ def validate_daily(df: pd.DataFrame, source: str = "daily frame") -> ValidationR
     if df["date"].isna().any():
         bad = df["date"].isna().to_numpy()
         raise _fail("date", int(bad.sum()), "are missing (NaT)", "drop or fill these rows", _rows(df, bad, []))
+
+
+def validate_daily(df: pd.DataFrame, source: str = "daily frame") -> ValidationSummary:
+    """Check ``df`` against the contract; raise :class:`DataError` naming the column, the count and first bad rows.
+
+    Checks: an empty frame, missing required columns, dtypes, integer/unparseable/unsorted dates, code format,
+    duplicate (date, code), prices that are not finite and positive, ``high < low``, open/close outside
+    ``[low, high]``, vwap outside ``[low, high]`` beyond :data:`VWAP_TOLERANCE`, volume missing or negative,
+    ``adj_factor`` not finite and positive, unknown boards. Missing optional fields (amount, float_shares, is_st)
+    are counted and logged.
+    """
+    if len(df) == 0:
+        raise DataError(f"{source}: the daily frame is empty (0 rows). Fix: check the file, the date range "
+                        "(data.start / data.end) and the column mapping")
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"{source}: missing required column(s) {missing}. Fix: provide them (contract columns: {list(COLUMNS)}); "
+            "for real data map source names with a column mapping (see quantsam.data.ingest)."
+        )
+    _check_dates(df)
     for c in NUMERIC_COLUMNS:
         if c in df.columns and not pd.api.types.is_numeric_dtype(df[c]):
             raise _fail(c, len(df), f"have dtype {df[c].dtype}, expected a numeric dtype",
@@ -90,6 +121,7 @@ def validate_daily(df: pd.DataFrame, source: str = "daily frame") -> ValidationR
     if not (pd.api.types.is_string_dtype(df["code"]) or isinstance(df["code"].dtype, pd.CategoricalDtype)):
         raise _fail("code", len(df), f"have dtype {df['code'].dtype}, expected str/category",
                     "codes look like '600000.SH'; convert with df['code'].astype(str)")
+    _check_codes(df, source)
 
     dates = df["date"].to_numpy()
     if len(dates) > 1 and (dates[1:] < dates[:-1]).any():
@@ -102,9 +134,9 @@ def validate_daily(df: pd.DataFrame, source: str = "daily frame") -> ValidationR
                     "keep one row per stock and day (df.drop_duplicates(['date', 'code']))", _rows(df, dup, []))
     for c in PRICE_COLUMNS:
         v = df[c].to_numpy(dtype=float)
-        bad = ~(v > 0)
+        bad = ~(np.isfinite(v) & (v > 0))
         if bad.any():
-            raise _fail(c, int(bad.sum()), "are not positive prices (<= 0 or NaN)",
+            raise _fail(c, int(bad.sum()), "are not finite positive prices (<= 0, NaN or inf)",
                         "suspended days must have no row; check the price unit (CNY, not fen)", _rows(df, bad, [c]))
     hi, lo = df["high"].to_numpy(float), df["low"].to_numpy(float)
     bad = hi < lo
@@ -125,9 +157,19 @@ def validate_daily(df: pd.DataFrame, source: str = "daily frame") -> ValidationR
                     "vwap = amount / volume in CNY per share; check units (amount in CNY, volume in shares)",
                     _rows(df, bad, ["vwap", "low", "high"]))
     vol = df["volume"].to_numpy(float)
+    bad = ~np.isfinite(vol)
+    if bad.any():
+        raise _fail("volume", int(bad.sum()), "are missing or infinite",
+                    "volume is shares traded (>= 0); a suspended day has no row", _rows(df, bad, ["volume"]))
     bad = vol < 0
     if bad.any():
         raise _fail("volume", int(bad.sum()), "are negative", "volume is shares traded (>= 0)", _rows(df, bad, ["volume"]))
+    adj = df["adj_factor"].to_numpy(float)
+    bad = ~(np.isfinite(adj) & (adj > 0))
+    if bad.any():
+        raise _fail("adj_factor", int(bad.sum()), "are not finite positive factors (<= 0, NaN or inf)",
+                    "adj_factor is the cumulative back-adjustment factor (1.0 when a stock never had ex-rights)",
+                    _rows(df, bad, ["adj_factor"]))
     boards = pd.unique(df["board"].astype(str))
     unknown = sorted(set(boards) - set(BOARDS))
     if unknown:
@@ -141,7 +183,7 @@ def validate_daily(df: pd.DataFrame, source: str = "daily frame") -> ValidationR
         missing_opt[c] = n
         if n:
             log.warning("%s: optional column '%s' missing on %s of %s rows", source, c, f"{n:,}", f"{len(df):,}")
-    return ValidationReport(
+    return ValidationSummary(
         n_rows=len(df), n_codes=int(df["code"].nunique()), n_dates=int(df["date"].nunique()),
         missing_optional=missing_opt,
     )

@@ -1,4 +1,4 @@
-"""Reading and writing the data contract's parquet layout, and data fingerprints.
+"""Reading and writing the data contract's parquet layout; data fingerprints.
 
 Layout of a market directory (what the data stage writes and every later stage reads)::
 
@@ -6,23 +6,31 @@ Layout of a market directory (what the data stage writes and every later stage r
     <dir>/index_members.parquet   index_code, code, start_date, end_date
     <dir>/index_weights.parquet   date, index_code, code, weight
     <dir>/industry.parquet        code, industry
+    <dir>/index_daily.parquet     (when the source has it) date, index_code, close
     <dir>/alpha.parquet           (synthetic only) date, code, alpha: the planted expected return
-    <dir>/meta.json               generator parameters, row counts, fingerprint
+    <dir>/meta.json               parameters, row counts, fingerprint, ingest summary
+    <dir>/manifest.json           the stage manifest (key, file sizes, fingerprint): written last
+
+A directory is written all-or-nothing (:class:`quantsam.stageio.OutputDir`). Its **fingerprint** hashes the bytes of
+its parquet tables: every later stage's cache key includes it, so a changed market never serves old results.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from quantsam import stageio
 from quantsam.errors import DataError
 
+log = logging.getLogger(__name__)
+
 TABLES = ("daily", "index_members", "index_weights", "industry")
+FIX = "run the data stage (`make data`) or an ingest script (scripts/ingest_*.py) to (re)create the directory"
 
 
 @dataclass
@@ -38,75 +46,91 @@ class MarketData:
     index_daily: pd.DataFrame | None = None  # date, index_code, close (real data; benchmark returns)
 
 
-def frame_fingerprint(df: pd.DataFrame) -> str:
-    """Content hash of a frame (values and column names, not the index): sha256 of pandas' per-row hashes."""
-    h = hashlib.sha256()
-    h.update(",".join(map(str, df.columns)).encode())
-    h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
-    return h.hexdigest()[:16]
+@dataclass(frozen=True)
+class DataRef:
+    """A market directory and its data fingerprint: what the data stage hands to every later stage."""
+
+    dir: Path
+    fingerprint: str
 
 
-def market_fingerprint(m) -> str:
-    """Fingerprint of a market's tables (order-sensitive)."""
-    h = hashlib.sha256()
-    for t in TABLES:
-        h.update(frame_fingerprint(getattr(m, t)).encode())
-    return h.hexdigest()[:16]
-
-
-def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-
-
-def save_market(m, directory: str | Path, extra_meta: dict | None = None) -> Path:
-    """Write a market (``SyntheticMarket`` or ``MarketData``) to ``directory`` atomically, table by table;
-    ``meta.json`` is written last, so its presence marks a complete directory."""
+def files_fingerprint(directory: str | Path) -> str:
+    """Hash of the bytes of every parquet table in ``directory`` (names included)."""
     d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    for t in TABLES:
-        _atomic_parquet(getattr(m, t), d / f"{t}.parquet")
-    idx = getattr(m, "index_daily", None)
-    if idx is not None and len(idx):
-        _atomic_parquet(idx, d / "index_daily.parquet")
-    alpha = getattr(m, "alpha", None)
-    if alpha is not None:
-        long = alpha.stack().rename("alpha").reset_index()
-        _atomic_parquet(long, d / "alpha.parquet")
-    meta = {
-        "params": getattr(m, "params", None) or getattr(m, "meta", {}).get("params", {}),
-        "rows": {t: int(len(getattr(m, t))) for t in TABLES},
-        "fingerprint": market_fingerprint(m),
-        **(extra_meta or {}),
-    }
-    tmp = d / f"meta.json.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(meta, indent=2, default=str))
-    os.replace(tmp, d / "meta.json")
-    return d
+    return stageio.digest({p.name: stageio.file_hash(p) for p in sorted(d.glob("*.parquet"))})
+
+
+def write_market(m, directory: str | Path, key: str, extra_meta: dict | None = None) -> DataRef:
+    """Write a market (``SyntheticMarket`` or ``MarketData``) to ``directory`` all-or-nothing, with ``meta.json``
+    and a manifest recording ``key`` and the data fingerprint. Returns the directory's :class:`DataRef`."""
+    target = Path(directory)
+
+    def plain(df: pd.DataFrame) -> pd.DataFrame:  # adapters keep their reports in .attrs: not table data
+        out = df.copy(deep=False)
+        out.attrs = {}
+        return out
+
+    with stageio.OutputDir(target, "data", key) as out:
+        for t in TABLES:
+            plain(getattr(m, t)).to_parquet(out.path / f"{t}.parquet", index=False)
+        idx = getattr(m, "index_daily", None)
+        if idx is not None and len(idx):
+            plain(idx).to_parquet(out.path / "index_daily.parquet", index=False)
+        alpha = getattr(m, "alpha", None)
+        if alpha is not None:
+            alpha.stack().rename("alpha").reset_index().to_parquet(out.path / "alpha.parquet", index=False)
+        fingerprint = files_fingerprint(out.path)
+        out.meta["fingerprint"] = fingerprint
+        meta = {
+            "params": getattr(m, "params", None) or getattr(m, "meta", {}).get("params", {}),
+            "rows": {t: int(len(getattr(m, t))) for t in TABLES},
+            "fingerprint": fingerprint,
+            **(extra_meta or {}),
+        }
+        (out.path / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+    return DataRef(target, fingerprint)
+
+
+def market_ref(directory: str | Path) -> DataRef | None:
+    """The :class:`DataRef` of a directory written by :func:`write_market` whose files are intact (per its manifest),
+    else None (no manifest, or files changed since)."""
+    d = Path(directory)
+    doc = stageio.read_manifest(d / stageio.MANIFEST)
+    if doc is None or "fingerprint" not in doc or not stageio.is_done(d / stageio.MANIFEST, doc["key"]):
+        return None
+    return DataRef(d, str(doc["fingerprint"]))
+
+
+def _read_table(d: Path, name: str) -> pd.DataFrame:
+    df = stageio.read_parquet(d / f"{name}.parquet", "market table", FIX)
+    for c in ("date", "start_date", "end_date"):
+        if c in df.columns:
+            if pd.api.types.is_integer_dtype(df[c]) or pd.api.types.is_float_dtype(df[c]):
+                # pd.to_datetime would read 20200102 as nanoseconds after 1970: refuse instead of guessing
+                raise DataError(f"{d / f'{name}.parquet'}: column '{c}' holds numbers ({df[c].iloc[0]!r}, ...), "
+                                f"expected dates. Fix: integer yyyymmdd dates: convert with "
+                                f"pd.to_datetime(df['{c}'].astype(str), format='%Y%m%d') before writing")
+            df[c] = pd.to_datetime(df[c])
+    return df
 
 
 def load_market(directory: str | Path, with_alpha: bool = True) -> MarketData:
-    """Read a market directory written by :func:`save_market` (or by an ingest script)."""
+    """Read a market directory written by :func:`write_market` (or by an ingest script); unreadable or missing
+    tables raise :class:`DataError` naming the file."""
     d = Path(directory)
     missing = [f"{t}.parquet" for t in TABLES if not (d / f"{t}.parquet").exists()]
     if missing:
-        raise DataError(f"market directory '{d}': missing {missing}. Fix: run the data stage (`make data`) or an "
-                        "ingest script (scripts/ingest_*.py) to create it.")
-    tables = {t: pd.read_parquet(d / f"{t}.parquet") for t in TABLES}
-    for df in tables.values():
-        for c in ("date", "start_date", "end_date"):
-            if c in df.columns:
-                df[c] = pd.to_datetime(df[c])
+        raise DataError(f"market directory '{d}': missing {missing}. Fix: {FIX}.")
+    tables = {t: _read_table(d, t) for t in TABLES}
     alpha = None
     if with_alpha and (d / "alpha.parquet").exists():
-        a = pd.read_parquet(d / "alpha.parquet")
-        a["date"] = pd.to_datetime(a["date"])
+        a = _read_table(d, "alpha")
         alpha = a.pivot(index="date", columns="code", values="alpha")
-    meta = json.loads((d / "meta.json").read_text()) if (d / "meta.json").exists() else {}
-    idx = None
-    if (d / "index_daily.parquet").exists():
-        idx = pd.read_parquet(d / "index_daily.parquet")
-        idx["date"] = pd.to_datetime(idx["date"])
+    meta = {}
+    if (d / "meta.json").exists():
+        try:
+            meta = json.loads((d / "meta.json").read_text())
+        except ValueError:
+            log.warning("%s: unreadable meta.json (ignored)", d)
+    idx = _read_table(d, "index_daily") if (d / "index_daily.parquet").exists() else None
     return MarketData(alpha=alpha, meta=meta, index_daily=idx, **tables)
-

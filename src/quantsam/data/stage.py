@@ -1,94 +1,105 @@
-"""The data stage: make the market directory every later stage reads (synthetic: generate once, then cache)."""
+"""The data stage: make (or check) the market directory every later stage reads; return its :class:`DataRef`.
+
+* ``data.source=synthetic`` generates the market once per parameter set (key: every generator parameter + the
+  generator version);
+* ``tidy`` / ``qlib`` ingest the user's export once (key: adapter parameters + version + a stamp of the source files);
+* ``dir`` reads a directory written elsewhere (an ingest script, another machine). Its manifest, when intact,
+  gives the fingerprint; otherwise the tables are validated against the contract and fingerprinted here.
+
+The directory is written all-or-nothing and counts as done only through its manifest (:mod:`quantsam.stageio`),
+under a file lock so parallel sweep jobs generate it once.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from quantsam import stageio
 from quantsam.data.contract import validate_daily
-from quantsam.data.io import MarketData, load_market, save_market
+from quantsam.data.io import DataRef, files_fingerprint, load_market, market_ref, write_market
 from quantsam.errors import DataError
 
 log = logging.getLogger(__name__)
 
 SYNTHETIC_KEYS = ("seed", "n_stocks", "start", "end", "n_industries", "signal_strength")
+INGEST_KEYS = ("source", "path", "preset", "start", "end", "instruments", "volume_is_adjusted", "tables_path",
+               "ffill_float_shares_days")
 
 
 def synthetic_params(cfg: DictConfig) -> dict:
     return {k: OmegaConf.select(cfg, f"data.{k}") for k in SYNTHETIC_KEYS}
 
 
-def run_data(cfg: DictConfig) -> Path:
-    """Ensure the market directory exists and is complete (under a file lock: parallel sweep jobs share it)."""
-    from filelock import FileLock
-
-    d = Path(cfg.data.dir)
-    d.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(d) + ".lock", timeout=3600):
-        return _run_data(cfg)
-
-
-def _run_data(cfg: DictConfig) -> Path:
-    """Ensure the market directory ``cfg.data.dir`` exists and is complete; return it.
-
-    ``data.source=synthetic`` generates the market (skipped when ``meta.json`` records the same parameters);
-    ``data.source=dir`` expects a directory written by an ingest script.
-    """
-    d = Path(cfg.data.dir)
-    source = cfg.data.source
+def data_key(cfg: DictConfig) -> str:
+    """The data stage's key for this config (synthetic or ingested sources)."""
+    source = str(cfg.data.source)
     if source == "synthetic":
         from quantsam.data.synthetic import GENERATOR_VERSION
 
-        params = synthetic_params(cfg)
-        meta_path = d / "meta.json"
-        if meta_path.exists():
-            meta = json.loads(meta_path.read_text())
-            keys = (*SYNTHETIC_KEYS, "generator_version")
-            want = {**params, "generator_version": GENERATOR_VERSION}
-            if {k: meta.get("params", {}).get(k) for k in keys} == want:
-                log.info("data: cache hit %s (fingerprint %s)", d, meta.get("fingerprint"))
-                return d
-        from quantsam.data.synthetic import generate_market
+        return stageio.stage_key("data", GENERATOR_VERSION, source=source, params=synthetic_params(cfg))
+    from quantsam.data.ingest.market import ingest_key
 
+    return ingest_key(source, _ingest_params(cfg))
+
+
+def _ingest_params(cfg: DictConfig) -> dict:
+    p = {k: OmegaConf.select(cfg, f"data.{k}") for k in INGEST_KEYS}
+    p["path"] = str(Path(str(p["path"])).expanduser()) if p["path"] else p["path"]
+    p["ffill_float_shares_days"] = int(p["ffill_float_shares_days"])
+    p["volume_is_adjusted"] = bool(p["volume_is_adjusted"])
+    return p
+
+
+def run_data(cfg: DictConfig) -> DataRef:
+    """Ensure the market directory ``cfg.data.dir`` exists, is complete and matches the config; return its ref."""
+    d = Path(str(cfg.data.dir))
+    source = str(cfg.data.source)
+    if source == "dir":
+        return _existing_dir(d)
+    if source in ("tidy", "qlib") and not cfg.data.get("path"):
+        raise DataError(f"data.source={source} needs data.path (the folder with your data). Fix: "
+                        f"data.path=/path/to/{'qlib_data/cn_data' if source == 'qlib' else 'export'}")
+    key = data_key(cfg)
+    with stageio.locked(d):
+        if stageio.is_done(d / stageio.MANIFEST, key):
+            ref = market_ref(d)
+            if ref is not None:
+                log.info("data: cache hit %s (fingerprint %s)", d, ref.fingerprint)
+                return ref
         t0 = time.perf_counter()
-        m = generate_market(**params)
-        report = validate_daily(m.daily, source="synthetic market")
-        save_market(m, d, extra_meta={"source": "synthetic", "seconds": round(time.perf_counter() - t0, 2)})
-        log.info("data: synthetic market %s -> %s in %.1fs", report.summary(), d, time.perf_counter() - t0)
-        return d
-    if source in ("tidy", "qlib"):
-        from quantsam.data.ingest import ingest_market
+        if source == "synthetic":
+            from quantsam.data.synthetic import generate_market
 
-        if not cfg.data.get("path"):
-            raise DataError(f"data.source={source} needs data.path (the folder with your data). Fix: "
-                            f"data.path=/path/to/{'qlib_data/cn_data' if source == 'qlib' else 'export'}")
-        keys = ("source", "path", "preset", "start", "end", "instruments", "volume_is_adjusted", "tables_path",
-                "ffill_float_shares_days")
-        want = {k: OmegaConf.select(cfg, f"data.{k}") for k in keys}
-        meta_path = d / "meta.json"
-        if meta_path.exists() and json.loads(meta_path.read_text()).get("ingest_params") == json.loads(
-                json.dumps(want, default=str)):
-            log.info("data: ingested copy up to date %s", d)
-            return d
-        out, rep = ingest_market(source, want["path"], d, preset=want["preset"], instruments=want["instruments"],
-                                 start=want["start"], end=want["end"],
-                                 ffill_float_shares_days=int(want["ffill_float_shares_days"]),
-                                 volume_is_adjusted=bool(want["volume_is_adjusted"]), tables_path=want["tables_path"])
-        meta = json.loads(meta_path.read_text())
-        meta["ingest_params"] = json.loads(json.dumps(want, default=str))
-        meta_path.write_text(json.dumps(meta, indent=2, default=str))
-        log.info("data: %s", json.dumps(rep["summary"], default=str))
-        return out
+            m = generate_market(**synthetic_params(cfg))
+            summary = validate_daily(m.daily, source="synthetic market")
+            ref = write_market(m, d, key, extra_meta={"source": "synthetic",
+                                                       "seconds": round(time.perf_counter() - t0, 2)})
+            log.info("data: synthetic market %s -> %s in %.1fs", summary.summary(), d, time.perf_counter() - t0)
+            return ref
+        from quantsam.data.ingest.market import ingest_market
+
+        p = _ingest_params(cfg)
+        ref, rep = ingest_market(source, p["path"], d, preset=p["preset"], instruments=p["instruments"],
+                                 start=p["start"], end=p["end"], ffill_float_shares_days=p["ffill_float_shares_days"],
+                                 volume_is_adjusted=p["volume_is_adjusted"], tables_path=p["tables_path"])
+        log.info("data: ingested %s", rep["summary"])
+        return ref
+
+
+def _existing_dir(d: Path) -> DataRef:
+    """A directory written elsewhere: trusted through an intact manifest, else validated and fingerprinted now."""
     if not (d / "daily.parquet").exists():
         raise DataError(f"data.dir='{d}' has no daily.parquet. Fix: run an ingest script (scripts/ingest_tidy.py or "
                         "scripts/ingest_qlib.py) with --out pointing there, or use data=synthetic.")
-    return d
-
-
-def load_for(cfg: DictConfig) -> MarketData:
-    """Run the data stage if needed and load its tables."""
-    return load_market(run_data(cfg))
+    ref = market_ref(d)
+    if ref is not None:
+        log.info("data: %s (fingerprint %s, from its manifest)", d, ref.fingerprint)
+        return ref
+    log.info("data: %s has no intact manifest: validating its tables against the contract", d)
+    m = load_market(d, with_alpha=False)
+    validate_daily(m.daily, source=str(d / "daily.parquet"))
+    return DataRef(d, files_fingerprint(d))

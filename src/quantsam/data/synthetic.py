@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from quantsam.data.calendar import synthetic_calendar
-from quantsam.data.contract import BOARDS, COLUMNS, limit_prices
+from quantsam.data.contract import BOARDS, COLUMNS, limit_pct, limit_prices
 
 #: bump when the generator's output changes for the same arguments (invalidates cached market directories)
 GENERATOR_VERSION = 2
@@ -87,29 +87,68 @@ def _codes_and_boards(n: int, rng: np.random.Generator, star_open: bool) -> tupl
     return np.asarray(codes)[order], np.asarray(boards)[order]
 
 
-def generate_market(
-    seed: int = 0,
-    n_stocks: int = 2000,
-    start: str = "2014-01-01",
-    end: str = "2024-09-30",
-    n_industries: int = 30,
-    signal_strength: float = 1.0,
-) -> SyntheticMarket:
-    """Generate a synthetic A-share market (see module docstring). Same arguments => identical frames."""
-    if n_stocks < 20:
-        raise ValueError(f"n_stocks={n_stocks}: need at least 20 stocks")
-    if not 1 <= n_industries <= len(INDUSTRIES):
-        raise ValueError(f"n_industries={n_industries}: must be in [1, {len(INDUSTRIES)}]")
-    rng = np.random.default_rng(seed)
-    cal = synthetic_calendar(start, end)
-    T, N = len(cal), n_stocks
-    if T < 260:
-        raise ValueError(f"start={start}, end={end}: need at least one year of trading days, got {T}")
-    dates64 = cal.to_numpy()
+@dataclass
+class _Stocks:
+    """Static attributes drawn once per stock."""
 
-    # ---- static stock attributes -------------------------------------------------------------------------------
-    star_lo = int(np.searchsorted(dates64, STAR_OPEN.to_datetime64()))
-    codes, board = _codes_and_boards(N, rng, star_open=star_lo < T - 250)
+    codes: np.ndarray
+    board: np.ndarray
+    industry: np.ndarray
+    log_shares: np.ndarray
+    log_price0: np.ndarray
+    size_expo: np.ndarray
+    beta: np.ndarray
+    idio_vol: np.ndarray
+    log_turn: np.ndarray
+
+
+@dataclass
+class _Listing:
+    """When each stock trades: first/last day, ST spells, and the [T, N] traded mask (suspensions removed)."""
+
+    first: np.ndarray
+    last: np.ndarray
+    st_start: np.ndarray
+    st_end: np.ndarray
+    rows_alive: np.ndarray
+    traded: np.ndarray
+
+
+@dataclass
+class _Paths:
+    """Market-wide random series drawn up front: market shocks, industry and size factor returns, signal strength."""
+
+    z_mkt: np.ndarray
+    f_ind: np.ndarray
+    f_size: np.ndarray
+    s_fast: np.ndarray
+    s_slow: np.ndarray
+
+
+@dataclass
+class _Bars:
+    """The simulated ``[T, N]`` outputs (NaN where no row)."""
+
+    O: np.ndarray
+    H: np.ndarray
+    L: np.ndarray
+    C: np.ndarray
+    PC: np.ndarray
+    V: np.ndarray
+    AMT: np.ndarray
+    ADJ: np.ndarray
+    FS: np.ndarray
+    ALPHA: np.ndarray
+    IS_ST: np.ndarray
+
+
+DF_T = 4.0  # Student-t degrees of freedom of every shock
+T_SCALE = 1 / np.sqrt(DF_T / (DF_T - 2))  # unit variance
+H_LEN = 64  # ring buffers of the last H_LEN days feed the planted signal
+
+
+def _draw_stocks(rng: np.random.Generator, N: int, n_industries: int, star_open: bool) -> _Stocks:
+    codes, board = _codes_and_boards(N, rng, star_open=star_open)
     ind_w = rng.dirichlet(np.full(n_industries, 2.0))
     industry = rng.choice(n_industries, size=N, p=ind_w)
     log_shares = rng.normal(np.log(6e8), 0.9, N)
@@ -119,8 +158,13 @@ def generate_market(
     idio_vol = 0.017 * np.exp(rng.normal(0, 0.25, N)) * (1 + 0.15 * size_expo.clip(-1, 2))
     idio_vol *= np.where(board == "main", 1.0, 1.3)
     log_turn = rng.normal(np.log(0.012), 0.5, N) + np.where(board == "main", 0.0, 0.5)
+    return _Stocks(codes, board, industry, log_shares, log_price0, size_expo, beta, idio_vol, log_turn)
 
-    # listing: most main/ChiNext names trade from the start; the rest IPO over the period (STAR after 2019-07-22)
+
+def _draw_listing(rng: np.random.Generator, T: int, board: np.ndarray, star_lo: int) -> _Listing:
+    """IPOs (STAR only after its opening), delistings (usually after an ST spell), ST episodes, suspensions."""
+    N = len(board)
+    # most main/ChiNext names trade from the start; the rest IPO over the period (STAR after 2019-07-22)
     first = np.zeros(N, dtype=np.int64)
     ipo = rng.random(N) < 0.12
     star = board == "star"
@@ -158,48 +202,39 @@ def generate_market(
     for j in range(N):  # never suspend the first 5 or the last day of a listing (keeps IPO / delist dates crisp)
         susp[first[j]:first[j] + 5, j] = False
         susp[last[j], j] = False
-    traded = rows_alive & ~susp
+    return _Listing(first, last, st_start, st_end, rows_alive, rows_alive & ~susp)
 
-    # ---- random shocks: market/factor series up front, per-stock shocks drawn day by day (bounded memory) ------
-    df_t = 4.0
-    t_scale = 1 / np.sqrt(df_t / (df_t - 2))
-    z_mkt = rng.standard_t(df_t, size=T) * t_scale
+
+def _draw_paths(rng: np.random.Generator, T: int, n_industries: int) -> _Paths:
+    z_mkt = rng.standard_t(DF_T, size=T) * T_SCALE
     f_ind = rng.normal(0, 0.008, size=(T, n_industries))
     f_size = rng.normal(0.0002, 0.005, size=T)
     # signal strengths drift (bounded random walks in log space) -> the planted structure is non-stationary
     s_fast = np.exp(np.clip(np.cumsum(rng.normal(0, 0.03, T)), -1.2, 0.6))
     s_slow = np.exp(np.clip(np.cumsum(rng.normal(0, 0.03, T)), -1.2, 0.6))
+    return _Paths(z_mkt, f_ind, f_size, s_fast, s_slow)
 
-    # ---- outputs, [T, N] ----------------------------------------------------------------------------------------
-    O = np.full((T, N), np.nan)
-    H = np.full((T, N), np.nan)
-    L = np.full((T, N), np.nan)
-    C = np.full((T, N), np.nan)
-    PC = np.full((T, N), np.nan)
-    V = np.full((T, N), np.nan)
-    AMT = np.full((T, N), np.nan)
-    ADJ = np.full((T, N), np.nan)
-    FS = np.full((T, N), np.nan)
-    ALPHA = np.full((T, N), np.nan)
-    IS_ST = np.zeros((T, N), dtype=bool)
 
-    close = np.exp(log_price0).round(2).clip(1.0)
+def _simulate_days(rng: np.random.Generator, dates64: np.ndarray, st: _Stocks, lst: _Listing, pth: _Paths,
+                   signal_strength: float) -> _Bars:
+    """The day loop (path-dependent: volatility clustering, limits with carry, the planted signal). Mutates
+    ``lst.last`` / ``lst.rows_alive`` / ``lst.traded`` for face-value delistings."""
+    T, N = len(dates64), len(st.codes)
+    nan = lambda: np.full((T, N), np.nan)  # noqa: E731
+    out = _Bars(nan(), nan(), nan(), nan(), nan(), nan(), nan(), nan(), nan(), nan(), np.zeros((T, N), dtype=bool))
+    first, last, traded, rows_alive = lst.first, lst.last, lst.traded, lst.rows_alive
+    close = np.exp(st.log_price0).round(2).clip(1.0)
     adj = np.ones(N)
-    shares = np.exp(log_shares).round(-4)
+    shares = np.exp(st.log_shares).round(-4)
     pending = np.zeros(N)  # return not yet realised (limit clipping, suspension)
     pending[first > 0] = rng.uniform(0.1, 0.44, (first > 0).sum())  # IPO pop on day one (no limit on day one)
     h_mkt = 0.014**2
-    h_idio = idio_vol**2
+    h_idio = st.idio_vol**2
     vol_shock = np.zeros(N)
-    H_LEN = 64  # ring buffers of the last H_LEN days: realised return, (close - vwap) / vwap, volume shock, range
-    ret_hist = np.zeros((H_LEN, N))
+    ret_hist = np.zeros((H_LEN, N))  # realised return, (close - vwap) / vwap, volume shock, range: last H_LEN days
     cv_hist = np.zeros((H_LEN, N))
     vshock_hist = np.zeros((H_LEN, N))
     range_hist = np.zeros((H_LEN, N))
-    pct_base = np.where(board == "star", 0.20, np.where(board == "bse", 0.30, 0.10))
-    chinext20 = board == "chinext"
-    chinext_from = np.searchsorted(dates64, pd.Timestamp("2020-08-24").to_datetime64())
-    st_main = board == "main"
     mu = np.zeros(N)  # planted expected daily return for the next day (EMA of signal)
     k_alpha = 0.0015 * signal_strength
     age = np.zeros(N, dtype=np.int64)
@@ -208,19 +243,20 @@ def generate_market(
     for t in range(T):
         alive = rows_alive[t]
         tr = traded[t]
-        is_st = (t >= st_start) & (t < st_end)
+        is_st = (t >= lst.st_start) & (t < lst.st_end)
         # --- returns: factor structure + planted alpha -------------------------------------------------------
-        e_m = np.sqrt(h_mkt) * z_mkt[t]
+        e_m = np.sqrt(h_mkt) * pth.z_mkt[t]
         h_mkt = 1.5e-6 + 0.08 * e_m**2 + 0.91 * h_mkt
-        z = rng.standard_t(df_t, size=(5, N))
-        z[0] *= t_scale
-        z_idio, z_gap, z_vw, z_vol = z[0], z[1] * t_scale, z[2] * t_scale, z[3] * t_scale
+        z = rng.standard_t(DF_T, size=(5, N))
+        z[0] *= T_SCALE
+        z_idio, z_gap, z_vw, z_vol = z[0], z[1] * T_SCALE, z[2] * T_SCALE, z[3] * T_SCALE
         z_hi, z_lo = np.abs(rng.normal(size=(2, N)))
         u = rng.random((4, N))
         u_onep, exr, exr_split, exr_size = u[0], u[1] < 1 / 260, u[2] < 0.2, u[3]
         e_i = np.sqrt(h_idio) * z_idio
-        h_idio = idio_vol**2 * 0.04 + 0.08 * e_i**2 + 0.88 * h_idio
-        r = 0.0004 + beta * e_m + f_ind[t, industry] + size_expo * f_size[t] + e_i * np.where(is_st, 1.3, 1.0) + mu
+        h_idio = st.idio_vol**2 * 0.04 + 0.08 * e_i**2 + 0.88 * h_idio
+        r = (0.0004 + st.beta * e_m + pth.f_ind[t, st.industry] + st.size_expo * pth.f_size[t]
+             + e_i * np.where(is_st, 1.3, 1.0) + mu)
         desired = (1 + pending) * (1 + r) - 1
         # --- ex-rights on this day (only for names trading yesterday and today) ------------------------------
         ratio = np.ones(N)
@@ -233,11 +269,8 @@ def generate_market(
         preclose = np.maximum(preclose, 0.01)
         adj = np.where(ev, adj * close / preclose, adj)
         shares = np.where(split, (shares * ratio).round(-4), shares)
-        # --- price limits, carry -----------------------------------------------------------------------------
-        # same rule as contract.limit_pct, inlined with precomputed masks for speed
-        pct = np.where(chinext20, 0.20 if t >= chinext_from else 0.10, pct_base)
-        pct = np.where(is_st & st_main, 0.05, pct)
-        up, down = limit_prices(preclose, pct)
+        # --- price limits (the contract's rule), clipping with carry -----------------------------------------
+        up, down = limit_prices(preclose, limit_pct(st.board, is_st, np.full(N, dates64[t])))
         no_limit = age < 1  # IPO day: no limit
         up = np.where(no_limit, np.inf, up)
         down = np.where(no_limit, 0.01, down)
@@ -258,7 +291,7 @@ def generate_market(
         w = np.clip(0.5 + 0.15 * z_vw, 0.05, 0.95)
         vw = lo + (hi - lo) * (0.6 * w + 0.4 * np.clip((cl - lo) / np.maximum(hi - lo, 1e-9), 0, 1))
         vol_shock = 0.85 * vol_shock + 0.3 * z_vol
-        turn = np.exp(log_turn + vol_shock + 12 * np.abs(cl / preclose - 1))
+        turn = np.exp(st.log_turn + vol_shock + 12 * np.abs(cl / preclose - 1))
         turn = np.where(one_up | one_dn, turn * 0.15, turn)
         vol = np.maximum(np.round(shares * np.minimum(turn, 0.5) / 100) * 100, 100)
         amt = vw * vol
@@ -268,10 +301,10 @@ def generate_market(
         pending = np.where(tr, (1 + desired) / (1 + realised) - 1, np.where(alive, desired, pending))
         pending = np.clip(pending, -0.6, 1.5)
         # --- store rows for traded names -----------------------------------------------------------------------
-        O[t, tr], H[t, tr], L[t, tr], C[t, tr] = op[tr], hi[tr], lo[tr], cl[tr]
-        PC[t, tr], V[t, tr], AMT[t, tr] = preclose[tr], vol[tr], amt[tr]
-        ADJ[t, tr], FS[t, tr] = adj[tr], shares[tr]
-        IS_ST[t] = is_st & tr
+        out.O[t, tr], out.H[t, tr], out.L[t, tr], out.C[t, tr] = op[tr], hi[tr], lo[tr], cl[tr]
+        out.PC[t, tr], out.V[t, tr], out.AMT[t, tr] = preclose[tr], vol[tr], amt[tr]
+        out.ADJ[t, tr], out.FS[t, tr] = adj[tr], shares[tr]
+        out.IS_ST[t] = is_st & tr
         close = np.where(tr, cl, preclose)
         # face-value delisting (SSE/SZSE rule since 2020): 20 consecutive closes below 1 CNY -> last day is today
         below_one = np.where(tr, np.where(cl < 1.0, below_one + 1, 0), below_one)
@@ -297,26 +330,62 @@ def generate_market(
         f_cv = _zscore_rows(-cv_hist[last5].mean(0), valid)
         f_mom = _zscore_rows(ret_hist[mom].sum(0) if mom else np.zeros(N), valid)
         f_rng = _zscore_rows(-range_hist[last20].mean(0), valid)
-        signal = s_fast[t] * (0.55 * f_rev + 0.35 * f_cv) + s_slow[t] * (0.5 * f_mom + 0.3 * f_rng)
+        signal = pth.s_fast[t] * (0.55 * f_rev + 0.35 * f_cv) + pth.s_slow[t] * (0.5 * f_mom + 0.3 * f_rng)
         mu = np.where(valid, 0.8 * mu + 0.2 * k_alpha * signal, 0.0)
-        ALPHA[t, tr] = mu[tr]
+        out.ALPHA[t, tr] = mu[tr]
+    return out
 
-    # ---- long frames ------------------------------------------------------------------------------------------------
+
+def _daily_frame(dates64: np.ndarray, st: _Stocks, traded: np.ndarray, b: _Bars) -> pd.DataFrame:
+    """The long contract frame: one row per traded stock-day."""
     ti, ni = np.nonzero(traded)
-    board_code = np.array([BOARDS.index(b) for b in board])
-    code_cat = pd.Categorical.from_codes(ni, categories=pd.Index(codes))
-    daily = pd.DataFrame({
+    board_code = np.array([BOARDS.index(x) for x in st.board])
+    return pd.DataFrame({
         "date": dates64[ti],
-        "code": code_cat,
-        "open": O[ti, ni], "high": H[ti, ni], "low": L[ti, ni], "close": C[ti, ni], "preclose": PC[ti, ni],
-        "volume": V[ti, ni], "amount": AMT[ti, ni],
-        "vwap": AMT[ti, ni] / V[ti, ni],
-        "adj_factor": ADJ[ti, ni], "float_shares": FS[ti, ni], "is_st": IS_ST[ti, ni],
+        "code": pd.Categorical.from_codes(ni, categories=pd.Index(st.codes)),
+        "open": b.O[ti, ni], "high": b.H[ti, ni], "low": b.L[ti, ni], "close": b.C[ti, ni], "preclose": b.PC[ti, ni],
+        "volume": b.V[ti, ni], "amount": b.AMT[ti, ni],
+        "vwap": b.AMT[ti, ni] / b.V[ti, ni],
+        "adj_factor": b.ADJ[ti, ni], "float_shares": b.FS[ti, ni], "is_st": b.IS_ST[ti, ni],
         "board": pd.Categorical.from_codes(board_code[ni], categories=list(BOARDS)),
     })[list(COLUMNS)]
-    members, weights = _build_indices(cal, codes, traded, C, FS, IS_ST, first)
-    industry_df = pd.DataFrame({"code": codes, "industry": np.asarray(INDUSTRIES[:n_industries])[industry]})
-    alpha = pd.DataFrame(ALPHA, index=cal, columns=pd.Index(codes, name="code"))
+
+
+def generate_market(
+    seed: int = 0,
+    n_stocks: int = 2000,
+    start: str = "2014-01-01",
+    end: str = "2024-09-30",
+    n_industries: int = 30,
+    signal_strength: float = 1.0,
+) -> SyntheticMarket:
+    """Generate a synthetic A-share market (see module docstring). Same arguments => identical frames.
+
+    Steps, in the order they draw from the seeded generator: stocks (codes, boards, industries, sizes, betas,
+    volatilities, turnover) -> listing schedule (IPOs, delistings, ST spells, suspensions) -> market-wide paths ->
+    the day loop -> long frames and the index tiers.
+    """
+    if n_stocks < 20:
+        raise ValueError(f"n_stocks={n_stocks}: need at least 20 stocks")
+    if not 1 <= n_industries <= len(INDUSTRIES):
+        raise ValueError(f"n_industries={n_industries}: must be in [1, {len(INDUSTRIES)}]")
+    rng = np.random.default_rng(seed)
+    cal = synthetic_calendar(start, end)
+    T, N = len(cal), n_stocks
+    if T < 260:
+        raise ValueError(f"start={start}, end={end}: need at least one year of trading days, got {T}")
+    dates64 = cal.to_numpy()
+    star_lo = int(np.searchsorted(dates64, STAR_OPEN.to_datetime64()))
+
+    st = _draw_stocks(rng, N, n_industries, star_open=star_lo < T - 250)
+    lst = _draw_listing(rng, T, st.board, star_lo)
+    pth = _draw_paths(rng, T, n_industries)
+    bars = _simulate_days(rng, dates64, st, lst, pth, signal_strength)
+
+    daily = _daily_frame(dates64, st, lst.traded, bars)
+    members, weights = _build_indices(cal, st.codes, lst.traded, bars.C, bars.FS, bars.IS_ST, lst.first)
+    industry_df = pd.DataFrame({"code": st.codes, "industry": np.asarray(INDUSTRIES[:n_industries])[st.industry]})
+    alpha = pd.DataFrame(bars.ALPHA, index=cal, columns=pd.Index(st.codes, name="code"))
     alpha.index.name = "date"
     params = dict(seed=seed, n_stocks=n_stocks, start=str(start), end=str(end), n_industries=n_industries,
                   signal_strength=signal_strength, generator_version=GENERATOR_VERSION)

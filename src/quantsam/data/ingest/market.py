@@ -1,4 +1,8 @@
-"""Ingest a whole market (daily bars + index members/weights + industry + index bars) into the parquet layout."""
+"""Ingest a whole market (daily bars + index members/weights + industry + index bars) into the parquet layout.
+
+The ingest key hashes the adapter parameters and a stamp (size, mtime) of every source file, so a changed export is
+ingested again and the data stage never serves the old copy.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +13,58 @@ from pathlib import Path
 
 import pandas as pd
 
+from quantsam import stageio
 from quantsam.data.contract import validate_daily
 from quantsam.data.ingest.checks import limit_consistency, summary
-from quantsam.data.io import MarketData, save_market
+from quantsam.data.io import DataRef, MarketData, write_market
 
 log = logging.getLogger(__name__)
+
+#: bump when the adapters' output changes for the same source files and parameters
+INGEST_VERSION = 2
+
+
+def source_stamp(*paths: str | Path | None) -> str:
+    """Hash of (relative path, size, mtime) of every file under ``paths`` — cheap change detection for large
+    source trees (a qlib folder holds tens of thousands of files)."""
+    items = []
+    for p in paths:
+        if p is None:
+            continue
+        root = Path(p).expanduser()
+        files = [root] if root.is_file() else sorted(f for f in root.rglob("*") if f.is_file()) if root.exists() else []
+        for f in files:
+            st = f.stat()
+            items.append((str(f.relative_to(root.parent)), st.st_size, st.st_mtime_ns))
+    return stageio.digest(items)
+
+
+def ingest_key(source: str, params: dict) -> str:
+    """The data-stage key of an ingested directory: adapter version, parameters, and the source files' stamp."""
+    stamp = source_stamp(params.get("path"), params.get("tables_path"))
+    return stageio.stage_key("data", INGEST_VERSION, source=source, params=params, source_stamp=stamp)
 
 
 def ingest_market(source: str, path: str | Path, out_dir: str | Path, preset: str = "shared_real",
                   instruments: str = "all", start=None, end=None, ffill_float_shares_days: int = 250,
-                  volume_is_adjusted: bool = False, tables_path: str | Path | None = None) -> tuple[Path, dict]:
-    """Load (``source`` = ``tidy`` | ``qlib``), validate, report and write ``out_dir``; returns (dir, report).
-    For qlib, index members/weights/industry can come from a tidy folder (``tables_path``, preset layout)."""
+                  volume_is_adjusted: bool = False, tables_path: str | Path | None = None) -> tuple[DataRef, dict]:
+    """Load (``source`` = ``tidy`` | ``qlib``), validate, summarise and write ``out_dir`` all-or-nothing; returns
+    (its DataRef, the ingest summary). For qlib, index members/weights/industry can come from a tidy folder
+    (``tables_path``, preset layout)."""
+    params = dict(source=source, path=str(path), preset=preset, instruments=instruments, start=start, end=end,
+                  ffill_float_shares_days=int(ffill_float_shares_days), volume_is_adjusted=bool(volume_is_adjusted),
+                  tables_path=None if tables_path is None else str(tables_path))
+    m, rep = load_source(**params)
+    ref = write_market(m, out_dir, ingest_key(source, params), extra_meta={"source": source, "ingest_report": rep,
+                                                                              "ingest_params": params})
+    log.info("ingested %s -> %s in %.0fs", path, ref.dir, rep["seconds"])
+    return ref, rep
+
+
+def load_source(source: str, path: str | Path, preset: str = "shared_real", instruments: str = "all", start=None,
+                end=None, ffill_float_shares_days: int = 250, volume_is_adjusted: bool = False,
+                tables_path: str | Path | None = None) -> tuple[MarketData, dict]:
+    """Read and validate a tidy or qlib source into a :class:`MarketData` plus its ingest summary."""
     from quantsam.data.ingest.qlib import load_qlib
     from quantsam.data.ingest.tidy import load_tables, load_tidy
 
@@ -40,7 +84,7 @@ def ingest_market(source: str, path: str | Path, out_dir: str | Path, preset: st
     else:
         raise ValueError(f"source='{source}': use 'tidy' or 'qlib'")
     ingest = dict(daily.attrs.get("ingest", {}))
-    report = validate_daily(daily, source=str(path))
+    report = validate_daily(daily, source=str(path)) if not daily.attrs.get("validated") else daily.attrs["validated"]
     lim = limit_consistency(daily)
     rep = {"summary": summary(daily), "ingest": ingest, "validation": report.summary(),
            "limit_consistency": json.loads(lim.to_json(orient="index")), "seconds": 0.0,
@@ -55,9 +99,7 @@ def ingest_market(source: str, path: str | Path, out_dir: str | Path, preset: st
                    meta={"params": {"source": source, "path": str(path), "preset": preset, "start": str(start),
                                     "end": str(end)}})
     rep["seconds"] = round(time.perf_counter() - t0, 1)
-    d = save_market(m, out_dir, extra_meta={"source": source, "ingest_report": rep})
-    log.info("ingested %s -> %s in %.0fs", path, d, rep["seconds"])
-    return d, rep
+    return m, rep
 
 
 def _qlib_members(path, daily) -> pd.DataFrame:

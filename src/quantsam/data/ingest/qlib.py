@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from quantsam.data.contract import validate_daily
 from quantsam.data.ingest.tidy import finish_contract
 from quantsam.errors import DataError
 
@@ -122,6 +123,7 @@ def load_qlib(qlib_dir: str | Path, instruments: str = "all", start=None, end=No
     df["low"] = df[["open", "high", "low", "close"]].min(axis=1)
     df["preclose"] = df["preclose"].fillna(df["open"])  # a listing's first row has no previous close in the data
     out = finish_contract(df, source=str(root))
+    out.attrs["validated"] = validate_daily(out, source=str(root))
     out.attrs["ingest"] = {**rep, **out.attrs["ingest"]}
     out.attrs["index_daily"] = (pd.concat(index_frames, ignore_index=True) if index_frames
                                 else pd.DataFrame(columns=["date", "index_code", "close"]))

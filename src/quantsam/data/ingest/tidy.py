@@ -13,6 +13,7 @@ NaN (the name drops out of size exposures, counted downstream); missing ST flag 
 
 from __future__ import annotations
 
+import datetime
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from quantsam.data.contract import board_of
+from quantsam.data.contract import board_of, validate_daily
 from quantsam.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -60,20 +61,27 @@ PRESETS: dict[str, Preset] = {
 
 def _read(path: Path, columns: list[str] | None = None, filters=None, categorical: tuple[str, ...] = ()) -> pd.DataFrame:
     """Read only the needed columns; string key columns as dictionary -> pandas categoricals (millions of rows of
-    repeated codes would otherwise be one Python string each)."""
+    repeated codes would otherwise be one Python string each). CSV key columns are read as strings, so codes keep
+    their leading zeros (``000114`` stays ``000114``)."""
     if not path.exists():
         raise DataError(f"{path}: file not found. Fix: point data.path at the folder holding it")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty (0 bytes). Fix: re-export it")
     if path.suffix == ".csv":
-        df = pd.read_csv(path, usecols=columns)
+        df = pd.read_csv(path, usecols=columns, dtype={c: str for c in categorical})
         for c in categorical:
             if c in df.columns:
                 df[c] = df[c].astype("category")
         return df
     import pyarrow.parquet as pq
 
-    names = pq.ParquetFile(path).schema_arrow.names
-    t = pq.read_table(path, columns=columns, filters=filters,
-                      read_dictionary=[c for c in categorical if c in names and (columns is None or c in columns)])
+    try:
+        names = pq.ParquetFile(path).schema_arrow.names
+        t = pq.read_table(path, columns=columns, filters=filters,
+                          read_dictionary=[c for c in categorical if c in names and (columns is None or c in columns)])
+    except (OSError, ValueError) as e:  # truncated / foreign files (pyarrow's ArrowInvalid is a ValueError)
+        raise DataError(f"{path}: not a readable parquet file ({type(e).__name__}: {str(e)[:120]}). "
+                        "Fix: re-export it") from None
     # free Arrow buffers column by column while converting (halves the peak for a 12 M-row file)
     return t.to_pandas(self_destruct=True, split_blocks=True)
 
@@ -114,7 +122,7 @@ def load_tidy(path: str | Path, preset: str = "shared_real", start=None, end=Non
     else:
         df = pd.DataFrame({k: raw[v] for k, v in m.items()}) if m else raw
     del raw
-    df["date"] = pd.to_datetime(df["date"])
+    df["date"] = parse_dates(df["date"], str(daily_path))
     if start is not None or end is not None:  # CSV or unfiltered sources
         keep = np.ones(len(df), bool)
         if start is not None:
@@ -126,7 +134,33 @@ def load_tidy(path: str | Path, preset: str = "shared_real", start=None, end=Non
         col = df[c].to_numpy(dtype=np.float64)
         col *= f
         df[c] = col
-    return finish_contract(df, ffill_float_shares_days=ffill_float_shares_days, source=str(daily_path))
+    out = finish_contract(df, ffill_float_shares_days=ffill_float_shares_days, source=str(daily_path))
+    out.attrs["validated"] = validate_daily(out, source=str(daily_path))
+    return out
+
+
+def parse_dates(col: pd.Series, source: str) -> pd.Series:
+    """Dates of a source column: datetime64 as is; integers as ``yyyymmdd`` (``20200102``, never nanoseconds since
+    1970); strings as ISO or ``yyyymmdd``. Unparseable values raise :class:`DataError` naming the file."""
+    if pd.api.types.is_datetime64_any_dtype(col):
+        return col
+    first = col.dropna().iloc[0] if col.notna().any() else None
+    if isinstance(first, datetime.date):  # parquet date32 arrives as datetime.date objects
+        return pd.to_datetime(col)
+    if pd.api.types.is_integer_dtype(col) or pd.api.types.is_float_dtype(col):
+        text = col.astype("Int64").astype(str)
+        out = pd.to_datetime(text, format="%Y%m%d", errors="coerce")
+    else:
+        text = col.astype(str)
+        digits = text.str.fullmatch(r"\d{8}")
+        out = pd.to_datetime(text.where(~digits), errors="coerce")
+        if digits.any():
+            out[digits] = pd.to_datetime(text[digits], format="%Y%m%d", errors="coerce")
+    bad = out.isna().to_numpy()
+    if bad.any():
+        raise DataError(f"{source}: column 'date': {int(bad.sum()):,} value(s) are not dates "
+                        f"(e.g. {list(col[bad].astype(str).head(3))}). Fix: ISO dates (YYYY-MM-DD) or yyyymmdd")
+    return out
 
 
 def finish_contract(df: pd.DataFrame, ffill_float_shares_days: int = 250, source: str = "") -> pd.DataFrame:
