@@ -1,6 +1,7 @@
-"""Command-line entry points: ``python -m quantsam <stage> [hydra overrides]`` (what the Makefile runs).
+"""Command-line entry points: ``python -m quantsam <command> [hydra overrides]`` (what the Makefile runs).
 
-Each stage is a thin ``@hydra.main`` wrapper around a plain ``run_<stage>(cfg)`` that tests import directly.
+Each command is a thin ``@hydra.main`` wrapper: it validates the config once, then runs the pipeline (or a stage
+given its input artifacts). With ``pipeline.py`` this is the only module that calls stages.
 """
 
 from __future__ import annotations
@@ -11,12 +12,25 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from quantsam.config import register_resolvers, validate
+from quantsam.config import register, validate
 from quantsam.paths import config_dir
 
 log = logging.getLogger("quantsam")
-register_resolvers()
+register()
 _CONF = str(config_dir())
+
+
+def _in_sweep(fn):
+    """In a multirun, record a failing job (``<sweep dir>/failed_jobs``) and let the others finish; the sweep then
+    exits non-zero. Outside a multirun, raise."""
+    from quantsam.tracking.hydra_callback import record_failure
+
+    try:
+        return fn()
+    except Exception:
+        if not record_failure():
+            raise
+        return None
 
 
 @hydra.main(config_path=_CONF, config_name="config", version_base="1.3")
@@ -25,7 +39,8 @@ def data_main(cfg: DictConfig) -> None:
     from quantsam.data.stage import run_data
 
     validate(cfg, groups=("data",))
-    print(run_data(cfg))
+    ref = run_data(cfg)
+    print(f"{ref.dir}  (fingerprint {ref.fingerprint})")
 
 
 @hydra.main(config_path=_CONF, config_name="config", version_base="1.3")
@@ -39,41 +54,71 @@ def check_main(cfg: DictConfig) -> None:
 
 @hydra.main(config_path=_CONF, config_name="config", version_base="1.3")
 def train_main(cfg: DictConfig) -> float | None:
-    """Train the daily + weekly GRUs and write predictions: ``make train optimizer=gsam``."""
-    from quantsam.tracking.hydra_callback import record_failure
-    from quantsam.train.stage import run_train
+    """Train the daily + weekly GRUs and write predictions + the signal: ``make train optimizer=gsam``."""
+    from quantsam.pipeline import run_pipeline
 
-    try:
-        out = run_train(cfg)
-    except Exception:
-        # in a sweep, record the failure and let the other jobs finish; the sweep then exits non-zero
-        if not record_failure():
-            raise
-        return None
-    print(f"{'skipped (already finished)' if out.skipped else 'done'}: {out.work_dir}")
-    print(f"test RankIC {out.metrics.get('test/rank_ic_mean', float('nan')):.4f}  "
-          f"ICIR {out.metrics.get('test/rank_icir', float('nan')):.3f}  MLflow run {out.run_id}")
-    return out.metrics.get("test/rank_ic_mean")
+    def go():
+        res = run_pipeline(cfg, stages=["signal"])
+        if not res.complete:
+            print(f"fit job done: units in {res.work_dir} (run the full config to assemble)")
+            return None
+        m = res.signal_metrics
+        print(f"{'skipped (already finished)' if res.train_skipped else 'done'}: {res.work_dir}")
+        print(f"test RankIC {m.get('test/rank_ic_mean', float('nan')):.4f}  "
+              f"ICIR {m.get('test/rank_icir', float('nan')):.3f}  MLflow run {res.run_id}")
+        return m.get("test/rank_ic_mean")
+
+    return _in_sweep(go)
+
+
+def _standalone(cfg: DictConfig, stage: str, spec):
+    """A factor test / backtest of an explicit input (``RUN=``): the market of this config, the given signal."""
+    from quantsam.data.stage import run_data
+    from quantsam.features.market import open_market
+    from quantsam.signals.source import resolve_signal
+    from quantsam.tracking.mlflow_run import Tracker
+
+    validate(cfg)
+    signal, run_id = resolve_signal(str(spec), Tracker(cfg.tracking))
+    market = open_market(run_data(cfg))
+    if stage == "factor_test":
+        from quantsam.factor_test.stage import run_factor_test
+
+        return run_factor_test(cfg, signal, market, run_id)
+    from quantsam.backtest.stage import run_backtest
+
+    return run_backtest(cfg, signal, market, run_id)
 
 
 @hydra.main(config_path=_CONF, config_name="config", version_base="1.3")
 def factor_test_main(cfg: DictConfig) -> None:
-    """Factor test of a signal: ``make factor-test RUN=<work dir | signal parquet | MLflow run id>``."""
-    from quantsam.factor_test.stage import run_factor_test
+    """Factor test of a signal: ``make factor-test RUN=<work dir | signal parquet | MLflow run id>`` (no RUN: this
+    config's signal, trained first if needed)."""
+    from quantsam.pipeline import run_pipeline
 
-    out = run_factor_test(cfg)
-    print(f"{'unchanged' if out.skipped else 'done'}: {out.out_dir}")
-    print(pd_table(out.summary))
+    if cfg.factor_test.get("input"):
+        out = _standalone(cfg, "factor_test", cfg.factor_test.input)
+        print(f"{'unchanged' if out.skipped else 'done'}: {out.out_dir}")
+        print(pd_table(out.summary))
+        return
+    res = run_pipeline(cfg, stages=["factor_test"])
+    print(f"factor test: {res.factor_dir}")
+    print(pd_table(res.factor_summary))
 
 
 @hydra.main(config_path=_CONF, config_name="config", version_base="1.3")
 def backtest_main(cfg: DictConfig) -> None:
     """Index-enhanced portfolios + VWAP backtest: ``make backtest universe=csi1000 [RUN=...]``."""
-    from quantsam.backtest.stage import run_backtest
+    from quantsam.pipeline import run_pipeline
 
-    out = run_backtest(cfg)
-    for name, summary in out.summaries.items():
-        print(f"{name}: {'unchanged' if name in out.skipped else 'done'} -> {out.out_dirs[name]}")
+    if cfg.backtest.get("input"):
+        out = _standalone(cfg, "backtest", cfg.backtest.input)
+        dirs, summaries, skipped = out.out_dirs, out.summaries, out.skipped
+    else:
+        res = run_pipeline(cfg, stages=["backtest"])
+        dirs, summaries, skipped = res.backtest_dirs, res.backtest_summaries, []
+    for name, summary in summaries.items():
+        print(f"{name}: {'unchanged' if name in skipped else 'done'} -> {dirs[name]}")
         print(bt_table(summary))
 
 
@@ -82,16 +127,16 @@ def pipeline_main(cfg: DictConfig) -> None:
     """Every stage in order: data -> train -> signal -> factor test -> portfolios + backtests (finished ones reused);
     in a sweep, a failed job is recorded and the others go on."""
     from quantsam.pipeline import run_pipeline
-    from quantsam.tracking.hydra_callback import record_failure
 
-    try:
-        res = run_pipeline(cfg)
-    except Exception:
-        if not record_failure():
-            raise
-        return None
-    print(f"factor test: {res.factor_dir}")
-    print(pd_table(res.factor_summary))
+    res = _in_sweep(lambda: run_pipeline(cfg))
+    if res is None:
+        return
+    if not res.complete:
+        print(f"fit job done: units in {res.work_dir} (run the full config to assemble)")
+        return
+    if res.factor_dir:
+        print(f"factor test: {res.factor_dir}")
+        print(pd_table(res.factor_summary))
     for name, summary in res.backtest_summaries.items():
         print(f"backtest {name}: {res.backtest_dirs[name]}")
         print(bt_table(summary))
@@ -100,9 +145,9 @@ def pipeline_main(cfg: DictConfig) -> None:
 @hydra.main(config_path=_CONF, config_name="config", version_base="1.3")
 def report_main(cfg: DictConfig) -> None:
     """(Re)build the comparison report of a study: ``make report SWEEP=<multirun dir>``."""
-    from quantsam.report.stage import build_study_report
+    from quantsam.report.stage import run_report
 
-    rep = build_study_report(cfg)
+    rep = run_report(cfg)
     print(f"report: {rep.html_path}\n        {rep.md_path}")
 
 
@@ -118,19 +163,19 @@ def pd_table(summary: dict) -> str:
     return "\n".join(f"  {k:<16} {summary.get(k, float('nan')):.4f}" for k in keys)
 
 
-STAGES = {"data": data_main, "check": check_main, "train": train_main, "factor_test": factor_test_main,
-          "backtest": backtest_main, "pipeline": pipeline_main, "report": report_main}
+COMMANDS = {"data": data_main, "check": check_main, "train": train_main, "factor_test": factor_test_main,
+            "backtest": backtest_main, "pipeline": pipeline_main, "report": report_main}
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in STAGES:
-        names = ", ".join(STAGES)
-        print(f"usage: python -m quantsam <stage> [hydra overrides...]\nstages: {names}", file=sys.stderr)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        names = ", ".join(COMMANDS)
+        print(f"usage: python -m quantsam <command> [hydra overrides...]\ncommands: {names}", file=sys.stderr)
         raise SystemExit(0 if argv and argv[0] in ("-h", "--help") else 2)
-    stage = argv.pop(0)
-    sys.argv = [f"quantsam {stage}", *argv]
-    STAGES[stage]()
+    command = argv.pop(0)
+    sys.argv = [f"quantsam {command}", *argv]
+    COMMANDS[command]()
 
 
 if __name__ == "__main__":

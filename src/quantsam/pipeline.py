@@ -1,9 +1,14 @@
-"""The stage graph: data -> features -> train (daily + weekly) -> signal -> factor test -> portfolios + backtests.
+"""The stage graph, and the only place (with ``cli.py``) that calls stages:
 
-Each stage reads the previous stage's artifacts and is skipped when its inputs are unchanged (training: config hash
-+ DONE marker + FINISHED MLflow run; factor test and backtests: their config subtree + the signal file's hash).
-``stages=[train,factor_test]`` (``+stages=...`` on the command line) runs a subset. In a Hydra job the result is also
-written to ``<job dir>/result.json`` so the study report can collect a sweep without MLflow.
+    data -> train (daily + weekly) -> signal -> factor test
+                                            -> portfolios + backtests (CSI300/500/1000)
+
+Each stage is ``run_<stage>(cfg, inputs) -> outputs`` over artifact paths (the market's :class:`DataRef`, the
+predictions file, the signal file) and skips itself when its manifest says its inputs are unchanged
+(:mod:`quantsam.stageio`). The market's tables and panel are loaded once per process and shared
+(:class:`~quantsam.features.market.Market`). ``stages=[factor_test]`` (``+stages=...`` on the command line) runs the
+listed stages and what they need. In a Hydra job the result is also written to ``<job dir>/result.json``, which the
+study report reads.
 """
 
 from __future__ import annotations
@@ -17,17 +22,28 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from quantsam.config import validate
+from quantsam.data.io import DataRef
+from quantsam.data.stage import run_data
 from quantsam.errors import ConfigError
+from quantsam.features.market import open_market
+from quantsam.tracking.hydra_callback import job_context
 
 log = logging.getLogger(__name__)
 
-STAGES = ("data", "train", "factor_test", "backtest")
+STAGES = ("data", "train", "signal", "factor_test", "backtest")
+NEEDS = {"data": (), "train": ("data",), "signal": ("train",), "factor_test": ("signal",), "backtest": ("signal",)}
 
 
 @dataclass
 class PipelineResult:
+    data: DataRef | None = None
     work_dir: Path | None = None
     run_id: str | None = None
+    complete: bool = True  # False for a fine-grained fit job (trainer.windows/models/seeds)
+    train_skipped: bool = False  # the training was found done (cache hit)
+    train_metrics: dict = field(default_factory=dict)
+    signal: Path | None = None
+    signal_metrics: dict = field(default_factory=dict)
     factor_dir: Path | None = None
     factor_summary: dict = field(default_factory=dict)
     backtest_dirs: dict = field(default_factory=dict)
@@ -35,51 +51,77 @@ class PipelineResult:
     stage_seconds: dict = field(default_factory=dict)
 
 
-def run_pipeline(cfg: DictConfig) -> PipelineResult:
-    validate(cfg)
-    stages = list(cfg.get("stages") or STAGES)
-    bad = [s for s in stages if s not in STAGES]
+def stages_to_run(requested: list[str] | None) -> list[str]:
+    """The requested stages plus everything they need, in graph order."""
+    want = list(requested or STAGES)
+    bad = [s for s in want if s not in STAGES]
     if bad:
         raise ConfigError([f"stages: unknown {bad}; valid: {list(STAGES)}"])
-    res = PipelineResult()
-    t = time.perf_counter()
-    if "data" in stages:
-        from quantsam.data.stage import run_data
+    todo: set[str] = set()
 
-        run_data(cfg)
-        res.stage_seconds["data"] = time.perf_counter() - t
-    if "train" in stages or "factor_test" in stages or "backtest" in stages:
+    def add(s: str) -> None:
+        if s not in todo:
+            todo.add(s)
+            for d in NEEDS[s]:
+                add(d)
+
+    for s in want:
+        add(s)
+    return [s for s in STAGES if s in todo]
+
+
+def run_pipeline(cfg: DictConfig, stages: list[str] | None = None) -> PipelineResult:
+    """Run ``stages`` (default: ``cfg.stages``, else all) and what they need."""
+    validate(cfg)
+    todo = stages_to_run(stages or cfg.get("stages"))
+    res = PipelineResult()
+
+    def timed(name, fn, *a, **k):
+        t = time.perf_counter()
+        out = fn(*a, **k)
+        res.stage_seconds[name] = time.perf_counter() - t
+        return out
+
+    res.data = timed("data", run_data, cfg)
+    market = open_market(res.data)
+    if "train" in todo:
         from quantsam.train.stage import run_train
 
-        t = time.perf_counter()
-        out = run_train(cfg)  # skipped (read back) when this config already finished
-        res.work_dir, res.run_id = out.work_dir, out.run_id
-        res.stage_seconds["train"] = time.perf_counter() - t
-    if "factor_test" in stages:
+        tr = timed("train", run_train, cfg, market)
+        res.work_dir, res.run_id, res.complete, res.train_metrics = tr.work_dir, tr.run_id, tr.complete, tr.metrics
+        res.train_skipped = tr.skipped
+        if not tr.complete:  # a fit job: the units are trained; the full config assembles later
+            _write_result(cfg, res)
+            return res
+    if "signal" in todo:
+        from quantsam.signals.stage import run_signal
+
+        sig = timed("signal", run_signal, cfg, tr.predictions, market, res.run_id)
+        res.signal, res.signal_metrics = sig.path, sig.metrics
+    if "factor_test" in todo:
         from quantsam.factor_test.stage import run_factor_test
 
-        t = time.perf_counter()
-        ft = run_factor_test(cfg)
+        ft = timed("factor_test", run_factor_test, cfg, res.signal, market, res.run_id)
         res.factor_dir, res.factor_summary = ft.out_dir, ft.summary
-        res.stage_seconds["factor_test"] = time.perf_counter() - t
-    if "backtest" in stages:
+    if "backtest" in todo:
         from quantsam.backtest.stage import run_backtest
 
-        t = time.perf_counter()
-        bt = run_backtest(cfg)
+        bt = timed("backtest", run_backtest, cfg, res.signal, market, res.run_id)
         res.backtest_dirs, res.backtest_summaries = bt.out_dirs, bt.summaries
-        res.stage_seconds["backtest"] = time.perf_counter() - t
     _write_result(cfg, res)
     return res
 
 
 def _write_result(cfg: DictConfig, res: PipelineResult) -> None:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        job_dir = Path(HydraConfig.get().runtime.output_dir)
-    except ValueError:
+    ctx = job_context()
+    if ctx.output_dir is None:
         return
     doc = {"optimizer": str(cfg.optimizer.name), "seed": int(cfg.seed), "work_dir": str(res.work_dir),
-           "run_id": res.run_id, "stage_seconds": res.stage_seconds}
-    (job_dir / "result.json").write_text(json.dumps(doc, indent=1))
+           "run_id": res.run_id, "complete": res.complete, "stage_seconds": res.stage_seconds,
+           "data_dir": str(res.data.dir) if res.data else None,
+           "data_fingerprint": res.data.fingerprint if res.data else None,
+           "signal": str(res.signal) if res.signal else None,
+           "factor_dir": str(res.factor_dir) if res.factor_dir else None,
+           "backtest_dirs": {k: str(v) for k, v in res.backtest_dirs.items()}}
+    if res.complete:
+        (ctx.output_dir / "result.json").write_text(json.dumps(doc, indent=1))

@@ -1,6 +1,6 @@
 """VWAP backtest with A-share trading rules and the index-enhanced runner."""
 
 from quantsam.backtest.engine import MarketArrays, SimResult, simulate
-from quantsam.backtest.runner import BacktestReport, run_index_enhanced
+from quantsam.backtest.runner import BacktestResult, run_index_enhanced
 
-__all__ = ["BacktestReport", "MarketArrays", "SimResult", "run_index_enhanced", "simulate"]
+__all__ = ["BacktestResult", "MarketArrays", "SimResult", "run_index_enhanced", "simulate"]

@@ -25,11 +25,11 @@ class MarketArrays:
     """Dense ``[T, N]`` arrays the simulation needs (NaN where there is no row)."""
 
     close: np.ndarray  # adjusted close
-    vwap: np.ndarray  # adjusted VWAP
+    vwap: np.ndarray  # adjusted fill price (VWAP by default; backtest.fill_price=open|close)
     traded: np.ndarray  # bool: a row exists (not suspended)
     limit_up: np.ndarray  # bool: one-price limit-up
     limit_down: np.ndarray  # bool: one-price limit-down
-    raw_vwap: np.ndarray | None = None  # unadjusted VWAP (for board lots)
+    raw_vwap: np.ndarray | None = None  # unadjusted fill price (for board lots)
 
 
 @dataclass

@@ -12,20 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from quantsam.crosssection import annualize, max_drawdown
+
 DAYS = 252
-
-
-def annualized(r: np.ndarray) -> float:
-    r = np.asarray(r, dtype=np.float64)
-    return float(np.prod(1 + r) ** (DAYS / len(r)) - 1) if len(r) else float("nan")
-
-
-def max_drawdown(r: np.ndarray) -> float:
-    nav = np.cumprod(1 + np.asarray(r, dtype=np.float64))
-    if not len(nav):
-        return float("nan")
-    peak = np.maximum.accumulate(np.r_[1.0, nav])[1:]
-    return float((nav / peak - 1).min())
 
 
 def perf_stats(r_p: pd.Series, r_b: pd.Series, turnover: pd.Series | None = None) -> dict[str, float]:
@@ -34,12 +23,12 @@ def perf_stats(r_p: pd.Series, r_b: pd.Series, turnover: pd.Series | None = None
     e = p - b
     sd = p.std(ddof=1) if len(p) > 1 else np.nan
     te = e.std(ddof=1) * np.sqrt(DAYS) if len(e) > 1 else np.nan
-    ex_ann, ex_mdd = annualized(e), max_drawdown(e)
+    ex_ann, ex_mdd = annualize(e, DAYS), max_drawdown(e)
     monthly = (1 + pd.Series(e, index=r_p.index)).groupby(r_p.index.to_period("M")).prod() - 1
     return {
-        "ann_return": annualized(p), "volatility": float(sd * np.sqrt(DAYS)),
+        "ann_return": annualize(p, DAYS), "volatility": float(sd * np.sqrt(DAYS)),
         "sharpe": float(p.mean() / sd * np.sqrt(DAYS)) if sd and sd > 0 else float("nan"),
-        "max_drawdown": max_drawdown(p), "bench_ann_return": annualized(b),
+        "max_drawdown": max_drawdown(p), "bench_ann_return": annualize(b, DAYS),
         "excess_ann": ex_ann, "tracking_error": float(te),
         "info_ratio": float(e.mean() * DAYS / te) if te and te > 0 else float("nan"),
         "excess_max_drawdown": ex_mdd,

@@ -17,20 +17,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantsam import stageio
 from quantsam.backtest.engine import MarketArrays, benchmark_returns, ffill, simulate
 from quantsam.backtest.metrics import perf_stats, yearly_table
 from quantsam.errors import DataError
-from quantsam.factor_test.report import signal_to_wide
 from quantsam.features.dataset import membership_mask
-from quantsam.features.panel import Panel, build_panel
-from quantsam.portfolio.problem import Constraints, IndexEnhancedProblem
-from quantsam.report.artifacts import save_outputs
+from quantsam.features.panel import Panel
+from quantsam.portfolio.problem import IndexEnhancedProblem
+from quantsam.signals.io import to_dense
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class BacktestReport:
+class BacktestResult:
     universe: str
     summary: dict[str, float]
     daily: pd.DataFrame
@@ -47,7 +47,7 @@ class BacktestReport:
         """Tables as parquet, figures as PNG, summary + notes as JSON."""
         tables = {"daily": self.daily, "rebalances": self.rebalances, "yearly": self.yearly,
                   "active_industry": self.active_industry}
-        return save_outputs(directory, tables, {"summary": self.summary, "notes": self.notes}, self.figures)
+        return stageio.save_outputs(directory, tables, {"summary": self.summary, "notes": self.notes}, self.figures)
 
 
 def index_weight_matrix(panel: Panel, market, index_code: str) -> tuple[np.ndarray, str]:
@@ -79,13 +79,15 @@ def index_weight_matrix(panel: Panel, market, index_code: str) -> tuple[np.ndarr
     return out, source
 
 
-def run_index_enhanced(signal: pd.DataFrame, market, index_code: str, universe: str, portfolio_cfg, backtest_cfg,
-                       panel: Panel | None = None, figures: bool = True) -> BacktestReport:
-    """Backtest the index-enhanced portfolio of ``signal`` against ``index_code`` (see module docstring)."""
+def run_index_enhanced(signal: pd.DataFrame | np.ndarray, market, panel: Panel, index_code: str, universe: str,
+                       portfolio_cfg, backtest_cfg, figures: bool = True) -> BacktestResult:
+    """Backtest the index-enhanced portfolio of ``signal`` (a long frame or a ``[T, N]`` array on ``panel``'s grid)
+    against ``index_code`` (see module docstring). ``market``: the tables (index weights/members/bars, industry);
+    ``portfolio_cfg`` / ``backtest_cfg``: the ``portfolio`` and ``backtest`` configs (every key is read; the schema
+    holds the defaults)."""
     t_start = time.perf_counter()
-    panel = build_panel(market.daily) if panel is None else panel
     T, N = panel.traded.shape
-    sig = signal_to_wide(signal, panel)
+    sig = signal if isinstance(signal, np.ndarray) else to_dense(signal, panel)
     bench_w, weight_source = index_weight_matrix(panel, market, index_code)
     ind = market.industry.assign(code=market.industry["code"].astype(str)).set_index("code")["industry"]
     ind_codes, ind_names = pd.factorize(ind.reindex(panel.codes))
@@ -93,10 +95,10 @@ def run_index_enhanced(signal: pd.DataFrame, market, index_code: str, universe: 
     ind_codes = np.where(ind_codes < 0, n_ind - 1, ind_codes)  # unknown industry -> its own column
     onehot_all = np.eye(n_ind)[ind_codes]
 
-    get = backtest_cfg.get
-    every = int(get("rebalance_every", 5))
-    start = pd.Timestamp(get("start")) if get("start") else panel.dates[0]
-    end = pd.Timestamp(get("end")) if get("end") else panel.dates[-1]
+    bc = backtest_cfg
+    every = int(bc.rebalance_every)
+    start = pd.Timestamp(bc.start) if bc.start else panel.dates[0]
+    end = pd.Timestamp(bc.end) if bc.end else panel.dates[-1]
     has_sig = np.isfinite(sig).any(axis=1)
     window = (panel.dates >= start) & (panel.dates <= end)
     if not (window & has_sig).any():
@@ -108,17 +110,16 @@ def run_index_enhanced(signal: pd.DataFrame, market, index_code: str, universe: 
     s0, s1 = decisions[0] + 1, t_last + 1  # simulate from the first fill day through the end
     adj = panel.field("adj_factor").astype(np.float64)
     arrays = MarketArrays(
-        close=(panel.field("close") * adj)[s0:s1], vwap=(panel.field("vwap") * adj)[s0:s1],
+        close=(panel.field("close") * adj)[s0:s1], vwap=(panel.field(str(bc.fill_price)) * adj)[s0:s1],
         traded=panel.traded[s0:s1], limit_up=panel.limit_up_one[s0:s1], limit_down=panel.limit_down_one[s0:s1],
-        raw_vwap=panel.field("vwap").astype(np.float64)[s0:s1])
+        raw_vwap=panel.field(str(bc.fill_price)).astype(np.float64)[s0:s1])
     cap_raw = panel.field("close").astype(np.float64) * panel.field("float_shares")
     with np.errstate(invalid="ignore", divide="ignore"):
         log_cap = np.log(cap_raw)
 
-    n_extra = int(portfolio_cfg.get("n_extra_candidates", 250))
+    n_extra = int(portfolio_cfg.n_extra_candidates)
     cons_max = int((bench_w[t0:s1] > 0).sum(axis=1).max())
-    state: dict[str, Any] = {"prob": IndexEnhancedProblem(cons_max + n_extra + 64, n_ind,
-                                                           Constraints.from_cfg(portfolio_cfg))}
+    state: dict[str, Any] = {"prob": IndexEnhancedProblem(cons_max + n_extra + 64, n_ind, portfolio_cfg)}
     rebal_rows: list[dict] = []
     active_rows: list[np.ndarray] = []
 
@@ -148,9 +149,8 @@ def run_index_enhanced(signal: pd.DataFrame, market, index_code: str, universe: 
         active_rows.append(onehot_all.T @ (target - bench_w[t]))
         return target
 
-    sim = simulate(arrays, [t + 1 - s0 for t in decisions], decide,
-                   cost_per_side=float(get("cost_per_side", 0.002)), stamp_duty=float(get("stamp_duty", 0.0) or 0.0),
-                   lot_size=get("lot_size"), capital=get("capital"))
+    sim = simulate(arrays, [t + 1 - s0 for t in decisions], decide, cost_per_side=float(bc.cost_per_side),
+                   stamp_duty=float(bc.stamp_duty), lot_size=bc.lot_size, capital=bc.capital)
     dates = panel.dates[s0:s1]
     r_b = benchmark_returns(bench_w[s0 - 1:s1], np.vstack([(panel.field("close") * adj)[s0 - 1:s0], arrays.close]))[1:]
     idx_daily = getattr(market, "index_daily", None)
@@ -181,7 +181,7 @@ def run_index_enhanced(signal: pd.DataFrame, market, index_code: str, universe: 
     log.info("backtest %s: excess %.2f%% p.a., IR %.2f, TE %.2f%%, turnover %.2f, %d rebalances in %.0fs", universe,
              100 * summary["excess_ann"], summary["info_ratio"], 100 * summary["tracking_error"], summary["turnover"],
              len(rebal), notes["seconds"])
-    rep = BacktestReport(universe, summary, daily, rebal, yearly_table(r_p, r_b), active, notes)
+    rep = BacktestResult(universe, summary, daily, rebal, yearly_table(r_p, r_b), active, notes)
     if figures:
         from quantsam.backtest.figures import backtest_figures
 

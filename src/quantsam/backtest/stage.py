@@ -1,31 +1,32 @@
-"""The portfolio + backtest stage: index-enhanced portfolios for CSI300/500/1000 from a training run's signal.
+"""The portfolio + backtest stage: index-enhanced portfolios for CSI300/500/1000 from a signal artifact.
 
-``universe=csi1000`` backtests that index; ``universe=all`` (the default) backtests every index in
-``backtest.universes``. Outputs: ``<training work dir>/backtest/<universe>/`` (daily, rebalances, yearly and
-active-industry tables as parquet, figures as PNG, summary.json); metrics ``bt/<universe>/...`` and the folder are
-logged to the training run. A universe whose signal file, portfolio and backtest config are unchanged is skipped.
+``run_backtest(cfg, signal, market, run_id)`` backtests the index of ``universe`` (``universe=csi1000``), or every
+index in ``backtest.universes`` when the universe is ``all`` (the default). Each index's outputs go to
+``<signal's folder>/backtest/<universe>/<key>/`` all-or-nothing (daily, rebalances, yearly and active-industry tables
+as parquet, figures as PNG, ``summary.json``); the key covers the ``portfolio`` and ``backtest`` configs, the index,
+the signal file's hash, the data fingerprint and the code version. Metrics ``bt/<universe>/...`` and the folder are
+logged to the training run.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from quantsam import stageio
 from quantsam.backtest.runner import run_index_enhanced
-from quantsam.config import validate
-from quantsam.data.stage import load_for
 from quantsam.errors import ConfigError
-from quantsam.features.panel import build_panel
+from quantsam.features.market import Market
 from quantsam.paths import config_dir
-from quantsam.report.artifacts import close_figures
-from quantsam.signals.source import file_hash, log_stage, resolve_signal, stage_key
+from quantsam.signals.io import to_dense
+from quantsam.tracking.mlflow_run import Tracker
 
 log = logging.getLogger(__name__)
+
+BACKTEST_VERSION = 1
 
 
 @dataclass
@@ -49,40 +50,45 @@ def index_code_of(name: str) -> str:
     return str(code)
 
 
-def run_backtest(cfg: DictConfig) -> BacktestOutputs:
-    validate(cfg)
+def backtest_universes(cfg: DictConfig) -> dict[str, str]:
+    """universe name -> index code of what this config backtests."""
     names = [str(cfg.universe.name)] if cfg.universe.index_code else [str(u) for u in cfg.backtest.universes]
-    codes = {n: index_code_of(n) for n in names}  # fail fast on a bad name
-    sig_path, run_id = resolve_signal(cfg, cfg.backtest.get("input"))
-    base = sig_path.parent / "backtest"
-    pc = OmegaConf.to_container(cfg.portfolio, resolve=True)
+    return {n: index_code_of(n) for n in names}
+
+
+def backtest_key(cfg: DictConfig, index_code: str, signal_hash: str, data_fingerprint: str) -> str:
     bc = OmegaConf.to_container(cfg.backtest, resolve=True)
     for k in ("input", "universes"):
         bc.pop(k, None)
-    sig_hash = file_hash(sig_path)
-    todo, out_dirs, summaries, skipped = [], {}, {}, []
-    for n in names:
-        key = stage_key(pc, bc, sig_hash, codes[n])
-        d = base / n
+    return stageio.stage_key("backtest", BACKTEST_VERSION, portfolio=OmegaConf.to_container(cfg.portfolio, resolve=True),
+                             backtest=bc, index=index_code, signal=signal_hash, data=data_fingerprint)
+
+
+def run_backtest(cfg: DictConfig, signal: Path, market: Market, run_id: str | None = None) -> BacktestOutputs:
+    codes = backtest_universes(cfg)  # fail fast on a bad name
+    signal = Path(signal)
+    frame, sig_hash = stageio.read_parquet_bytes(signal, "signal", "give a signal parquet (date, code, score)")
+    tracker = Tracker(cfg.tracking)
+    out_dirs, summaries, skipped = {}, {}, []
+    sig = None
+    for n, code in codes.items():
+        key = backtest_key(cfg, code, sig_hash, market.fingerprint)
+        d = signal.parent / "backtest" / n / key
         out_dirs[n] = d
-        f = d / "summary.json"
-        if f.exists() and json.loads(f.read_text()).get("cache_key") == key and not cfg.get("rerun"):
-            summaries[n] = json.loads(f.read_text())["summary"]
-            skipped.append(n)
-            log.info("backtest %s: inputs unchanged, skipping (%s)", n, d)
-        else:
-            todo.append((n, key))
-    if todo:
-        market = load_for(cfg)
-        panel = build_panel(market.daily)
-        signal = pd.read_parquet(sig_path)
-        for n, key in todo:
-            rep = run_index_enhanced(signal, market, codes[n], n, cfg.portfolio, cfg.backtest, panel=panel)
-            rep.save(out_dirs[n])
-            close_figures(rep.figures)
-            data = json.loads((out_dirs[n] / "summary.json").read_text())
-            data.update(cache_key=key, signal=str(sig_path))
-            (out_dirs[n] / "summary.json").write_text(json.dumps(data, indent=1, default=float))
-            log_stage(cfg, run_id, rep.metrics(), out_dirs[n], f"backtest/{n}")
-            summaries[n] = rep.summary
+        with stageio.locked(d):
+            if stageio.is_done(d / stageio.MANIFEST, key):
+                summaries[n] = stageio.read_json(d / "summary.json", "backtest summary", "delete the folder")["summary"]
+                skipped.append(n)
+                tracker.log_stage(run_id, {f"bt/{n}/{k}": v for k, v in summaries[n].items()}, d, f"backtest/{n}",
+                                  only_if_missing=True)
+                log.info("backtest %s: inputs unchanged, skipping (%s)", n, d)
+                continue
+            if sig is None:
+                sig = to_dense(frame, market.panel(), "score", str(signal))
+            res = run_index_enhanced(sig, market.tables(), market.panel(), code, n, cfg.portfolio, cfg.backtest)
+            with stageio.OutputDir(d, "backtest", key, signal=str(signal), index_code=code) as out:
+                res.save(out.path)
+            stageio.close_figures(res.figures)
+        tracker.log_stage(run_id, res.metrics(), d, f"backtest/{n}")
+        summaries[n] = res.summary
     return BacktestOutputs(out_dirs, summaries, run_id, skipped)

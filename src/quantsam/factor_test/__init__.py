@@ -1,6 +1,6 @@
-"""Factor tests: vectorised IC/RankIC, qcut-style layers, TOP layer vs equal weight (see :mod:`.report`)."""
+"""Factor tests: vectorised IC/RankIC, qcut-exact layers, TOP layer vs equal weight (:func:`analyze`)."""
 
+from quantsam.factor_test.analysis import FactorTestResult, analyze
 from quantsam.factor_test.frames import ic, quantile_returns, rank_ic
-from quantsam.factor_test.report import FactorReport, factor_report
 
-__all__ = ["FactorReport", "factor_report", "ic", "quantile_returns", "rank_ic"]
+__all__ = ["FactorTestResult", "analyze", "ic", "quantile_returns", "rank_ic"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from quantsam.crosssection import ic_rows, rank_ic_rows
 from quantsam.errors import DataError
-from quantsam.factor_test.ic import ic_rows, rank_ic_rows
 from quantsam.factor_test.quantiles import layer_returns
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from quantsam.features.labels import zscore
+from quantsam.crosssection import zscore
 
 
 def mad_winsorize(x: np.ndarray, k: float = 5.0) -> np.ndarray:

@@ -26,7 +26,7 @@ def _edges_sorted(v: np.ndarray, m: np.ndarray, n: int) -> np.ndarray:
 def _layer_bounds(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One sort per row -> (order, sorted values, finite counts m, bounds ``[T, n+1]``): the sorted positions
     ``[bounds[k-1], bounds[k])`` form layer k. ``bounds[i] = #{x <= q_i}``, so ties never straddle a boundary."""
-    from quantsam.factor_test.ic import sort_rows
+    from quantsam.crosssection import sort_rows
 
     order, v = sort_rows(np.asarray(x, dtype=np.float64))
     m = np.isfinite(v).sum(axis=1)
@@ -63,7 +63,7 @@ def layer_returns(x: np.ndarray, y: np.ndarray, n: int = 10) -> tuple[np.ndarray
     """``[T, n]`` mean of ``y`` per factor layer of ``x`` over names where both are finite, and the skipped-rows mask.
     One sort of ``x`` and a cumulative sum of ``y`` in factor order; layer sums are differences at the bounds.
     Runs in blocks of rows (bounded temporaries)."""
-    from quantsam.factor_test.ic import BLOCK
+    from quantsam.crosssection import BLOCK
 
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)

@@ -1,28 +1,30 @@
-"""The factor-test stage: read a signal artifact, run :func:`factor_report`, write tables/figures, log to MLflow.
+"""The factor-test stage: a signal artifact -> tables, figures and ``factor/...`` metrics.
 
-Input (``factor_test.input``): ``null`` = the training stage's output for this config (trained first if needed),
-a training work directory (holding ``signal.parquet``), a signal parquet file (``date, code, score``), or an MLflow
-run id of a training run. Outputs go to ``<work dir>/factor_test/``; metrics ``factor/...``, tables and figures are
-logged to the training run, so the MLflow compare view shows them beside the optimizer's other metrics.
+``run_factor_test(cfg, signal, market, run_id)`` runs :func:`~quantsam.factor_test.analysis.analyze` on the signal
+file and writes ``<signal's folder>/factor_test/<key>/`` all-or-nothing (the key: the ``factor_test`` config, the
+signal file's hash, the data fingerprint and the code version — so a changed signal, market or config never serves
+an old result, and results of different configs live side by side). Metrics ``factor/...``, tables and figures are
+logged to the training run the signal came from, so MLflow's compare view shows them beside the optimizer's other
+metrics.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from quantsam.config import validate
-from quantsam.data.stage import load_for
-from quantsam.factor_test.report import FactorReport, factor_report
-from quantsam.report.artifacts import close_figures
-from quantsam.signals.source import file_hash, log_stage, resolve_signal, stage_key
+from quantsam import stageio
+from quantsam.factor_test.analysis import FactorTestResult, analyze
+from quantsam.features.market import Market
+from quantsam.signals.io import to_dense
+from quantsam.tracking.mlflow_run import Tracker
 
 log = logging.getLogger(__name__)
+
+FACTOR_TEST_VERSION = 1
 
 
 @dataclass
@@ -31,31 +33,35 @@ class FactorTestOutputs:
     summary: dict
     run_id: str | None
     skipped: bool = False
-    report: FactorReport | None = None
+    result: FactorTestResult | None = None
 
 
-def run_factor_test(cfg: DictConfig) -> FactorTestOutputs:
-    """Run the factor test on the configured input (see module docstring); skipped when the signal file and the
-    ``factor_test`` config are unchanged since the last run in the same output directory."""
-    validate(cfg)
-    sig_path, run_id = resolve_signal(cfg, cfg.factor_test.get("input"))
-    out_dir = sig_path.parent / "factor_test"
-    ft_cfg = OmegaConf.to_container(cfg.factor_test, resolve=True)
-    ft_cfg.pop("input", None)
-    key = stage_key(ft_cfg, file_hash(sig_path))
-    summary_file = out_dir / "summary.json"
-    if summary_file.exists() and json.loads(summary_file.read_text()).get("cache_key") == key and not cfg.get("rerun"):
-        log.info("factor test: inputs unchanged (%s), skipping", out_dir)
-        return FactorTestOutputs(out_dir, json.loads(summary_file.read_text())["summary"], run_id, skipped=True)
-    market = load_for(cfg)
-    signal = pd.read_parquet(sig_path)
-    rep = factor_report(signal, market, cfg.factor_test)
-    rep.save(out_dir)
-    close_figures(rep.figures)
-    data = json.loads(summary_file.read_text())
-    data["cache_key"] = key
-    data["signal"] = str(sig_path)
-    summary_file.write_text(json.dumps(data, indent=1, default=float))
-    log_stage(cfg, run_id, rep.metrics(), out_dir, "factor_test")
+def factor_test_key(cfg: DictConfig, signal_hash: str, data_fingerprint: str) -> str:
+    ft = OmegaConf.to_container(cfg.factor_test, resolve=True)
+    ft.pop("input", None)
+    return stageio.stage_key("factor_test", FACTOR_TEST_VERSION, config=ft, signal=signal_hash, data=data_fingerprint)
+
+
+def run_factor_test(cfg: DictConfig, signal: Path, market: Market, run_id: str | None = None) -> FactorTestOutputs:
+    signal = Path(signal)
+    frame, sig_hash = stageio.read_parquet_bytes(signal, "signal", "give a signal parquet (date, code, score)")
+    key = factor_test_key(cfg, sig_hash, market.fingerprint)
+    out_dir = signal.parent / "factor_test" / key
+    tracker = Tracker(cfg.tracking)
+    with stageio.locked(out_dir):
+        if stageio.is_done(out_dir / stageio.MANIFEST, key):
+            summary = stageio.read_json(out_dir / "summary.json", "factor test summary", "delete the folder")["summary"]
+            tracker.log_stage(run_id, {f"factor/{k}": v for k, v in summary.items()}, out_dir, "factor_test",
+                              only_if_missing=True)
+            log.info("factor test: inputs unchanged (%s), skipping", out_dir)
+            return FactorTestOutputs(out_dir, summary, run_id, skipped=True)
+        panel = market.panel()
+        x = to_dense(frame, panel, "score", str(signal))
+        res = analyze(x, panel, market.tables().industry, cfg.factor_test,
+                      extra_drops={"rows_nan_score": int(frame["score"].isna().sum())})
+        with stageio.OutputDir(out_dir, "factor_test", key, signal=str(signal)) as out:
+            res.save(out.path)
+        stageio.close_figures(res.figures)
+    tracker.log_stage(run_id, res.metrics(), out_dir, "factor_test")
     log.info("factor test -> %s", out_dir)
-    return FactorTestOutputs(out_dir, rep.summary, run_id, report=rep)
+    return FactorTestOutputs(out_dir, res.summary, run_id, result=res)

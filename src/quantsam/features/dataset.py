@@ -57,7 +57,8 @@ class FeatureSet:
 
     def __init__(self, panel: Panel, daily_window: int = 30, weekly_window: int = 30, label_horizon: int = 10,
                  label_price: str = "close", eligible: np.ndarray | None = None,
-                 frequencies: tuple[str, ...] = ("daily", "weekly"), cache_mb: float = 1024.0):
+                 frequencies: tuple[str, ...] = ("daily", "weekly"), cache_mb: float = 1024.0,
+                 label: np.ndarray | None = None):
         self.panel = panel
         self.eligible = eligible_mask(panel) if eligible is None else eligible
         self.windows: dict[str, DailyWindows] = {}
@@ -65,7 +66,8 @@ class FeatureSet:
             self.windows["daily"] = DailyWindows(panel, daily_window)
         if "weekly" in frequencies:
             self.windows["weekly"] = WeeklyWindows(panel, weekly_window)
-        self.label = make_label(panel, horizon=label_horizon, price=label_price, mask=self.eligible)
+        self.label = (make_label(panel, horizon=label_horizon, price=label_price, mask=self.eligible)
+                      if label is None else label)
         self.label_horizon = label_horizon
         self._cache: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
         self._cache_bytes = 0

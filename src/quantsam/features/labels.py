@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from quantsam.crosssection import zscore
 from quantsam.features.panel import Panel
 
 
@@ -26,21 +27,6 @@ def forward_return(panel: Panel, horizon: int = 10, price: str = "close", lag: i
         with np.errstate(invalid="ignore", divide="ignore"):
             out[: T - b] = (p[b:].astype(np.float64) / p[a: T - b + a] - 1.0).astype(np.float32)
     return out
-
-
-def zscore(x: np.ndarray, mask: np.ndarray | None = None, axis: int = 1) -> np.ndarray:
-    """Cross-sectional z-score along ``axis`` (names) over finite values (and ``mask``); NaN elsewhere.
-    Rows with fewer than 2 valid names are NaN."""
-    x = np.asarray(x, dtype=np.float64)
-    ok = np.isfinite(x) if mask is None else np.isfinite(x) & mask
-    n = ok.sum(axis=axis, keepdims=True)
-    xs = np.where(ok, x, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mu = xs.sum(axis=axis, keepdims=True) / n
-        d = np.where(ok, x - mu, 0.0)
-        sd = np.sqrt((d * d).sum(axis=axis, keepdims=True) / (n - 1))
-        z = np.where(ok & (n >= 2) & (sd > 0), d / sd, np.nan)
-    return z
 
 
 def make_label(panel: Panel, horizon: int = 10, price: str = "close", mask: np.ndarray | None = None) -> np.ndarray:

@@ -2,6 +2,4 @@
 
 from quantsam.models.gru import GRUFactor, build_model
 
-FREQUENCIES = ("daily", "weekly")
-
-__all__ = ["FREQUENCIES", "GRUFactor", "build_model"]
+__all__ = ["GRUFactor", "build_model"]

@@ -26,29 +26,14 @@ from dataclasses import dataclass, field
 import cvxpy as cp
 import numpy as np
 
+from quantsam.config.schema import PortfolioConfig
+from quantsam.crosssection import zscore_vector
 from quantsam.errors import InfeasibleError
 
 log = logging.getLogger(__name__)
 
 RELAX_ORDER = ("turnover", "size", "industry")
 _LOOSE = 1e6  # a tolerance that never binds (weights are in [0, 1])
-
-
-@dataclass(frozen=True)
-class Constraints:
-    min_index_weight: float = 0.80
-    max_active: float = 0.008
-    industry_tol: float = 0.02
-    size_tol: float = 0.2
-    max_turnover: float = 0.30
-    solver: str = "CLARABEL"
-    fallback_solver: str = "HIGHS"
-
-    @classmethod
-    def from_cfg(cls, cfg) -> Constraints:
-        keys = cls.__dataclass_fields__
-        get = cfg.get if hasattr(cfg, "get") else lambda k, d=None: getattr(cfg, k, d)
-        return cls(**{k: get(k, getattr(cls, k)) for k in keys if get(k, None) is not None})
 
 
 @dataclass
@@ -58,17 +43,6 @@ class PortfolioResult:
     relaxed: list[str] = field(default_factory=list)
     objective: float = float("nan")
     solver: str = ""
-
-
-def zscore_masked(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """z-score of ``x`` over ``mask`` (and finite values); 0 elsewhere."""
-    ok = mask & np.isfinite(x)
-    out = np.zeros(len(x))
-    if ok.sum() >= 2:
-        v = x[ok]
-        sd = v.std()
-        out[ok] = (v - v.mean()) / (sd if sd > 0 else 1.0)
-    return out
 
 
 def box_bounds(bench: np.ndarray, prev: np.ndarray, max_active: float, suspended: np.ndarray,
@@ -92,10 +66,11 @@ class IndexEnhancedProblem:
     """The problem for up to ``n_assets`` candidates and ``n_industries`` industries, compiled on the first solve and
     re-used (cvxpy caches the DPP canonicalisation; later solves only update parameter values)."""
 
-    def __init__(self, n_assets: int, n_industries: int, constraints_cfg=None):
+    def __init__(self, n_assets: int, n_industries: int, cfg: PortfolioConfig | None = None):
+        """``cfg``: the ``portfolio`` config (a :class:`~quantsam.config.schema.PortfolioConfig` or the composed
+        DictConfig); its schema holds the defaults."""
         self.n, self.k = int(n_assets), int(n_industries)
-        self.c = constraints_cfg if isinstance(constraints_cfg, Constraints) else Constraints.from_cfg(
-            constraints_cfg or {})
+        self.c = PortfolioConfig() if cfg is None else cfg
         n, k = self.n, self.k
         self.w = cp.Variable(n, name="w")
         self.p_score = cp.Parameter(n, name="score")
@@ -119,7 +94,7 @@ class IndexEnhancedProblem:
         self.groups = {
             "budget": [cp.sum(w) == 1],
             "bounds": [w >= self.p_lb, w <= self.p_ub],
-            "index_weight": [self.p_in_index @ w >= self.c.min_index_weight],
+            "index_weight": [self.p_in_index @ w >= float(self.c.min_index_weight)],
             "industry": [ind_active <= self.p_ind_tol, -ind_active <= self.p_ind_tol],
             "size": [size_active <= self.p_size_tol, -size_active <= self.p_size_tol],
             "turnover": [self.u >= w - self.p_prev, self.u >= self.p_prev - w, cp.sum(self.u) <= self.p_turnover],
@@ -152,8 +127,8 @@ class IndexEnhancedProblem:
         lu = zeros if first or limit_up is None else np.asarray(limit_up, bool)
         ld = zeros if first or limit_down is None else np.asarray(limit_down, bool)
         b = np.asarray(bench_weight, dtype=np.float64)
-        s = zscore_masked(np.asarray(size, dtype=np.float64), np.ones(m, bool))
-        lb, ub = box_bounds(b, prev, self.c.max_active, susp, lu, ld)
+        s = zscore_vector(np.asarray(size, dtype=np.float64), np.ones(m, bool))
+        lb, ub = box_bounds(b, prev, float(self.c.max_active), susp, lu, ld)
         sc = np.asarray(score, dtype=np.float64)
         sc = np.where(np.isfinite(sc), sc, np.nanmin(sc) if np.isfinite(sc).any() else 0.0)
         self.p_score.value = self._pad(sc)
@@ -167,8 +142,8 @@ class IndexEnhancedProblem:
         self.p_prev.value = self._pad(prev)
         self.p_lb.value = self._pad(lb)
         self.p_ub.value = self._pad(ub)  # padding: 0 <= w <= 0
-        tol = {"turnover": 2.0 + 1e-9 if first else self.c.max_turnover, "size": self.c.size_tol,
-               "industry": self.c.industry_tol}
+        tol = {"turnover": 2.0 + 1e-9 if first else float(self.c.max_turnover), "size": float(self.c.size_tol),
+               "industry": float(self.c.industry_tol)}
         relaxed: list[str] = []
         for step in (None, *RELAX_ORDER):
             if step is not None:
@@ -210,6 +185,6 @@ class IndexEnhancedProblem:
             return "bounds (frozen/lower bounds sum above 1)"
         if ub.sum() < 1 - 1e-9:
             return "bounds (upper bounds sum below 1: too few candidates or max_active too tight)"
-        if (ub * np.asarray(in_index)).sum() < self.c.min_index_weight - 1e-9:
+        if (ub * np.asarray(in_index)).sum() < float(self.c.min_index_weight) - 1e-9:
             return "index_weight (constituents cannot reach min_index_weight)"
         return "bounds/index_weight jointly"

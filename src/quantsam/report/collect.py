@@ -9,8 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from quantsam.errors import DataError
-
-OPTIMIZER_ORDER = ("adamw", "sam", "asam", "gsam", "gam", "fsam", "wsam")
+from quantsam.optim import list_optimizers
 
 
 @dataclass
@@ -20,6 +19,8 @@ class JobResult:
     work_dir: Path
     run_id: str | None
     stage_seconds: dict
+    data_dir: Path | None = None
+    data_fingerprint: str | None = None
     train: dict = field(default_factory=dict)  # metrics.json of the training stage
     factor: dict = field(default_factory=dict)  # factor_test/summary.json "summary"
     factor_ic: pd.DataFrame | None = None
@@ -37,22 +38,26 @@ def _read_json(p: Path) -> dict:
 
 
 def load_job(doc: dict) -> JobResult:
+    """A job's results from the stage outputs its ``result.json`` names."""
     w = Path(doc["work_dir"])
-    job = JobResult(doc["optimizer"], int(doc["seed"]), w, doc.get("run_id"), doc.get("stage_seconds", {}))
-    job.train = _read_json(w / "metrics.json")
+    job = JobResult(doc["optimizer"], int(doc["seed"]), w, doc.get("run_id"), doc.get("stage_seconds", {}),
+                    Path(doc["data_dir"]) if doc.get("data_dir") else None, doc.get("data_fingerprint"))
+    job.train = {**_read_json(w / "metrics.json"), **_read_json(w / "signal_metrics.json")}
     job.splits = json.loads((w / "splits.json").read_text()) if (w / "splits.json").exists() else []
-    ft = w / "factor_test"
-    if (ft / "summary.json").exists():
+    ft = Path(doc["factor_dir"]) if doc.get("factor_dir") else None
+    if ft is not None and (ft / "summary.json").exists():
         job.factor = _read_json(ft / "summary.json").get("summary", {})
         job.factor_ic = pd.read_parquet(ft / "ic.parquet")
         job.layer_annual = pd.read_parquet(ft / "layer_annual.parquet")["ann_return"]
-    for d in sorted((w / "backtest").glob("*/summary.json")) if (w / "backtest").exists() else []:
-        u = d.parent.name
-        data = _read_json(d)
+    for u, d in (doc.get("backtest_dirs") or {}).items():
+        d = Path(d)
+        if not (d / "summary.json").exists():
+            continue
+        data = _read_json(d / "summary.json")
         job.backtests[u] = data.get("summary", {})
         job.notes[u] = data.get("notes", {})
-        job.daily[u] = pd.read_parquet(d.parent / "daily.parquet")
-        job.yearly[u] = pd.read_parquet(d.parent / "yearly.parquet")
+        job.daily[u] = pd.read_parquet(d / "daily.parquet")
+        job.yearly[u] = pd.read_parquet(d / "yearly.parquet")
     for h in sorted((w / "history").glob("*.json")) if (w / "history").exists() else []:
         job.histories[h.stem] = _read_json(h)
     return job
@@ -65,5 +70,5 @@ def collect(sweep_dir: str | Path) -> list[JobResult]:
     if not docs:
         raise DataError(f"{d}: no */result.json — is it the sweep directory of a `make study` (pipeline multirun)?")
     jobs = [load_job(doc) for doc in docs]
-    rank = {n: i for i, n in enumerate(OPTIMIZER_ORDER)}
+    rank = {n: i for i, n in enumerate(list_optimizers())}
     return sorted(jobs, key=lambda j: (rank.get(j.optimizer, 99), j.optimizer, j.seed))

@@ -8,10 +8,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from quantsam.optim import list_optimizers  # noqa: E402
 from quantsam.report.tables import optimizers, universes  # noqa: E402
 
-COLORS = {"adamw": "black", "sam": "tab:blue", "asam": "tab:orange", "gsam": "tab:red", "gam": "tab:green",
-          "fsam": "tab:purple", "wsam": "tab:brown"}
+
+def _colors() -> dict[str, object]:
+    """One colour per registered optimizer, in registry order; the AdamW baseline in black."""
+    cmap = plt.get_cmap("tab20")
+    names = [n for n in list_optimizers() if n != "adamw"]
+    return {"adamw": "black", **{n: cmap(i % 20) for i, n in enumerate(names)}}
+
+
+COLORS = _colors()
 
 
 def _first_seed(jobs):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 import matplotlib
 
@@ -158,29 +157,27 @@ def landscape_figure(grids: dict, extent: tuple, trajs: dict, explained: dict):
     return fig
 
 
-def study_diagnostics(cfg, sweep_dir: str | Path) -> dict:
-    """Sharpness per optimizer and the AdamW vs ``report.landscape_vs`` landscapes of a finished study."""
-    from quantsam.data.stage import load_for
-    from quantsam.features.dataset import FeatureSet, eligible_mask
-    from quantsam.features.panel import build_panel
+def study_diagnostics(cfg, all_jobs: list, market) -> dict:
+    """Sharpness per optimizer and the AdamW vs ``report.landscape_vs`` landscapes of a finished study
+    (``all_jobs``: :func:`quantsam.report.collect.collect`; ``market``: the :class:`~quantsam.features.market.Market`
+    the jobs trained on)."""
+    from quantsam.features.dataset import FeatureSet
     from quantsam.models import build_model
-    from quantsam.report.collect import collect
+    from quantsam.train.checkpoint import load
 
     rc = cfg.report
     jobs = {}
-    for j in collect(sweep_dir):
+    for j in all_jobs:
         jobs.setdefault(j.optimizer, j)
     unit = "w00-daily-s0"
     jobs = {o: j for o, j in jobs.items() if (j.work_dir / "models" / f"{unit}.pt").exists() and j.splits}
     if not jobs:
         return {}
     t0 = time.perf_counter()
-    market = load_for(cfg)
-    panel = build_panel(market.daily)
+    panel = market.panel()
     fs = FeatureSet(panel, int(cfg.features.daily_window), int(cfg.features.weekly_window),
-                    int(cfg.features.label_horizon), str(cfg.features.label_price),
-                    eligible_mask(panel, int(cfg.universe.min_listed_days), bool(cfg.universe.exclude_st)),
-                    ("daily",), cache_mb=0)
+                    int(cfg.features.label_horizon), str(cfg.features.label_price), market.eligible(cfg.universe),
+                    ("daily",), cache_mb=0, label=market.label(cfg.features, cfg.universe))
     split = next(iter(jobs.values())).splits[0]
 
     def pick(rng_dates):
@@ -192,7 +189,7 @@ def study_diagnostics(cfg, sweep_dir: str | Path) -> dict:
     rows, models = {}, {}
     for o, j in jobs.items():
         m = build_model(cfg.model)
-        m.load_state_dict(torch.load(j.work_dir / "models" / f"{unit}.pt", map_location="cpu"))
+        m.load_state_dict(load(j.work_dir / "models" / f"{unit}.pt"))
         models[o] = m
         lam = top_hessian_eigenvalue(m, *sets["train"], iters=int(rc.power_iters))
         sharp, l_train = rho_sharpness(m, *sets["train"], rho=float(rc.sharpness_rho))
@@ -210,7 +207,7 @@ def study_diagnostics(cfg, sweep_dir: str | Path) -> dict:
         grids, extent, trajs, explained = {}, {}, {}, {}
         n = int(rc.landscape_grid)
         for o in pair:
-            traj = torch.load(jobs[o].work_dir / "trajectory" / f"{unit}.pt", map_location="cpu")
+            traj = load(jobs[o].work_dir / "trajectory" / f"{unit}.pt")
             origin = parameters_to_vector(models[o].parameters()).detach().clone()
             dirs, coords, ev = pca_axes(traj, origin)
             span = float(rc.landscape_span) * max(float(coords.abs().max()), 1e-3) * 1.2

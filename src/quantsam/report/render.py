@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 
 from quantsam.report import tables as T
-from quantsam.report.artifacts import close_figures
-from quantsam.report.collect import JobResult, collect
+from quantsam.report.collect import JobResult
 from quantsam.report.figures import study_figures
+from quantsam.stageio import close_figures
 
 log = logging.getLogger(__name__)
 
@@ -144,11 +144,10 @@ def render(report: StudyReport, out_dir: str | Path, title: str = "quantsam stud
     return report
 
 
-def run_report(sweep_dir: str | Path, out_dir: str | Path | None = None, diagnostics: dict | None = None,
-               parent_run: tuple | None = None) -> StudyReport:
-    """Collect the sweep, build tables and figures, render; log to the parent MLflow run when given
+def write_report(jobs: list[JobResult], sweep_dir: str | Path, out_dir: str | Path | None = None,
+                 diagnostics: dict | None = None, parent_run: tuple | None = None) -> StudyReport:
+    """Build tables and figures of the collected ``jobs``, render; log to the parent MLflow run when given
     (``(client, run_id)``)."""
-    jobs = collect(sweep_dir)
     tabs = build_tables(jobs)
     rep = StudyReport(jobs, tabs, study_figures(jobs, tabs["cost"]), diagnostics or {})
     out = Path(out_dir) if out_dir else Path(sweep_dir) / "report"

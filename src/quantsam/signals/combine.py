@@ -1,34 +1,28 @@
-"""The final signal: each model's prediction (averaged over seeds) z-scored per day, then equal-weighted."""
+"""The final signal on dense arrays: each model's seed-averaged prediction z-scored per day, then equal-weighted.
+
+Methodology (Huatai AI-84): the daily and the weekly GRU are trained separately; the signal is the per-day
+cross-sectional z-score of each model's prediction, averaged with equal weights [C structure, I z-score].
+"""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
-import pandas as pd
 
-from quantsam.features.labels import zscore
-
-
-def average_seeds(preds: pd.DataFrame) -> pd.DataFrame:
-    """``date, code, model, seed, score`` -> ``date, code, model, score`` (mean over seeds)."""
-    return preds.groupby(["date", "code", "model"], observed=True, sort=True)["score"].mean().reset_index()
+from quantsam.crosssection import zscore
 
 
-def combine_equal_weight(preds: pd.DataFrame, models: list[str] | tuple[str, ...]) -> pd.DataFrame:
-    """Per-day z-score of each model's seed-averaged score, then the mean over the models present for a name.
-
-    Returns ``date, code, score`` (plus one column per model with its z-score).
-    """
-    avg = average_seeds(preds)
-    wide = avg.pivot_table(index=["date", "code"], columns="model", values="score", observed=True)
-    missing = [m for m in models if m not in wide.columns]
+def combine_equal_weight(scores: dict[str, np.ndarray], models: list[str] | tuple[str, ...]
+                         ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``scores[m]``: ``[T, N]`` seed-averaged predictions of model ``m`` (NaN = no prediction). Returns the combined
+    ``[T, N]`` score — the mean of the models' per-day z-scores present for a name — and each model's z-scores."""
+    missing = [m for m in models if m not in scores]
     if missing:
-        raise ValueError(f"signal.models lists {missing}, but the predictions hold only {list(wide.columns)}")
-    out = pd.DataFrame(index=wide.index)
-    dates = wide.index.get_level_values("date")
-    codes = wide.index.get_level_values("code")
-    for m in models:
-        w = pd.Series(wide[m].to_numpy(), index=[dates, codes]).unstack("code")
-        z = pd.DataFrame(zscore(w.to_numpy()), index=w.index, columns=w.columns).stack()
-        out[m] = z.reindex(out.index).to_numpy()
-    out["score"] = np.nanmean(out[list(models)].to_numpy(), axis=1) if len(out) else []
-    return out.reset_index()[["date", "code", "score", *models]]
+        raise ValueError(f"signal.models lists {missing}, but the predictions hold only {sorted(scores)}")
+    z = {m: zscore(scores[m]) for m in models}
+    stack = np.stack([z[m] for m in models])
+    with warnings.catch_warnings():  # names no model scored: 'mean of empty slice', their score stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        score = np.nanmean(stack, axis=0)
+    return score, z

@@ -1,48 +1,34 @@
-"""MLflow tracking with explicit run names, reproducibility tags, batched metrics and artifacts.
+"""MLflow tracking: runs found by tags in the configured store, reproducibility tags, batched metrics, artifacts.
 
 Uses :class:`mlflow.MlflowClient` (no global active-run state), so parallel sweep jobs and tests stay independent.
-The default store is SQLite in the project (``tracking.uri``); experiment creation happens under a file lock so
-parallel jobs on one SQLite file do not race.
+MLflow state follows the config: the run a stage's work belongs to is looked up by its ``stage_key`` tag in the
+configured store and experiment (never through a file in the work directory), so a new ``tracking.uri`` or
+``tracking.experiment`` gets its own runs, an abandoned RUNNING run is marked KILLED when its work is resumed or
+redone, and a finished result reused by a new sweep appears as a child of that sweep (a *cache-hit* run carrying the
+original's params, tags and metrics, tagged ``cached_from``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import platform
 import subprocess
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
 from omegaconf import DictConfig, OmegaConf
 
 from quantsam.paths import project_root
+from quantsam.stageio import locked
 
 log = logging.getLogger(__name__)
 
-#: config groups whose values change the training stage's numbers (later stages hash their own subtrees)
-TRAIN_KEYS = ("seed", "data", "universe", "features", "model", "optimizer", "trainer", "signal")
-NON_RESULT_TRAINER = ("progress", "num_threads", "checkpoint", "cache_mb", "save_trajectory")
-
-
-def config_hash(cfg: DictConfig, keys: tuple[str, ...] = TRAIN_KEYS) -> str:
-    """Hash of the resolved config subtrees ``keys``, without keys that do not change the numbers (data.dir,
-    progress bars, thread counts, checkpointing)."""
-    full = OmegaConf.to_container(cfg, resolve=True)
-    c = {k: full[k] for k in keys if k in full}
-    u = c.get("universe")
-    if isinstance(u, dict) and not u.get("train_on_members"):
-        # the index only selects the backtest benchmark: training on all A-shares is the same run for every index
-        u.pop("name", None)
-        u.pop("index_code", None)
-    for k in NON_RESULT_TRAINER:
-        c.get("trainer", {}).pop(k, None)
-    c.get("data", {}).pop("dir", None)
-    return hashlib.sha256(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:16]
+#: MLflow 3 opens an experiment on this kind's page: the runs table, not the GenAI "Overview / Traces" page
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def git_info(root: Path | None = None) -> dict[str, str]:
@@ -82,139 +68,193 @@ def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
 def run_params(cfg: DictConfig) -> dict[str, str]:
     """Selected config leaves as MLflow params (strings, <= 500 chars)."""
     c = OmegaConf.to_container(cfg, resolve=True)
-    keep = {k: c[k] for k in ("optimizer", "model", "trainer", "features", "data", "universe") if k in c}
+    keep = {k: c[k] for k in ("optimizer", "model", "trainer", "features", "data", "universe", "signal") if k in c}
     flat = flatten(keep)
     flat["seed"] = c.get("seed")
     flat.pop("data.dir", None)
     return {k: str(v)[:500] for k, v in flat.items()}
 
 
-def _lock_path(uri: str) -> Path:
-    if uri.startswith("sqlite:///"):
-        return Path(uri[len("sqlite:///"):] + ".lock")
-    return project_root() / ".mlflow.lock"
-
-
-def get_or_create_experiment(client, name: str, artifact_root: str | None, uri: str) -> str:
-    """Experiment id, created once under a file lock (parallel jobs share one SQLite store)."""
-    with FileLock(str(_lock_path(uri)), timeout=120):
-        exp = client.get_experiment_by_name(name)
-        if exp is not None:
-            return exp.experiment_id
-        loc = None
-        if artifact_root:
-            Path(artifact_root).mkdir(parents=True, exist_ok=True)
-            loc = Path(artifact_root).resolve().as_uri()
-        return client.create_experiment(name, artifact_location=loc)
-
-
-def make_client(uri: str):
-    from mlflow import MlflowClient
-
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    return MlflowClient(tracking_uri=uri)
-
-
-class RunTracker:
-    """One MLflow run. ``with RunTracker(...) as tr:`` ends it FINISHED, or FAILED with the traceback as an artifact."""
-
-    def __init__(self, cfg: DictConfig, run_name: str, tags: dict[str, str], parent_run_id: str | None = None,
-                 resume_run_id: str | None = None):
-        self.enabled = bool(cfg.tracking.enabled)
-        self.uri = str(cfg.tracking.uri)
-        self.cfg = cfg
-        self.run_name = run_name
-        self.tags = tags
-        self.parent_run_id = parent_run_id
-        self.resume_run_id = resume_run_id
-        self.run_id: str | None = None
-        self.client = None
-
-    def __enter__(self) -> RunTracker:
-        if not self.enabled:
-            return self
-        self.client = make_client(self.uri)
-        exp_id = get_or_create_experiment(self.client, str(self.cfg.tracking.experiment),
-                                          str(self.cfg.tracking.artifact_root), self.uri)
-        tags = dict(self.tags)
-        if self.parent_run_id:
-            tags["mlflow.parentRunId"] = self.parent_run_id
-        if self.resume_run_id:
-            self.run_id = self.resume_run_id
-            self.client.update_run(self.run_id, status="RUNNING")
-        else:
-            run = self.client.create_run(exp_id, run_name=self.run_name, tags=tags)
-            self.run_id = run.info.run_id
-            self.log_params(run_params(self.cfg))
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        if not self.enabled or self.run_id is None:
-            return False
-        if exc is not None:
-            text = "".join(traceback.format_exception(exc_type, exc, tb))
-            try:
-                self.client.log_text(self.run_id, text, "traceback.txt")
-            finally:
-                self.client.set_terminated(self.run_id, status="FAILED")
-        else:
-            self.client.set_terminated(self.run_id, status="FINISHED")
+def _finite(v: Any) -> bool:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
         return False
+    return f == f and abs(f) != float("inf")
 
-    # ---- logging -------------------------------------------------------------------------------------------------
-    def log_params(self, params: dict[str, str]) -> None:
+
+class Tracker:
+    """One configured MLflow store and experiment (``cfg.tracking``). Every method is a no-op when disabled."""
+
+    def __init__(self, tracking_cfg):
+        self.enabled = bool(tracking_cfg.enabled)
+        self.uri = str(tracking_cfg.uri)
+        self.experiment = str(tracking_cfg.experiment)
+        self.artifact_root = tracking_cfg.get("artifact_root")
+        self._client = None
+        self._exp_id: str | None = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            if self.uri.startswith("sqlite:///"):
+                Path(self.uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+            self._client = MlflowClient(tracking_uri=self.uri)
+        return self._client
+
+    def _lock_path(self) -> Path:
+        if self.uri.startswith("sqlite:///"):
+            return Path(self.uri[len("sqlite:///"):])
+        return project_root() / ".mlflow"
+
+    def experiment_id(self) -> str:
+        """The experiment's id, created once under a file lock (parallel jobs share one store) as a model-training
+        experiment (MLflow 3 then shows its runs table first)."""
+        if self._exp_id is None:
+            with locked(self._lock_path(), timeout=300):
+                exp = self.client.get_experiment_by_name(self.experiment)
+                if exp is None:
+                    loc = None
+                    if self.artifact_root and not self.uri.startswith(("http://", "https://")):
+                        Path(str(self.artifact_root)).mkdir(parents=True, exist_ok=True)
+                        loc = Path(str(self.artifact_root)).resolve().as_uri()
+                    self._exp_id = self.client.create_experiment(self.experiment, artifact_location=loc,
+                                                                 tags=EXPERIMENT_KIND)
+                else:
+                    self._exp_id = exp.experiment_id
+                    if exp.tags.get("mlflow.experimentKind") is None:
+                        self.client.set_experiment_tag(self._exp_id, *next(iter(EXPERIMENT_KIND.items())))
+        return self._exp_id
+
+    # ---- finding runs ---------------------------------------------------------------------------------------------
+    def find(self, tags: dict[str, str], status: str | None = None) -> list:
+        """Runs of the experiment carrying every tag in ``tags`` (optionally with a status), newest first."""
         if not self.enabled:
+            return []
+        exp = self.client.get_experiment_by_name(self.experiment)
+        if exp is None:
+            return []
+        filt = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+        if status:
+            filt += f" and attributes.status = '{status}'"
+        return self.client.search_runs([exp.experiment_id], filter_string=filt, max_results=200,
+                                       order_by=["attributes.start_time DESC"])
+
+    def kill_abandoned(self, tags: dict[str, str], reason: str) -> list[str]:
+        """Mark RUNNING runs with ``tags`` KILLED (their process is gone: the work is being resumed or redone)."""
+        ids = []
+        for r in self.find(tags, status="RUNNING"):
+            self.client.set_tag(r.info.run_id, "killed_because", reason)
+            self.client.set_terminated(r.info.run_id, status="KILLED")
+            ids.append(r.info.run_id)
+        if ids:
+            log.info("MLflow: marked %d abandoned RUNNING run(s) KILLED (%s): %s", len(ids), reason, ids)
+        return ids
+
+    # ---- runs -----------------------------------------------------------------------------------------------------
+    @contextmanager
+    def run(self, name: str, tags: dict[str, str], params: dict[str, str] | None = None,
+            parent_run_id: str | None = None) -> Iterator[str | None]:
+        """A new run, ended FINISHED, or FAILED with ``traceback.txt`` when the block raises. Yields its id."""
+        if not self.enabled:
+            yield None
+            return
+        tags = {**tags, **({"mlflow.parentRunId": parent_run_id} if parent_run_id else {})}
+        run_id = self.client.create_run(self.experiment_id(), run_name=name, tags=tags).info.run_id
+        try:
+            if params:
+                self.log_params(run_id, params)
+            yield run_id
+        except BaseException as e:
+            try:
+                self.client.log_text(run_id, "".join(traceback.format_exception(type(e), e, e.__traceback__)),
+                                     "traceback.txt")
+            finally:
+                self.client.set_terminated(run_id, status="KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+            raise
+        self.client.set_terminated(run_id, status="FINISHED")
+
+    def copy_run(self, source, name: str, extra_tags: dict[str, str], parent_run_id: str | None) -> str | None:
+        """A FINISHED cache-hit run under ``parent_run_id`` with ``source``'s params, tags and latest metrics."""
+        if not self.enabled:
+            return None
+        from mlflow.entities import Metric, Param, RunTag
+
+        skip = ("mlflow.parentRunId", "mlflow.runName", "mlflow.rootRunId")
+        tags = {k: v for k, v in source.data.tags.items() if k not in skip}
+        tags.update({"cached_from": source.info.run_id, **extra_tags})
+        with self.run(name, tags, parent_run_id=parent_run_id) as run_id:
+            ts = int(time.time() * 1000)
+            params = [Param(k, v) for k, v in source.data.params.items()]
+            metrics = [Metric(k, float(v), ts, 0) for k, v in source.data.metrics.items() if _finite(v)]
+            for i in range(0, len(params), 100):
+                self.client.log_batch(run_id, params=params[i:i + 100])
+            for i in range(0, len(metrics), 1000):
+                self.client.log_batch(run_id, metrics=metrics[i:i + 1000])
+            self.client.log_batch(run_id, tags=[RunTag("source_artifact_uri", source.info.artifact_uri)])
+        return run_id
+
+    # ---- logging --------------------------------------------------------------------------------------------------
+    def log_params(self, run_id: str | None, params: dict[str, str]) -> None:
+        if not self.enabled or run_id is None:
             return
         from mlflow.entities import Param
 
         items = [Param(k, v) for k, v in params.items()]
         for i in range(0, len(items), 100):
-            self.client.log_batch(self.run_id, params=items[i:i + 100])
+            self.client.log_batch(run_id, params=items[i:i + 100])
 
-    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
-        """All metrics in one ``log_batch`` call (non-finite values are skipped: MLflow rejects NaN in SQL stores)."""
-        if not self.enabled:
+    def log_metrics(self, run_id: str | None, metrics: dict[str, float], step: int = 0) -> None:
+        """All metrics in batched ``log_batch`` calls (non-finite values are skipped: SQL stores reject NaN)."""
+        if not self.enabled or run_id is None:
             return
         from mlflow.entities import Metric
 
         ts = int(time.time() * 1000)
-        items = [Metric(k, float(v), ts, step) for k, v in metrics.items() if v is not None and float(v) == float(v)
-                 and abs(float(v)) != float("inf")]
+        items = [Metric(k, float(v), ts, step) for k, v in metrics.items() if _finite(v)]
         for i in range(0, len(items), 1000):
-            self.client.log_batch(self.run_id, metrics=items[i:i + 1000])
+            self.client.log_batch(run_id, metrics=items[i:i + 1000])
 
-    def set_tags(self, tags: dict[str, str]) -> None:
-        if self.enabled:
-            for k, v in tags.items():
-                self.client.set_tag(self.run_id, k, v)
+    def log_history(self, run_id: str | None, rows: list[tuple[int, dict[str, float]]]) -> None:
+        """Per-step metrics ``[(step, {key: value}), ...]`` in as few calls as possible."""
+        if not self.enabled or run_id is None:
+            return
+        from mlflow.entities import Metric
 
-    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
-        if self.enabled and Path(path).exists():
+        ts = int(time.time() * 1000)
+        items = [Metric(k, float(v), ts, int(step)) for step, m in rows for k, v in m.items() if _finite(v)]
+        for i in range(0, len(items), 1000):
+            self.client.log_batch(run_id, metrics=items[i:i + 1000])
+
+    def set_tags(self, run_id: str | None, tags: dict[str, str]) -> None:
+        if not self.enabled or run_id is None:
+            return
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_artifact(self, run_id: str | None, path: str | Path, artifact_path: str | None = None) -> None:
+        if self.enabled and run_id is not None and Path(path).exists():
             if Path(path).is_dir():
-                self.client.log_artifacts(self.run_id, str(path), artifact_path)
+                self.client.log_artifacts(run_id, str(path), artifact_path)
             else:
-                self.client.log_artifact(self.run_id, str(path), artifact_path)
+                self.client.log_artifact(run_id, str(path), artifact_path)
 
-    def log_text(self, text: str, name: str) -> None:
-        if self.enabled:
-            self.client.log_text(self.run_id, text, name)
+    def log_text(self, run_id: str | None, text: str, name: str) -> None:
+        if self.enabled and run_id is not None:
+            self.client.log_text(run_id, text, name)
 
-    def log_figure(self, fig, name: str) -> None:
-        if self.enabled:
-            self.client.log_figure(self.run_id, fig, name)
-
-
-def find_runs(cfg: DictConfig, config_hash_value: str, status: str | None = None) -> list:
-    """Runs of this experiment carrying ``config_hash`` (optionally with a status)."""
-    if not cfg.tracking.enabled:
-        return []
-    client = make_client(str(cfg.tracking.uri))
-    exp = client.get_experiment_by_name(str(cfg.tracking.experiment))
-    if exp is None:
-        return []
-    filt = f"tags.config_hash = '{config_hash_value}'"
-    if status:
-        filt += f" and attributes.status = '{status}'"
-    return client.search_runs([exp.experiment_id], filter_string=filt, max_results=50)
-
+    def log_stage(self, run_id: str | None, metrics: dict[str, float], out_dir: str | Path, artifact_path: str | None,
+                  only_if_missing: bool = False) -> None:
+        """A later stage's metrics (one batch) and output folder, onto the run it belongs to. With
+        ``only_if_missing`` (a cache hit) nothing is logged when the run already has the first metric."""
+        if not self.enabled or run_id is None or not metrics:
+            return
+        if only_if_missing:
+            have = self.client.get_run(run_id).data.metrics
+            if next(iter(metrics)) in have:
+                return
+        self.log_metrics(run_id, metrics)
+        self.log_artifact(run_id, out_dir, artifact_path)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from quantsam.factor_test.ic import ic_rows, rank_ic_rows
+from quantsam.crosssection import ic_rows, rank_ic_rows
 from quantsam.features.dataset import FeatureSet, Split
 from quantsam.models import build_model
 from quantsam.optim import build_optimizer

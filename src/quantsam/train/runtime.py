@@ -8,6 +8,8 @@ import os
 import numpy as np
 import torch
 
+from quantsam.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -17,7 +19,7 @@ def pick_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"trainer.device={name}: CUDA is not available here. Fix: trainer.device=auto or cpu")
+        raise ConfigError([f"trainer.device={name}: CUDA is not available here. Fix: trainer.device=auto or cpu"])
     return dev
 
 
@@ -31,8 +33,3 @@ def set_threads(num_threads: int | None = None, n_jobs: int = 1) -> int:
 def unit_seed(*parts: int) -> int:
     """A 31-bit seed derived from integers (base seed, window, model, seed index, ...) — stable across runs."""
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0] & 0x7FFFFFFF)
-
-
-def seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)  # noqa: NPY002 — libraries that still use the global numpy RNG

@@ -1,55 +1,99 @@
-"""The training stage (``make train``): dual GRUs over rolling windows -> prediction and signal parquet, in MLflow.
+"""The training stage: dual GRUs over rolling windows and seeds -> ``predictions.parquet``, one MLflow run.
 
-Work directory ``<paths.runs>/train/<run name>-<config hash>/`` is a function of the config, so re-running the same
-command after a crash resumes: finished units (window x model x seed) are read back from their parquet, the unit in
-progress restarts from its last epoch checkpoint, and the MLflow run is re-opened.
+``run_train(cfg, market)`` takes the market from the data stage and runs three named steps:
+
+1. :func:`plan_training` — the stage key (the trainer/model/optimizer/features/universe/signal config that changes
+   numbers, the data fingerprint, the code version), the work directory ``<paths.runs>/train/<run name>-<key>/``,
+   the rolling splits and the units (window x model x seed index) this job trains;
+2. :func:`train_units` — each unit is done when its manifest (``units/<tag>.json``) says so; otherwise it is
+   trained (resuming from its atomic epoch checkpoint) and its prediction, weights and history are written, then the
+   manifest. A unit is trained under a file lock, so parallel jobs never train the same unit twice;
+3. :func:`assemble` — the predictions of every unit, in a fixed order, into ``predictions.parquet``; the work
+   directory's ``manifest.json`` is written last.
+
+``trainer.windows`` / ``trainer.models`` / ``trainer.seeds`` make a job train only those units (one fit = one job,
+for a cluster) and stop before step 3; a later run of the full config finds them done and only assembles. The result
+is the same, bit for bit on the CPU, as one monolithic run: a unit's numbers depend only on the config, the data and
+its (window, model, seed) — never on the job that trained it.
 
 Layout::
 
-    predictions/w00-daily-s0.parquet   date, code, model, seed, score (one file per finished unit)
-    checkpoints/w00-daily-s0.pt        epoch checkpoint of the unit in progress (model, optimizer, rng, state)
-    models/w00-daily-s0.pt             best weights (state_dict) of each finished unit
-    history/w00-daily-s0.json          per-epoch train loss / validation IC of each unit
-    predictions.parquet                all units;   signal.parquet   date, code, score (+ per-model z-scores)
-    splits.json  metrics.json  config.yaml  DONE
+    units/w00-daily-s0.json            unit manifest (written last)
+    predictions/w00-daily-s0.parquet   date, code, model, seed, score, window
+    models/w00-daily-s0.pt             best weights (state_dict)
+    history/w00-daily-s0.json          per-epoch train loss / validation IC, grad evals, seconds, split
+    checkpoints/w00-daily-s0.pt        epoch checkpoint of a unit in progress (removed when it is done)
+    trajectory/w00-daily-s0.pt         per-epoch weights (loss landscapes; trainer.save_trajectory)
+    predictions.parquet  splits.json  config.yaml  metrics.json  manifest.json
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
+import socket
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from quantsam.config import validate
-from quantsam.data.stage import load_for
-from quantsam.factor_test.ic import ic_rows, rank_ic_rows
-from quantsam.features.dataset import FeatureSet, eligible_mask, membership_mask, rolling_splits
-from quantsam.features.panel import build_panel
-from quantsam.signals.combine import combine_equal_weight
-from quantsam.tracking.mlflow_run import RunTracker, config_hash, find_runs, git_info, package_versions
+from quantsam import stageio
+from quantsam.errors import ConfigError
+from quantsam.features.dataset import FeatureSet, Split, rolling_splits
+from quantsam.features.market import Market
+from quantsam.tracking.hydra_callback import job_context, parent_run_id
+from quantsam.tracking.mlflow_run import Tracker, git_info, package_versions, run_params
 from quantsam.train import checkpoint
 from quantsam.train.loop import FitConfig, fit_unit, predict_dates, predictions_frame
 from quantsam.train.runtime import pick_device, set_threads
 
 log = logging.getLogger(__name__)
 
+#: bump when training's outputs change for the same config and data
+TRAIN_VERSION = 1
+#: config groups whose values change the training stage's numbers
+TRAIN_GROUPS = ("seed", "universe", "features", "model", "optimizer", "trainer", "signal")
+#: trainer keys that change no number (or only select which units this job trains)
+NON_RESULT_TRAINER = ("progress", "num_threads", "checkpoint", "cache_mb", "save_trajectory", "device", "windows",
+                      "models", "seeds")
+
+
+@dataclass
+class Unit:
+    split: Split
+    freq: str
+    k: int  # seed index
+
+    @property
+    def tag(self) -> str:
+        return f"w{self.split.index:02d}-{self.freq}-s{self.k}"
+
+
+@dataclass
+class TrainPlan:
+    key: str
+    name: str
+    work: Path
+    splits: list[Split]
+    units: list[Unit]  # what this job trains, in the canonical order
+    complete: bool  # the job covers every unit of the config (then it assembles)
+    selection: str  # "all" or e.g. "w03" / "w03-daily" / "w03-daily-s1"
+
 
 @dataclass
 class TrainOutputs:
     work_dir: Path
-    predictions: Path
-    signal: Path
-    metrics: dict
+    predictions: Path | None  # None for a job that trains a subset of units
     run_id: str | None
+    metrics: dict = field(default_factory=dict)
     skipped: bool = False
+    complete: bool = True
 
 
 def train_universe(cfg: DictConfig) -> str:
@@ -61,18 +105,167 @@ def run_name(cfg: DictConfig) -> str:
     return f"{cfg.optimizer.name}-{train_universe(cfg)}-s{cfg.seed}"
 
 
-def _hydra_job() -> tuple[str, int, str | None]:
-    """(job num, parallel jobs, sweep dir or None) from the Hydra runtime, when there is one."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
+def train_config(cfg: DictConfig) -> dict:
+    """The config subtrees that change the training stage's numbers (see :data:`NON_RESULT_TRAINER`)."""
+    full = OmegaConf.to_container(cfg, resolve=True)
+    c = {k: full[k] for k in TRAIN_GROUPS if k in full}
+    u = c.get("universe")
+    if isinstance(u, dict) and not u.get("train_on_members"):
+        # the index only selects the backtest benchmark: training on all A-shares is the same run for every index
+        u.pop("name", None)
+        u.pop("index_code", None)
+    for k in NON_RESULT_TRAINER:
+        c.get("trainer", {}).pop(k, None)
+    return c
 
-        hc = HydraConfig.get()
-        n_jobs = int(OmegaConf.select(hc, "launcher.n_jobs") or 1)
-        sweep = str(hc.sweep.dir) if hc.mode == RunMode.MULTIRUN else None
-        return str(hc.job.get("num", 0)), n_jobs, sweep
-    except (ValueError, ImportError):
-        return "0", 1, None
+
+def train_key(cfg: DictConfig, data_fingerprint: str) -> str:
+    return stageio.stage_key("train", TRAIN_VERSION, config=train_config(cfg), data=data_fingerprint)
+
+
+def work_dir(cfg: DictConfig, data_fingerprint: str) -> Path:
+    """Where this config's training lives (a function of the stage key)."""
+    return Path(cfg.paths.runs) / "train" / f"{run_name(cfg)}-{train_key(cfg, data_fingerprint)}"
+
+
+# ---- step 1: plan ---------------------------------------------------------------------------------------------------
+def feature_set(cfg: DictConfig, market: Market) -> FeatureSet:
+    """The training inputs and labels of ``market`` for this config (eligible names, lazy windows)."""
+    panel = market.panel()
+    fs = FeatureSet(panel, int(cfg.features.daily_window), int(cfg.features.weekly_window),
+                    int(cfg.features.label_horizon), str(cfg.features.label_price), market.eligible(cfg.universe),
+                    tuple(cfg.model.frequencies), cache_mb=float(cfg.trainer.cache_mb),
+                    label=market.label(cfg.features, cfg.universe))
+    if fs.first_usable >= len(panel.dates) - int(cfg.features.label_horizon) - 2:
+        raise ConfigError([f"features.daily_window={cfg.features.daily_window} / features.weekly_window="
+                           f"{cfg.features.weekly_window}: the first full window ends on date {fs.first_usable} of "
+                           f"{len(panel.dates)} in the data ({panel.dates[0].date()} .. {panel.dates[-1].date()}). "
+                           "Fix: shorter windows or a longer data range (data.start / data.end)"])
+    return fs
+
+
+def plan_training(cfg: DictConfig, market: Market, fs: FeatureSet) -> TrainPlan:
+    tr = cfg.trainer
+    splits = rolling_splits(fs.panel.dates, fs.first_usable, int(tr.train_days), int(tr.valid_days),
+                            int(tr.test_days), int(tr.purge_days), int(tr.sample_every), str(tr.test_start),
+                            None if tr.test_end is None else str(tr.test_end),
+                            None if tr.max_windows is None else int(tr.max_windows), int(cfg.features.label_horizon))
+    freqs = list(cfg.model.frequencies)
+    every = [Unit(s, f, k) for s in splits for f in freqs for k in range(int(tr.n_seeds))]
+    want_w = None if tr.windows is None else set(int(w) for w in tr.windows)
+    want_m = None if tr.models is None else set(tr.models)
+    want_s = None if tr.seeds is None else set(int(k) for k in tr.seeds)
+    if want_w is not None and not want_w <= {s.index for s in splits}:
+        raise ConfigError([f"trainer.windows={sorted(want_w)}: this config has windows 0..{len(splits) - 1} "
+                           f"({splits[0].describe(fs.panel.dates)['test'][0]} .. "
+                           f"{splits[-1].describe(fs.panel.dates)['test'][1]}). Fix: pick from those"])
+    units = [u for u in every if (want_w is None or u.split.index in want_w) and (want_m is None or u.freq in want_m)
+             and (want_s is None or u.k in want_s)]
+    parts = [f"w{'+'.join(f'{w:02d}' for w in sorted(want_w))}" if want_w is not None else "",
+             "+".join(sorted(want_m)) if want_m is not None else "",
+             f"s{'+'.join(str(k) for k in sorted(want_s))}" if want_s is not None else ""]
+    selection = "-".join(p for p in parts if p) or "all"
+    key = train_key(cfg, market.fingerprint)
+    return TrainPlan(key, run_name(cfg), work_dir(cfg, market.fingerprint), splits, units,
+                     complete=len(units) == len(every), selection=selection)
+
+
+# ---- step 2: units --------------------------------------------------------------------------------------------------
+def _fit_config(cfg: DictConfig) -> FitConfig:
+    tr = cfg.trainer
+    return FitConfig(model=OmegaConf.to_container(cfg.model, resolve=True),
+                     optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True),
+                     max_epochs=int(tr.max_epochs), patience=int(tr.patience), loss=str(tr.loss),
+                     max_names_per_batch=None if tr.max_names_per_batch is None else int(tr.max_names_per_batch),
+                     shuffle_dates=bool(tr.shuffle_dates),
+                     grad_clip=None if tr.grad_clip is None else float(tr.grad_clip))
+
+
+def _unit_key(plan: TrainPlan, u: Unit) -> str:
+    return stageio.digest({"train": plan.key, "unit": u.tag})
+
+
+def unit_done(plan: TrainPlan, u: Unit) -> bool:
+    return stageio.is_done(plan.work / "units" / f"{u.tag}.json", _unit_key(plan, u))
+
+
+def unit_history(plan: TrainPlan, u: Unit) -> dict:
+    return json.loads((plan.work / "history" / f"{u.tag}.json").read_text())
+
+
+def _train_unit(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, u: Unit, fc: FitConfig, device: torch.device,
+                on_epoch, bar) -> dict:
+    """Train one unit (resuming from its checkpoint) and write its outputs, then its manifest; returns its history."""
+    w = plan.work
+    seed = int(cfg.seed) * 1000 + u.k
+    save_traj = str(cfg.trainer.save_trajectory)
+    keep = save_traj == "all" or (save_traj == "first" and u.split.index == 0 and u.k == 0)
+    ckpt = w / "checkpoints" / f"{u.tag}.pt"
+    res = fit_unit(fs, u.split, u.freq, seed, replace(fc, keep_trajectory=keep), device,
+                   ckpt_path=ckpt if cfg.trainer.checkpoint else None, on_epoch=on_epoch, progress=bar)
+    pred = predict_dates(res.model, fs, u.freq, u.split.test, device)
+    df = predictions_frame(pred, fs, u.split.test, u.freq, u.k)
+    df["window"] = u.split.index
+    outputs = {"predictions": w / "predictions" / f"{u.tag}.parquet", "model": w / "models" / f"{u.tag}.pt",
+               "history": w / "history" / f"{u.tag}.json"}
+    stageio.atomic_write_parquet(df, outputs["predictions"])
+    checkpoint.save_atomic(res.model.state_dict(), outputs["model"])
+    if res.trajectory is not None:
+        outputs["trajectory"] = w / "trajectory" / f"{u.tag}.pt"
+        checkpoint.save_atomic(res.trajectory, outputs["trajectory"])
+    hist = {"history": res.history, "best_epoch": res.best_epoch, "best_valid_rank_ic": res.best_rank_ic,
+            "grad_evals": res.grad_evals, "seconds": res.seconds, "device": str(device),
+            **u.split.describe(fs.panel.dates)}
+    stageio.atomic_write_json(outputs["history"], hist)
+    stageio.write_manifest(w / "units" / f"{u.tag}.json", "train_unit", _unit_key(plan, u), outputs)
+    ckpt.unlink(missing_ok=True)
+    return hist
+
+
+def _epoch_metrics(freq: str, rec: dict) -> dict[str, float]:
+    return {f"{freq}/train/loss": rec["train_loss"], f"{freq}/valid/ic": rec["valid_ic"],
+            f"{freq}/valid/rank_ic": rec["valid_rank_ic"], f"{freq}/valid/rank_icir": rec["valid_rank_icir"]}
+
+
+def train_units(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, tracker: Tracker, run_id: str | None) -> dict:
+    """Train (or find done) every unit of the plan; log each unit's epochs at steps that count epochs per model
+    across windows and seeds in the canonical order. Returns totals (grad evals, training seconds)."""
+    tr = cfg.trainer
+    ctx = job_context()
+    threads = set_threads(None if tr.num_threads is None else int(tr.num_threads), ctx.n_jobs)
+    device = pick_device(str(tr.device))
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    tracker.set_tags(run_id, {"device": str(device), "torch_threads": str(threads)})
+    fc = _fit_config(cfg)
+    step = {f: 0 for f in cfg.model.frequencies}
+    totals = {"grad_evals": 0, "seconds": 0.0}
+    bar = _progress(cfg, len(plan.units), f"{plan.name} windows x models x seeds")
+    for u in plan.units:
+        with stageio.locked(plan.work / "units" / u.tag):
+            if not unit_done(plan, u):
+                ck = plan.work / "checkpoints" / f"{u.tag}.pt"
+                if ck.exists() and cfg.trainer.checkpoint:  # resumed: log the epochs the checkpoint already holds
+                    done_epochs = checkpoint.load(ck)["state"]["history"]
+                    tracker.log_history(run_id, [(step[u.freq] + i, _epoch_metrics(u.freq, r))
+                                                 for i, r in enumerate(done_epochs)])
+                    step[u.freq] += len(done_epochs)
+
+                def on_epoch(rec, freq=u.freq):
+                    tracker.log_metrics(run_id, _epoch_metrics(freq, rec), step=step[freq])
+                    step[freq] += 1
+
+                hist = _train_unit(cfg, plan, fs, u, fc, device, on_epoch, bar)
+            else:
+                hist = unit_history(plan, u)
+                tracker.log_history(run_id, [(step[u.freq] + i, _epoch_metrics(u.freq, r))
+                                             for i, r in enumerate(hist["history"])])
+                step[u.freq] += len(hist["history"])
+        totals["grad_evals"] += hist["grad_evals"]
+        totals["seconds"] += hist["seconds"]
+        bar.update(1)
+    bar.close()
+    return totals
 
 
 def _progress(cfg: DictConfig, total: int, desc: str):
@@ -83,160 +276,135 @@ def _progress(cfg: DictConfig, total: int, desc: str):
     return tqdm(total=total, desc=desc, disable=disable, leave=False, dynamic_ncols=True)
 
 
-def _test_metrics(signal: pd.DataFrame, fs: FeatureSet, cols: list[str]) -> dict[str, float]:
-    """Test RankIC/IC of the combined signal (and of each model) against the label, over the test dates."""
-    pos_d = pd.Series(np.arange(len(fs.panel.dates)), index=fs.panel.dates)
-    pos_c = pd.Series(np.arange(len(fs.panel.codes)), index=fs.panel.codes)
-    ti = pos_d.reindex(signal["date"]).to_numpy()
-    ni = pos_c.reindex(signal["code"].astype(str)).to_numpy()
-    dates = np.unique(ti)
-    row = pd.Series(np.arange(len(dates)), index=dates).reindex(ti).to_numpy()
-    lab = fs.label[dates]
-    out: dict[str, float] = {}
-    for c in cols:
-        m = np.full((len(dates), len(fs.panel.codes)), np.nan)
-        m[row, ni] = signal[c].to_numpy()
-        ric, ic = rank_ic_rows(m, lab), ic_rows(m, lab)
-        ric = ric[np.isfinite(ric)]
-        prefix = "test" if c == "score" else f"{c}/test"
-        sd = np.std(ric, ddof=1) if len(ric) > 1 else np.nan
-        out[f"{prefix}/rank_ic_mean"] = float(np.mean(ric)) if len(ric) else float("nan")
-        out[f"{prefix}/rank_icir"] = float(np.mean(ric) / sd) if sd and np.isfinite(sd) else float("nan")
-        out[f"{prefix}/ic_mean"] = float(np.nanmean(ic)) if np.isfinite(ic).any() else float("nan")
+# ---- step 3: assemble -----------------------------------------------------------------------------------------------
+def assemble(plan: TrainPlan) -> Path:
+    """``predictions.parquet`` from every unit's file, in the canonical order (identical whichever jobs trained them)."""
+    missing = [u.tag for u in plan.units if not unit_done(plan, u)]
+    if missing:
+        raise ConfigError([f"cannot assemble {plan.work}: units {missing[:5]} are not done. Fix: run their fit jobs "
+                           "(trainer.windows=[...]) or the full config"])
+    frames = [stageio.read_parquet(plan.work / "predictions" / f"{u.tag}.parquet", "unit predictions",
+                                   "delete the unit's manifest under units/ to retrain it") for u in plan.units]
+    out = plan.work / "predictions.parquet"
+    stageio.atomic_write_parquet(pd.concat(frames, ignore_index=True), out)
     return out
 
 
-def run_train(cfg: DictConfig) -> TrainOutputs:
-    """Train both models over every rolling window and seed; write predictions + signal; log one MLflow run."""
-    validate(cfg)
-    t_start = time.perf_counter()
-    chash = config_hash(cfg)
-    name = run_name(cfg)
-    work = Path(cfg.paths.runs) / "train" / f"{name}-{chash}"
-    job_num, n_jobs, sweep_dir = _hydra_job()
-    rerun = bool(cfg.get("rerun", False))
-    if not rerun and (work / "DONE").exists() and (not cfg.tracking.enabled
-                                                    or find_runs(cfg, chash, status="FINISHED")):
-        log.info("%s: finished run with config hash %s exists (%s); skipping (+rerun=true forces)", name, chash, work)
-        metrics = json.loads((work / "metrics.json").read_text())
-        return TrainOutputs(work, work / "predictions.parquet", work / "signal.parquet", metrics,
-                            metrics.get("_run_id"), skipped=True)
-    if rerun and work.exists():
-        import shutil
-
-        shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-
-    threads = set_threads(cfg.trainer.num_threads, n_jobs)
-    device = pick_device(str(cfg.trainer.device))
-    if device.type == "cpu":
-        torch.use_deterministic_algorithms(True, warn_only=True)
-
-    market = load_for(cfg)
-    panel = build_panel(market.daily)
-    members = None
-    if cfg.universe.index_code and cfg.universe.get("train_on_members"):
-        members = membership_mask(panel, market.index_members, str(cfg.universe.index_code))
-    elig = eligible_mask(panel, int(cfg.universe.min_listed_days), bool(cfg.universe.exclude_st), members)
-    freqs = tuple(cfg.model.frequencies)
-    fs = FeatureSet(panel, int(cfg.features.daily_window), int(cfg.features.weekly_window),
-                    int(cfg.features.label_horizon), str(cfg.features.label_price), elig, freqs,
-                    cache_mb=float(cfg.trainer.get("cache_mb", 1024)))
-    tr = cfg.trainer
-    splits = rolling_splits(panel.dates, fs.first_usable, int(tr.train_days), int(tr.valid_days), int(tr.test_days),
-                            int(tr.purge_days), int(tr.sample_every), str(tr.test_start),
-                            None if tr.test_end is None else str(tr.test_end),
-                            None if tr.max_windows is None else int(tr.max_windows), int(cfg.features.label_horizon))
-    (work / "splits.json").write_text(json.dumps([s.describe(panel.dates) for s in splits], indent=1))
-
-    fc = FitConfig(model=OmegaConf.to_container(cfg.model, resolve=True),
-                   optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True),
-                   max_epochs=int(tr.max_epochs), patience=int(tr.patience), loss=str(tr.loss),
-                   max_names_per_batch=None if tr.max_names_per_batch is None else int(tr.max_names_per_batch),
-                   shuffle_dates=bool(tr.shuffle_dates),
-                   grad_clip=None if tr.grad_clip is None else float(tr.grad_clip))
-    save_traj = str(tr.get("save_trajectory", "first"))
-    tags = {"config_hash": chash, "data_fingerprint": str(market.meta.get("fingerprint", "unknown")),
-            "hydra_job_num": job_num, "optimizer": str(cfg.optimizer.name), "universe": train_universe(cfg),
-            "device": str(device), "torch_threads": str(threads), "work_dir": str(work), **git_info(),
+# ---- the stage ------------------------------------------------------------------------------------------------------
+def _tags(cfg: DictConfig, plan: TrainPlan, market: Market, kind: str) -> dict[str, str]:
+    ctx = job_context()
+    return {"stage_key": plan.key, "config_hash": plan.key, "kind": kind, "units": plan.selection,
+            "data_fingerprint": market.fingerprint, "hydra_job_num": ctx.num, "optimizer": str(cfg.optimizer.name),
+            "universe": train_universe(cfg), "seed": str(cfg.seed), "work_dir": str(plan.work),
+            "host": socket.gethostname(), "pid": str(os.getpid()), **git_info(),
             **{f"version.{k}": v for k, v in package_versions().items()}}
-    parent = None
-    if sweep_dir:
-        from quantsam.tracking.hydra_callback import parent_run_id
 
-        parent = parent_run_id(sweep_dir)
-    run_id_file = work / "mlflow_run_id.txt"
-    resume_id = run_id_file.read_text().strip() if run_id_file.exists() else None
 
-    with RunTracker(cfg, name, tags, parent_run_id=parent, resume_run_id=resume_id) as tracker:
-        if tracker.run_id:
-            run_id_file.write_text(tracker.run_id)
-            tracker.log_artifact(work / "config.yaml")
-            tracker.log_artifact(work / "splits.json")
-        units = [(s, f, k) for s in splits for f in freqs for k in range(int(tr.n_seeds))]
-        step = {f: 0 for f in freqs}
-        grad_evals = 0
-        bar = _progress(cfg, len(units), f"{name} windows x models x seeds")
-        frames = []
-        for split, freq, k in units:
-            tag = f"w{split.index:02d}-{freq}-s{k}"
-            pred_path = work / "predictions" / f"{tag}.parquet"
-            hist_path = work / "history" / f"{tag}.json"
-            if pred_path.exists() and hist_path.exists():
-                hist = json.loads(hist_path.read_text())
-                frames.append(pd.read_parquet(pred_path))
-                step[freq] += len(hist["history"])
-                grad_evals += hist["grad_evals"]
-                bar.update(1)
-                continue
-            seed = int(cfg.seed) * 1000 + k
+def _abandoned(tracker: Tracker, plan: TrainPlan, kind: str) -> None:
+    """Runs of this work whose process is gone stay RUNNING forever unless marked: mark them KILLED (a run of a live
+    process on this host — a parallel job waiting on the same units — is left alone)."""
+    host = socket.gethostname()
+    for r in tracker.find({"stage_key": plan.key, "kind": kind, "units": plan.selection}, status="RUNNING"):
+        t = r.data.tags
+        if t.get("host") == host and t.get("pid", "").isdigit() and _alive(int(t["pid"])):
+            continue
+        tracker.client.set_tag(r.info.run_id, "killed_because", "its work was resumed or redone by a later run")
+        tracker.client.set_terminated(r.info.run_id, status="KILLED")
+        log.info("MLflow: abandoned run %s marked KILLED", r.info.run_id)
 
-            def on_epoch(rec, freq=freq):
-                tracker.log_metrics({f"{freq}/train/loss": rec["train_loss"], f"{freq}/valid/ic": rec["valid_ic"],
-                                     f"{freq}/valid/rank_ic": rec["valid_rank_ic"],
-                                     f"{freq}/valid/rank_icir": rec["valid_rank_icir"]}, step=step[freq])
-                step[freq] += 1
 
-            keep = save_traj == "all" or (save_traj == "first" and split.index == 0 and k == 0)
-            res = fit_unit(fs, split, freq, seed, replace(fc, keep_trajectory=keep), device,
-                           ckpt_path=work / "checkpoints" / f"{tag}.pt" if tr.checkpoint else None,
-                           on_epoch=on_epoch, progress=bar)
-            pred = predict_dates(res.model, fs, freq, split.test, device)
-            df = predictions_frame(pred, fs, split.test, freq, k)
-            df["window"] = split.index
-            pred_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = pred_path.with_suffix(".tmp")
-            df.to_parquet(tmp, index=False)
-            tmp.replace(pred_path)
-            checkpoint.save_atomic(res.model.state_dict(), work / "models" / f"{tag}.pt")
-            if res.trajectory is not None:
-                checkpoint.save_atomic(res.trajectory, work / "trajectory" / f"{tag}.pt")
-            hist = {"history": res.history, "best_epoch": res.best_epoch, "best_valid_rank_ic": res.best_rank_ic,
-                    "grad_evals": res.grad_evals, "seconds": res.seconds, **split.describe(panel.dates)}
-            checkpoint.write_atomic_bytes(json.dumps(hist, indent=1).encode(), hist_path)
-            (work / "checkpoints" / f"{tag}.pt").unlink(missing_ok=True)
-            frames.append(df)
-            grad_evals += res.grad_evals
-            bar.update(1)
-        bar.close()
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # our own earlier run in this process is not running any more
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
-        preds = pd.concat(frames, ignore_index=True)
-        preds.to_parquet(work / "predictions.parquet", index=False)
-        signal = combine_equal_weight(preds, list(cfg.signal.models) if set(cfg.signal.models) <= set(freqs)
-                                      else list(freqs))
-        signal.to_parquet(work / "signal.parquet", index=False)
-        metrics = _test_metrics(signal, fs, ["score", *[c for c in signal.columns if c in freqs]])
-        wall = time.perf_counter() - t_start
-        metrics.update({"cost/grad_evals": float(grad_evals), "cost/wall_s": wall, "n_windows": float(len(splits))})
-        tracker.log_metrics(metrics)
+
+def run_train(cfg: DictConfig, market: Market) -> TrainOutputs:
+    """Train every unit of the config (or of ``trainer.windows/models/seeds``), assemble the predictions, and log
+    one MLflow run (see the module docstring). A finished config is reused: its run is found by tags in the
+    configured store, copied under the current sweep's parent when it belongs to another, or re-logged from the
+    work directory when the store has none."""
+    t0 = time.perf_counter()
+    fs = feature_set(cfg, market)
+    plan = plan_training(cfg, market, fs)
+    tracker = Tracker(cfg.tracking)
+    parent = parent_run_id(job_context().sweep_dir)
+    kind = "train" if plan.complete else "fit"
+    name = plan.name if plan.complete else f"{plan.name}-{plan.selection}"
+    done = (stageio.is_done(plan.work / stageio.MANIFEST, plan.key) if plan.complete
+            else all(unit_done(plan, u) for u in plan.units))
+    if cfg.get("rerun"):
+        _abandoned(tracker, plan, kind)
+        if plan.complete and plan.work.exists():
+            shutil.rmtree(plan.work)
+        done = False
+    if done:
+        run_id = _reuse_run(cfg, plan, market, tracker, parent, kind, name)
+        metrics = json.loads((plan.work / "metrics.json").read_text()) if plan.complete else {}
+        log.info("%s: finished work with key %s exists (%s); skipping (+rerun=true forces)", name, plan.key, plan.work)
+        return TrainOutputs(plan.work, plan.work / "predictions.parquet" if plan.complete else None, run_id, metrics,
+                            skipped=True, complete=plan.complete)
+    _abandoned(tracker, plan, kind)
+    plan.work.mkdir(parents=True, exist_ok=True)
+    if plan.complete:
+        stageio.invalidate(plan.work / stageio.MANIFEST)
+    stageio.atomic_write_text(plan.work / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    stageio.atomic_write_json(plan.work / "splits.json", [s.describe(fs.panel.dates) for s in plan.splits])
+    with tracker.run(name, _tags(cfg, plan, market, kind), run_params(cfg), parent) as run_id:
+        tracker.log_artifact(run_id, plan.work / "config.yaml")
+        tracker.log_artifact(run_id, plan.work / "splits.json")
+        totals = train_units(cfg, plan, fs, tracker, run_id)
+        metrics = {"cost/grad_evals": float(totals["grad_evals"]), "cost/wall_s": totals["seconds"],
+                   "cost/stage_s": time.perf_counter() - t0, "n_windows": float(len(plan.splits)),
+                   "n_units": float(len(plan.units))}
+        tracker.log_metrics(run_id, metrics)
+        if not plan.complete:
+            log.info("%s: trained units %s (assemble with the full config)", name, [u.tag for u in plan.units])
+            return TrainOutputs(plan.work, None, run_id, metrics, complete=False)
+        preds = assemble(plan)
+        stageio.atomic_write_json(plan.work / "metrics.json", metrics)
         for sub in ("history", "predictions", "models"):
-            tracker.log_artifact(work / sub, sub)
-        tracker.log_artifact(work / "predictions.parquet")
-        tracker.log_artifact(work / "signal.parquet")
-        (work / "metrics.json").write_text(json.dumps({**metrics, "_run_id": tracker.run_id}, indent=1))
-        (work / "DONE").write_text(time.strftime("%Y-%m-%d %H:%M:%S"))
-        log.info("%s: test RankIC %.4f (ICIR %.2f), %d grad evals, %.0fs -> %s", name,
-                 metrics.get("test/rank_ic_mean", float("nan")), metrics.get("test/rank_icir", float("nan")),
-                 grad_evals, wall, work)
-        return TrainOutputs(work, work / "predictions.parquet", work / "signal.parquet", metrics, tracker.run_id)
+            tracker.log_artifact(run_id, plan.work / sub, sub)
+        tracker.log_artifact(run_id, preds)
+        stageio.write_manifest(plan.work / stageio.MANIFEST, "train", plan.key,
+                               [preds, plan.work / "metrics.json", plan.work / "splits.json"],
+                               data_fingerprint=market.fingerprint)
+    log.info("%s: %d units, %d grad evals, %.0fs -> %s", name, len(plan.units), totals["grad_evals"],
+             time.perf_counter() - t0, plan.work)
+    return TrainOutputs(plan.work, preds, run_id, metrics)
+
+
+def _reuse_run(cfg: DictConfig, plan: TrainPlan, market: Market, tracker: Tracker, parent: str | None, kind: str,
+               name: str) -> str | None:
+    """The MLflow run of finished work: the newest FINISHED run with its key (when it belongs to the current sweep,
+    or there is no sweep), a cache-hit copy under the current sweep's parent, or — when the configured store has
+    none — a new run logged from the work directory."""
+    if not tracker.enabled:
+        return None
+    found = tracker.find({"stage_key": plan.key, "kind": kind, "units": plan.selection}, status="FINISHED")
+    if found:
+        same = [r for r in found if r.data.tags.get("mlflow.parentRunId") == parent]
+        if same:
+            return same[0].info.run_id
+        return tracker.copy_run(found[0], name, {"hydra_job_num": job_context().num}, parent)
+    log.info("%s: no finished run for key %s in %s: logging one from %s", name, plan.key, tracker.uri, plan.work)
+    with tracker.run(name, {**_tags(cfg, plan, market, kind), "relogged_from": str(plan.work)}, run_params(cfg),
+                     parent) as run_id:
+        step = {f: 0 for f in cfg.model.frequencies}
+        for u in plan.units:
+            rows = unit_history(plan, u)["history"]
+            tracker.log_history(run_id, [(step[u.freq] + i, _epoch_metrics(u.freq, r)) for i, r in enumerate(rows)])
+            step[u.freq] += len(rows)
+        if plan.complete:
+            tracker.log_metrics(run_id, json.loads((plan.work / "metrics.json").read_text()))
+            for f in ("config.yaml", "splits.json", "predictions.parquet"):
+                tracker.log_artifact(run_id, plan.work / f)
+            for sub in ("history", "predictions", "models"):
+                tracker.log_artifact(run_id, plan.work / sub, sub)
+    return run_id

@@ -1,0 +1,35 @@
+"""The study report hangs off the sweep: when a pipeline multirun ends, build its comparison report.
+
+Registered after the MLflow sweep callback in ``conf/config.yaml``; Hydra runs end-of-sweep callbacks in reverse
+order, so the report is logged to the parent run before that callback closes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+
+class StudyReportCallback(Callback):
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        import json
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        results = [json.loads(p.read_text()) for p in sweep_dir.glob("*/result.json")]
+        if not config.report.get("on_sweep_end") or not any(r.get("factor_dir") or r.get("backtest_dirs")
+                                                           for r in results):
+            return  # a training-only sweep (make sweep) has nothing to compare beyond MLflow
+        from quantsam.config import register
+        from quantsam.report.stage import run_report
+
+        register()
+        try:
+            rep = run_report(config, sweep_dir)
+            log.info("study report: %s", rep.html_path)
+        except Exception:  # the report must not lose the sweep's results: log and carry on
+            log.exception("study report failed for %s (rerun: make report SWEEP=%s)", sweep_dir, sweep_dir)

@@ -1,0 +1,93 @@
+"""The signal stage: training predictions -> ``signal.parquet`` (+ test metrics), beside the predictions.
+
+``run_signal(cfg, predictions, market, run_id)`` averages each model's seeds, z-scores each model per day and
+equal-weights them (:mod:`.combine`), writes ``signal.parquet`` (``date, code, score`` plus each model's z-score)
+and ``signal_metrics.json`` — the test RankIC / ICIR / IC of the combined signal and of each model against the
+study's label — and logs the metrics (``test/...``, ``<model>/test/...``) to the training run. Key: the signal
+config, the predictions file's hash, the label config and the data fingerprint.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from quantsam import stageio
+from quantsam.crosssection import ic_rows, rank_ic_rows
+from quantsam.features.market import Market
+from quantsam.signals.combine import combine_equal_weight
+from quantsam.signals.io import seed_averaged, to_long
+from quantsam.tracking.mlflow_run import Tracker
+
+log = logging.getLogger(__name__)
+
+SIGNAL_VERSION = 1
+MANIFEST = "signal.manifest.json"
+
+
+@dataclass
+class SignalOutputs:
+    path: Path
+    metrics: dict
+    skipped: bool = False
+
+
+def test_metrics(columns: dict[str, np.ndarray], rows: np.ndarray, cols: np.ndarray, label: np.ndarray
+                 ) -> dict[str, float]:
+    """Test RankIC mean, RankICIR (mean / std) and IC mean of each ``[D, C]`` column against ``label`` on the panel
+    rows ``rows`` and columns ``cols``: ``test/...`` for ``score``, ``<model>/test/...`` for the models."""
+    lab = label[rows]
+    out: dict[str, float] = {}
+    for name, a in columns.items():
+        m = np.full(lab.shape, np.nan)
+        m[:, cols] = a
+        ric, ic = rank_ic_rows(m, lab), ic_rows(m, lab)
+        ric = ric[np.isfinite(ric)]
+        prefix = "test" if name == "score" else f"{name}/test"
+        sd = np.std(ric, ddof=1) if len(ric) > 1 else np.nan
+        out[f"{prefix}/rank_ic_mean"] = float(np.mean(ric)) if len(ric) else float("nan")
+        out[f"{prefix}/rank_icir"] = float(np.mean(ric) / sd) if sd and np.isfinite(sd) else float("nan")
+        out[f"{prefix}/ic_mean"] = float(np.nanmean(ic)) if np.isfinite(ic).any() else float("nan")
+    return out
+
+
+def run_signal(cfg: DictConfig, predictions: Path, market: Market, run_id: str | None = None) -> SignalOutputs:
+    predictions = Path(predictions)
+    out = predictions.parent / "signal.parquet"
+    metrics_file = predictions.parent / "signal_metrics.json"
+    manifest = predictions.parent / MANIFEST
+    fix = "rerun the training stage (make train) for this config"
+    preds, pred_hash = stageio.read_parquet_bytes(predictions, "predictions", fix)
+    key = stageio.stage_key("signal", SIGNAL_VERSION, signal=OmegaConf.to_container(cfg.signal, resolve=True),
+                            predictions=pred_hash, data=market.fingerprint,
+                            label=OmegaConf.to_container(cfg.features, resolve=True),
+                            universe=OmegaConf.to_container(cfg.universe, resolve=True))
+    tracker = Tracker(cfg.tracking)
+    with stageio.locked(out):
+        if stageio.is_done(manifest, key):
+            metrics = stageio.read_json(metrics_file, "signal metrics", fix)
+            tracker.log_stage(run_id, metrics, out, None, only_if_missing=True)
+            log.info("signal: inputs unchanged (%s)", out)
+            return SignalOutputs(out, metrics, skipped=True)
+        stageio.invalidate(manifest)
+        dates, codes, scores = seed_averaged(preds)
+        models = list(cfg.signal.models)
+        score, z = combine_equal_weight(scores, models)
+        frame = to_long(dates, codes, {"score": score, **{m: z[m] for m in models}})
+        panel = market.panel()
+        rows = panel.dates.get_indexer(dates)
+        cols = panel.codes.get_indexer(codes)
+        metrics = test_metrics({"score": score, **{m: z[m] for m in models}}, rows, cols,
+                               market.label(cfg.features, cfg.universe))
+        stageio.atomic_write_parquet(frame, out)
+        stageio.atomic_write_json(metrics_file, metrics)
+        stageio.write_manifest(manifest, "signal", key, [out, metrics_file], data_fingerprint=market.fingerprint)
+    tracker.log_metrics(run_id, metrics)
+    tracker.log_artifact(run_id, out)
+    log.info("signal: test RankIC %.4f (ICIR %.2f) -> %s", metrics.get("test/rank_ic_mean", float("nan")),
+             metrics.get("test/rank_icir", float("nan")), out)
+    return SignalOutputs(out, metrics)
