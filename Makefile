@@ -1,4 +1,5 @@
-# quantsam — `make help` lists the targets. Hydra overrides: `make train optimizer=gsam seed=3 ARGS="trainer.max_epochs=5"`.
+# quantsam — `make help` lists the targets. Config groups given on the make command line become Hydra overrides:
+#   make train optimizer=gsam seed=3 ARGS="trainer.max_epochs=5"   ->   python -m quantsam train optimizer=gsam seed=3 ...
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -10,14 +11,24 @@ PY     := $(BIN)/python
 TORCH  ?= torch==2.13.0
 EXTRAS ?= dev,joblib
 STAMP  := $(VENV)/.installed
+PORT   ?= 5000
 RUN    ?=
 SWEEP  ?=
 
-# Known Hydra groups/keys given as make variables become overrides: `make train optimizer=gsam` -> optimizer=gsam
-HYDRA_KEYS := optimizer model data universe trainer portfolio experiment launcher seed
-OVERRIDES = $(strip $(foreach k,$(HYDRA_KEYS),$(if $(value $(k)),$(k)=$(value $(k)))) $(ARGS))
+# Every config group (and seed) becomes an override only when given on the make command line ($(origin) is
+# "command line"): a stray environment variable named `data` or `model` never leaks into a run.
+GROUPS := data universe features model optimizer trainer signal factor_test portfolio backtest tracking report launcher \
+          experiment seed
+given = $(filter command line,$(origin $(1)))
+OVERRIDES = $(strip $(foreach k,$(GROUPS),$(if $(call given,$(k)),$(k)=$(value $(k)))) $(ARGS))
+# the same without `experiment` (targets that choose their own experiment unless one is given)
+OVERRIDES_NO_EXP = $(strip $(foreach k,$(filter-out experiment,$(GROUPS)),$(if $(call given,$(k)),$(k)=$(value $(k)))) $(ARGS))
+experiment_or = experiment=$(if $(call given,experiment),$(value experiment),$(1))
+# `make demo optimizer=asam` compares AdamW with ASAM (GSAM by default)
+DEMO_VS = $(if $(call given,optimizer),$(value optimizer),gsam)
 
-.PHONY: help install demo data train sweep study pipeline factor-test backtest report test test-slow bench lint mlflow-ui clean
+.PHONY: help install demo data train sweep study pipeline factor-test backtest report test test-slow bench lint \
+        mlflow-ui clean
 
 help: ## list the targets
 	@echo "usage: make <target> [optimizer=gsam seed=1 experiment=demo ... ARGS='key=value ...']"
@@ -32,59 +43,47 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install quantsam (TORCH=... to choose the torch build)
 
-demo: $(STAMP) ## install, then run the main job on the embedded synthetic market (experiment=demo)
-	$(PY) -m quantsam train experiment=demo $(OVERRIDES)
+demo: $(STAMP) ## the study in miniature: AdamW vs GSAM (optimizer=... picks another) end to end, then the report
+	$(PY) -m quantsam $(strip pipeline --multirun $(call experiment_or,demo) optimizer=adamw,$(DEMO_VS) $(filter-out optimizer=%,$(OVERRIDES_NO_EXP)))
 
-data: $(STAMP) ## generate/cache the market data (data=synthetic by default)
-	$(PY) -m quantsam data $(OVERRIDES)
+data: $(STAMP) ## generate (or ingest) and cache the market data (data=synthetic by default)
+	$(PY) -m quantsam $(strip data $(OVERRIDES))
 
-train: $(STAMP) ## train the daily + weekly GRUs (e.g. make train optimizer=gsam)
-	$(PY) -m quantsam train $(OVERRIDES)
+train: $(STAMP) ## train the daily + weekly GRUs and write the signal (e.g. make train optimizer=gsam)
+	$(PY) -m quantsam $(strip train $(OVERRIDES))
 
-sweep: $(STAMP) ## Hydra multirun over the seven optimizers (experiment=optimizer_sweep; launcher=joblib to parallelise)
-	$(PY) -m quantsam train --multirun experiment=optimizer_sweep $(OVERRIDES)
+sweep: $(STAMP) ## train the seven optimizers as child runs of one MLflow parent (launcher=joblib to parallelise)
+	$(PY) -m quantsam $(strip train --multirun $(call experiment_or,optimizer_sweep) $(OVERRIDES_NO_EXP))
 
 pipeline: $(STAMP) ## data -> train -> signal -> factor test -> CSI300/500/1000 backtests (finished stages reused)
-	$(PY) -m quantsam pipeline $(OVERRIDES)
+	$(PY) -m quantsam $(strip pipeline $(OVERRIDES))
 
-backstudy: $(STAMP) ## the study: pipeline for the seven optimizers (experiment=study), then the comparison report
-	$(PY) -m quantsam pipeline --multirun experiment=study $(OVERRIDES)
+study: $(STAMP) ## the study: the pipeline for the seven optimizers (experiment=study), then the comparison report
+	$(PY) -m quantsam $(strip pipeline --multirun $(call experiment_or,study) $(OVERRIDES_NO_EXP))
 
-report: $(STAMP) ## rebuild a study's comparison report: SWEEP=<multirun dir>
-	$(PY) -m quantsam report $(if $(SWEEP),report.sweep_dir=$(SWEEP)) $(OVERRIDES)
+factor-test: $(STAMP) ## factor test of a signal: RUN=<training work dir | signal.parquet | MLflow run id>
+	$(PY) -m quantsam $(strip factor_test $(if $(RUN),factor_test.input=$(RUN)) $(OVERRIDES))
 
-test: $(STAMP) ## index-enhanced backtest: universe=csi300|csi500|csi1000 (default: all three) [RUN=...]
-	$(PY) -m quantsam backtest $(if $(RUN),backtest.input=$(RUN)) $(OVERRIDES)
-
-factor-study: $(STAMP) ## the study: pipeline for the seven optimizers (experiment=study), then the comparison report
-	$(PY) -m quantsam pipeline --multirun experiment=study $(OVERRIDES)
+backtest: $(STAMP) ## index-enhanced backtests: universe=csi300|csi500|csi1000 (default: all three) [RUN=...]
+	$(PY) -m quantsam $(strip backtest $(if $(RUN),backtest.input=$(RUN)) $(OVERRIDES))
 
 report: $(STAMP) ## rebuild a study's comparison report: SWEEP=<multirun dir>
-	$(PY) -m quantsam report $(if $(SWEEP),report.sweep_dir=$(SWEEP)) $(OVERRIDES)
-
-test: $(STAMP) ## factor test of a signal: RUN=<training work dir | signal.parquet | MLflow run id>
-	$(PY) -m quantsam factor_test $(if $(RUN),factor_test.input=$(RUN)) $(OVERRIDES)
-
-study: $(STAMP) ## the study: pipeline for the seven optimizers (experiment=study), then the comparison report
-	$(PY) -m quantsam pipeline --multirun experiment=study $(OVERRIDES)
-
-report: $(STAMP) ## rebuild a study's comparison report: SWEEP=<multirun dir>
-	$(PY) -m quantsam report $(if $(SWEEP),report.sweep_dir=$(SWEEP)) $(OVERRIDES)
+	$(PY) -m quantsam $(strip report $(if $(SWEEP),report.sweep_dir=$(SWEEP)) $(OVERRIDES))
 
 test: $(STAMP) ## install, then run the test suite (fast tests; `make test-slow` for the slow ones)
 	$(PY) -m pytest -q
 
-test-slow: $(STAMP) ## run the slow tests too
+test-slow: $(STAMP) ## run every test, the slow ones included
 	$(PY) -m pytest -q -m "slow or not slow"
 
-bench: $(STAMP) ## run the benchmarks in scripts/bench (prints ratios measured in one run)
+bench: $(STAMP) ## run the benchmarks in scripts/bench (each prints ratios measured in one run)
 	@for f in scripts/bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check src tests scripts notebooks
 
-mlflow-ui: $(STAMP) ## open the MLflow UI on the project's SQLite store
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --default-artifact-root $(CURDIR)/mlartifacts --port 5000
+mlflow-ui: $(STAMP) ## the MLflow UI on the project's SQLite store: http://127.0.0.1:5000 (PORT=...)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port $(PORT)
 
-clean: ## remove outputs (keeps data/ and mlruns.db)
+clean: ## remove outputs and sweeps (keeps data/ and mlruns.db)
 	rm -rf outputs multirun .pytest_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""The data stage writes the parquet layout once and reuses it while the generator and its parameters match."""
+"""The data stage writes the parquet layout once and reuses it while its key (generator version + parameters) matches."""
 
 from __future__ import annotations
 
@@ -14,18 +14,19 @@ from quantsam.data.stage import run_data
 
 def test_writes_layout_then_reuses_it(tmp_path):
     cfg = compose(["data.n_stocks=40", "data.start=2019-01-01", "data.end=2020-06-30", f"paths.data={tmp_path}"])
-    d = run_data(cfg)
+    ref = run_data(cfg)
+    d = ref.dir
     assert {p.name for p in d.iterdir()} >= {"daily.parquet", "index_members.parquet", "index_weights.parquet",
-                                               "industry.parquet", "alpha.parquet", "meta.json"}
+                                               "industry.parquet", "alpha.parquet", "meta.json", "manifest.json"}
     m = load_market(d)
     validate_daily(m.daily)
-    assert m.alpha is not None and m.meta["fingerprint"]
+    assert m.alpha is not None and m.meta["fingerprint"] == ref.fingerprint
     stamp = (d / "daily.parquet").stat().st_mtime_ns
-    assert run_data(cfg) == d and (d / "daily.parquet").stat().st_mtime_ns == stamp  # cache hit
-    meta = json.loads((d / "meta.json").read_text())
-    meta["params"]["generator_version"] = -1  # an older generator wrote it: regenerate
-    (d / "meta.json").write_text(json.dumps(meta))
-    run_data(cfg)
+    assert run_data(cfg) == ref and (d / "daily.parquet").stat().st_mtime_ns == stamp  # cache hit
+    man = json.loads((d / "manifest.json").read_text())
+    man["key"] = "written-by-an-older-generator"  # another key: regenerate
+    (d / "manifest.json").write_text(json.dumps(man))
+    assert run_data(cfg) == ref
     assert (d / "daily.parquet").stat().st_mtime_ns != stamp
     pd.testing.assert_frame_equal(load_market(d).daily, m.daily)  # same seed, same market
 
@@ -43,4 +44,4 @@ def test_parallel_jobs_share_one_generation(tmp_path):
     outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     assert outs[0][0] == outs[1][0]
-    assert not list(tmp_path.glob("synthetic/*/*.tmp*"))
+    assert not list(tmp_path.glob("synthetic/.*tmp*")) and not list(tmp_path.glob("synthetic/*/.*tmp*"))

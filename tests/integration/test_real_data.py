@@ -84,7 +84,7 @@ def test_data_stage_ingests_through_the_config(tmp_path):
     from quantsam.data.stage import run_data
 
     cfg = compose(["data=real_tidy", "data.start=2020-01-01", "data.end=2020-03-31", f"data.dir={tmp_path}/real"])
-    d = run_data(cfg)
+    d = run_data(cfg).dir
     m = load_market(d)
     assert len(m.index_weights) and set(m.index_members["index_code"]) == {"000300.SH", "000905.SH", "000852.SH"}
     assert m.index_daily is not None and "000905.SH" in set(m.index_daily["index_code"])

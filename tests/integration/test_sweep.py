@@ -1,4 +1,5 @@
-"""Hydra multirun sweeps with the joblib launcher: parent + child runs, failures isolated, finished children skipped."""
+"""Hydra multirun sweeps with the joblib launcher: parent + child runs, failures isolated, finished work reused and a
+rerun sweep getting its own parent with all its children."""
 
 from __future__ import annotations
 
@@ -49,13 +50,25 @@ def test_two_jobs_finish_under_one_parent(two_job_sweep):
     assert {r.data.tags["hydra_job_num"] for r in children} == {"0", "1"}
 
 
-def test_rerun_skips_finished_children(two_job_sweep):
+def test_rerun_reuses_finished_work_under_a_new_parent(two_job_sweep):
     tmp, _ = two_job_sweep
+    _, before = runs(tmp)
+    old_parent = next(r for r in before if r.data.tags.get("kind") == "sweep").info.run_id
+    seen = {p: len(p.read_text()) for p in (tmp / "sweep").glob("*/*.log")}  # job logs are appended to
     proc = sweep(tmp, "optimizer=adamw,wsam")
     assert proc.returncode == 0
-    assert proc.stderr.count("skipping") + proc.stdout.count("skipped") >= 2
+    logs = "".join(p.read_text()[seen.get(p, 0):] for p in (tmp / "sweep").glob("*/*.log"))
+    assert logs.count("skipping (+rerun=true forces)") >= 2 and "grad evals," not in logs  # nothing retrained
     _, rs = runs(tmp)
-    assert len([r for r in rs if r.data.tags.get("kind") != "sweep"]) == 2  # no new child runs
+    parents = [r for r in rs if r.data.tags.get("kind") == "sweep"]
+    new_parent = next(r for r in parents if r.info.run_id != old_parent)
+    assert len(parents) == 2 and new_parent.info.status == "FINISHED"
+    kids = [r for r in rs if r.data.tags.get("mlflow.parentRunId") == new_parent.info.run_id]
+    assert sorted(r.info.run_name for r in kids) == ["adamw-all-s0", "wsam-all-s0"]
+    originals = {r.info.run_id for r in rs if r.data.tags.get("mlflow.parentRunId") == old_parent}
+    for r in kids:  # cache hits: the original's metrics, pointing at it
+        assert r.info.status == "FINISHED" and r.data.tags["cached_from"] in originals
+        assert "test/rank_ic_mean" in r.data.metrics
 
 
 def test_a_failing_job_does_not_stop_the_others(tmp_path):

@@ -1,4 +1,5 @@
-"""The training stage end to end on the smoke experiment: outputs, MLflow run, determinism, kill -9 resume."""
+"""The training stage end to end on the smoke experiment: outputs, MLflow run, determinism, kill -9 resume, and the
+later stages on its signal."""
 
 from __future__ import annotations
 
@@ -27,24 +28,33 @@ def shared(tmp_path_factory):
     return tmp_path_factory.mktemp("train")
 
 
+def market_of(cfg):
+    from quantsam.data.stage import run_data
+    from quantsam.features.market import open_market
+
+    return open_market(run_data(cfg))
+
+
 @pytest.fixture(scope="module")
 def smoke_run(shared):
-    from quantsam.train.stage import run_train
+    from quantsam.pipeline import run_pipeline
 
     cfg = compose(overrides(shared / "a", "optimizer=gsam"))
-    return run_train(cfg), cfg
+    return run_pipeline(cfg, stages=["signal"]), cfg
 
 
 def test_outputs_and_mlflow_run(smoke_run):
     from mlflow import MlflowClient
 
+    from quantsam import stageio
+
     out, cfg = smoke_run
-    preds = pd.read_parquet(out.predictions)
+    preds = pd.read_parquet(out.work_dir / "predictions.parquet")
     assert list(preds.columns[:5]) == ["date", "code", "model", "seed", "score"]
     assert set(preds.model) == {"daily", "weekly"}
     sig = pd.read_parquet(out.signal)
     assert {"date", "code", "score", "daily", "weekly"} <= set(sig.columns)
-    assert (out.work_dir / "DONE").exists()
+    assert stageio.read_manifest(out.work_dir / "manifest.json")["stage"] == "train"
     run = MlflowClient(str(cfg.tracking.uri)).get_run(out.run_id)
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "gsam-all-s0"
@@ -63,35 +73,70 @@ def test_outputs_and_mlflow_run(smoke_run):
 
 
 def test_same_config_same_numbers_and_rerun_is_skipped(smoke_run, shared):
+    from quantsam.pipeline import run_pipeline
     from quantsam.train.stage import run_train
 
-    out, _ = smoke_run
-    again = run_train(compose(overrides(shared / "a", "optimizer=gsam")))
+    out, cfg = smoke_run
+    again = run_train(cfg, market_of(cfg))
     assert again.skipped and again.run_id == out.run_id
-    fresh = run_train(compose(overrides(shared / "b", "optimizer=gsam")))  # new work dir and store: retrains
-    assert not fresh.skipped
-    pd.testing.assert_frame_equal(pd.read_parquet(out.predictions), pd.read_parquet(fresh.predictions))
-    assert fresh.metrics["test/rank_ic_mean"] == out.metrics["test/rank_ic_mean"]
+    fresh = run_pipeline(compose(overrides(shared / "b", "optimizer=gsam")), stages=["signal"])  # new dir and store
+    assert fresh.run_id != out.run_id
+    pd.testing.assert_frame_equal(pd.read_parquet(out.work_dir / "predictions.parquet"),
+                                  pd.read_parquet(fresh.work_dir / "predictions.parquet"))
+    assert fresh.signal_metrics["test/rank_ic_mean"] == out.signal_metrics["test/rank_ic_mean"]
 
 
 def test_failed_run_is_marked_failed(shared, monkeypatch):
     from mlflow import MlflowClient
 
     import quantsam.train.stage as stage
-    from quantsam.train.stage import run_train
 
     def boom(*a, **k):
         raise RuntimeError("injected failure")
 
-    monkeypatch.setattr(stage, "combine_equal_weight", boom)
+    monkeypatch.setattr(stage, "assemble", boom)
     cfg = compose(overrides(shared / "c", "optimizer=sam"))
     with pytest.raises(RuntimeError, match="injected"):
-        run_train(cfg)
+        stage.run_train(cfg, market_of(cfg))
     client = MlflowClient(str(cfg.tracking.uri))
     runs = client.search_runs([client.get_experiment_by_name("quantsam").experiment_id])
     assert [r.info.status for r in runs] == ["FAILED"]
     tb = client.download_artifacts(runs[0].info.run_id, "traceback.txt", str(shared / "c"))
     assert "injected failure" in Path(tb).read_text()
+
+
+def test_mlflow_state_follows_the_config(smoke_run, shared):
+    """A new store or experiment gets its own run of the finished work (logged from the work dir, nothing retrained);
+    +rerun=true marks an abandoned RUNNING run KILLED."""
+    from mlflow import MlflowClient
+
+    from quantsam.train.stage import run_train
+
+    out, cfg = smoke_run
+    store = f"sqlite:///{shared}/other-store.db"
+    moved = compose(overrides(shared / "a", "optimizer=gsam", f"tracking.uri={store}"))
+    res = run_train(moved, market_of(moved))
+    assert res.skipped and res.run_id and res.run_id != out.run_id  # no "Run not found", no retraining
+    c = MlflowClient(store)
+    run = c.get_run(res.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["relogged_from"] == str(out.work_dir)
+    assert [h.step for h in c.get_metric_history(res.run_id, "daily/valid/rank_ic")] == [0, 1]
+    exp2 = compose(overrides(shared / "a", "optimizer=gsam", "tracking.experiment=elsewhere"))
+    res2 = run_train(exp2, market_of(exp2))
+    c2 = MlflowClient(str(exp2.tracking.uri))
+    assert c2.get_experiment(c2.get_run(res2.run_id).info.experiment_id).name == "elsewhere"
+    # an abandoned RUNNING run of this work (its process died) is marked KILLED by a rerun (of a copy of the work)
+    import shutil
+
+    shutil.copytree(shared / "a" / "out", shared / "e" / "out")
+    ghost = c2.create_run(c2.get_run(out.run_id).info.experiment_id, run_name="ghost",
+                          tags={"stage_key": c2.get_run(out.run_id).data.tags["stage_key"], "kind": "train",
+                                "units": "all", "host": "gone-host", "pid": "1"}).info.run_id
+    rerun = compose(overrides(shared / "e", "optimizer=gsam", f"tracking.uri={cfg.tracking.uri}", "+rerun=true"))
+    again = run_train(rerun, market_of(rerun))
+    assert not again.skipped and c2.get_run(ghost).info.status == "KILLED"
+    pd.testing.assert_frame_equal(pd.read_parquet(out.work_dir / "predictions.parquet"),
+                                  pd.read_parquet(again.predictions))
 
 
 def _cmd(tmp: Path) -> list[str]:
@@ -115,37 +160,56 @@ def test_kill9_and_resume_gives_identical_predictions(shared):
     assert p.poll() is None, "run finished before it could be killed; make it longer"
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
-    assert not list((kill_dir / "out").glob("train/*/DONE"))
+    assert not list((kill_dir / "out").glob("train/*/manifest.json"))
     subprocess.run(_cmd(kill_dir), cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
     a = pd.read_parquet(next((ref_dir / "out").glob("train/*/predictions.parquet")))
     b = pd.read_parquet(next((kill_dir / "out").glob("train/*/predictions.parquet")))
     pd.testing.assert_frame_equal(a, b)
+    # MLflow: the killed run is marked KILLED, the resumed run holds every epoch once, at consecutive steps
+    from mlflow import MlflowClient
+
+    c = MlflowClient(f"sqlite:///{kill_dir}/mlruns.db")
+    runs = c.search_runs([c.get_experiment_by_name("quantsam").experiment_id])
+    assert sorted(r.info.status for r in runs) == ["FINISHED", "KILLED"]
+    done = next(r for r in runs if r.info.status == "FINISHED")
+    for key in ("daily/valid/rank_ic", "weekly/train/loss"):
+        steps = sorted(h.step for h in c.get_metric_history(done.info.run_id, key))
+        ref_runs = MlflowClient(f"sqlite:///{ref_dir}/mlruns.db").search_runs(
+            [MlflowClient(f"sqlite:///{ref_dir}/mlruns.db").get_experiment_by_name("quantsam").experiment_id])
+        n_ref = len(MlflowClient(f"sqlite:///{ref_dir}/mlruns.db").get_metric_history(ref_runs[0].info.run_id, key))
+        assert steps == list(range(n_ref)), (key, steps)
 
 
 def test_factor_test_stage_on_a_training_run(smoke_run, shared):
     from mlflow import MlflowClient
 
     from quantsam.factor_test.stage import run_factor_test
+    from quantsam.signals.source import resolve_signal
+    from quantsam.tracking.mlflow_run import Tracker
 
     out, cfg = smoke_run
-    by_dir = run_factor_test(compose(overrides(shared / "a", "optimizer=gsam", f"factor_test.input={out.work_dir}")))
+    sig, rid = resolve_signal(str(out.work_dir), Tracker(cfg.tracking))  # a work dir -> its signal and run
+    assert sig == out.signal and rid == out.run_id
+    by_dir = run_factor_test(cfg, sig, market_of(cfg), rid)
     assert not by_dir.skipped and (by_dir.out_dir / "ic.png").exists()
-    again = run_factor_test(compose(overrides(shared / "a", "optimizer=gsam", f"factor_test.input={out.run_id}")))
-    assert again.skipped and again.run_id == out.run_id  # same signal + config: cached
+    sig2, rid2 = resolve_signal(out.run_id, Tracker(cfg.tracking))  # an MLflow run id -> the same
+    again = run_factor_test(cfg, sig2, market_of(cfg), rid2)
+    assert again.skipped and again.run_id == out.run_id and again.out_dir == by_dir.out_dir  # cached
     run = MlflowClient(str(cfg.tracking.uri)).get_run(out.run_id)
     assert run.data.metrics["factor/rank_ic_mean"] == pytest.approx(by_dir.summary["rank_ic_mean"])
     arts = {a.path for a in MlflowClient(str(cfg.tracking.uri)).list_artifacts(out.run_id, "factor_test")}
     assert "factor_test/layer_nav.png" in arts and "factor_test/factor_table.parquet" in arts
 
 
-def test_config_hash_ignores_later_stages(smoke_run):
-    from quantsam.tracking.mlflow_run import config_hash
+def test_train_key_ignores_later_stages_and_follows_the_data(smoke_run):
+    from quantsam.train.stage import train_key
 
     _, cfg = smoke_run
     other = compose([*overrides(Path("/x"), "optimizer=gsam"), "factor_test.n_quantiles=5", "portfolio.max_active=0.01",
-                     "trainer.progress=false"])
-    assert config_hash(other) == config_hash(cfg)
-    assert config_hash(compose(overrides(Path("/x"), "optimizer=gsam", "optimizer.rho=0.06"))) != config_hash(cfg)
+                     "trainer.progress=false", "trainer.windows=[0]", "data.dir=/elsewhere"])
+    assert train_key(other, "fp") == train_key(cfg, "fp")
+    assert train_key(compose(overrides(Path("/x"), "optimizer=gsam", "optimizer.rho=0.06")), "fp") != train_key(cfg, "fp")
+    assert train_key(cfg, "another market") != train_key(cfg, "fp")
 
 
 def test_backtest_stage_logs_per_index_metrics(smoke_run, shared):
@@ -154,12 +218,12 @@ def test_backtest_stage_logs_per_index_metrics(smoke_run, shared):
     from quantsam.backtest.stage import run_backtest
 
     out, cfg = smoke_run
-    ov = overrides(shared / "a", "optimizer=gsam", "universe=csi500", f"backtest.input={out.work_dir}")
-    bt = run_backtest(compose(ov))
+    c500 = compose(overrides(shared / "a", "optimizer=gsam", "universe=csi500"))
+    bt = run_backtest(c500, out.signal, market_of(c500), out.run_id)
     assert list(bt.summaries) == ["csi500"] and not bt.skipped
     assert (bt.out_dirs["csi500"] / "nav.png").exists()
     run = MlflowClient(str(cfg.tracking.uri)).get_run(out.run_id)
     assert run.data.metrics["bt/csi500/excess_ann"] == pytest.approx(bt.summaries["csi500"]["excess_ann"])
-    assert run_backtest(compose(ov)).skipped == ["csi500"]
+    assert run_backtest(c500, out.signal, market_of(c500), out.run_id).skipped == ["csi500"]
     # training on all A-shares is one run for every index: universe=csi500 did not retrain
     assert len(list((shared / "a" / "out" / "train").glob("gsam-*"))) == 1

@@ -10,7 +10,9 @@ import pytest
 
 from quantsam.backtest import MarketArrays, run_index_enhanced, simulate
 from quantsam.backtest.engine import benchmark_returns, enforce_rules
-from quantsam.backtest.metrics import max_drawdown, perf_stats, yearly_table
+from quantsam.backtest.metrics import perf_stats, yearly_table
+from quantsam.config.schema import BacktestConfig, PortfolioConfig
+from quantsam.crosssection import max_drawdown
 
 NAN = np.nan
 
@@ -107,9 +109,8 @@ def test_metrics_by_hand():
     assert list(y.index) == [2023, 2024] and y.loc[2024, "days"] == 3
 
 
-PC = {"min_index_weight": 0.8, "max_active": 0.02, "industry_tol": 0.03, "size_tol": 0.3, "max_turnover": 0.3,
-      "n_extra_candidates": 30, "solver": "CLARABEL", "fallback_solver": "SCIPY"}
-BC = {"rebalance_every": 5, "cost_per_side": 0.002, "start": "2020-06-01", "end": "2021-06-30"}
+PC = PortfolioConfig(max_active=0.02, industry_tol=0.03, size_tol=0.3, n_extra_candidates=30, fallback_solver="SCIPY")
+BC = BacktestConfig(start="2020-06-01", end="2021-06-30")
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +121,7 @@ def signal(small_market):
 
 
 def test_runner_on_synthetic_market(small_market, small_panel, signal, tmp_path):
-    rep = run_index_enhanced(signal, small_market, "000905.SH", "csi500", PC, BC, panel=small_panel)
+    rep = run_index_enhanced(signal, small_market, small_panel, "000905.SH", "csi500", PC, BC)
     r = rep.rebalances
     assert (r["index_weight"] >= 0.8 - 1e-6).all()
     assert (r.loc[r.index[1:], "turnover"] <= 0.3 + 1e-5).all() or (r["relaxed"] != "").any()
@@ -133,17 +134,17 @@ def test_runner_on_synthetic_market(small_market, small_panel, signal, tmp_path)
 
 
 def test_fill_decision_ignores_flags_after_the_fill_day(small_market, small_panel, signal):
-    bc = {**BC, "end": "2020-07-15"}
-    a = run_index_enhanced(signal, small_market, "000905.SH", "csi500", PC, bc, panel=small_panel, figures=False)
+    bc = BacktestConfig(**{**BC.__dict__, "end": "2020-07-15"})
+    a = run_index_enhanced(signal, small_market, small_panel, "000905.SH", "csi500", PC, bc, figures=False)
     fill = a.rebalances["fill_date"].iloc[0]
     f = int(np.searchsorted(small_panel.dates, fill))
     p2 = copy.copy(small_panel)
     p2.limit_up_one = small_panel.limit_up_one.copy()
     p2.limit_down_one = small_panel.limit_down_one.copy()
     p2.limit_up_one[f + 1] = True  # T+2 (the day after the fill): everything one-price limit-up
-    b = run_index_enhanced(signal, small_market, "000905.SH", "csi500", PC, bc, panel=p2, figures=False)
+    b = run_index_enhanced(signal, small_market, p2, "000905.SH", "csi500", PC, bc, figures=False)
     assert b.rebalances["objective"].iloc[0] == a.rebalances["objective"].iloc[0]
     assert b.daily["ret"].iloc[0] == a.daily["ret"].iloc[0]
     p2.limit_up_one[f] = True  # the fill day itself: nothing can be bought -> a different first fill
-    c = run_index_enhanced(signal, small_market, "000905.SH", "csi500", PC, bc, panel=p2, figures=False)
+    c = run_index_enhanced(signal, small_market, p2, "000905.SH", "csi500", PC, bc, figures=False)
     assert c.daily["cash"].iloc[0] > 0.99

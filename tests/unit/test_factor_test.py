@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from quantsam.factor_test.analysis import universe_mask
 from scipy import stats
 
+from quantsam.config.schema import FactorTestConfig
 from quantsam.errors import DataError
-from quantsam.factor_test import factor_report, ic, quantile_returns, rank_ic
+from quantsam.factor_test import analyze, ic, quantile_returns, rank_ic
 from quantsam.factor_test.preprocess import mad_winsorize, neutralize
 from quantsam.factor_test.quantiles import assign_layers
-from quantsam.factor_test.report import universe_mask
 
 
 @pytest.fixture
@@ -108,24 +109,23 @@ def test_neutralized_factor_is_orthogonal_to_regressors():
         assert np.isnan(res[t, ~ok]).all()
 
 
-CFG = {"rebalance_every": 5, "horizon": 5, "price": "vwap", "n_quantiles": 10, "mad_k": 5.0,
-       "neutralize": ["industry", "size"], "ic_decay_horizons": [1, 5, 10], "start": "2019-01-01", "end": None}
+CFG = FactorTestConfig(ic_decay_horizons=[1, 5, 10], start="2019-01-01", end=None)
 
 
 def test_planted_signal_has_positive_rank_ic_and_shuffled_has_none(small_market, small_panel):
-    rep = factor_report(small_market.alpha, small_market, CFG, panel=small_panel, figures=False)
+    rep = analyze(small_market.alpha, small_panel, small_market.industry, CFG, figures=False)
     assert rep.summary["rank_ic_mean"] > 0.03 and rep.summary["top_excess_ann"] > 0
     assert rep.summary["monotonicity"] > 0.7
     rng = np.random.default_rng(0)
     a = small_market.alpha
     shuffled = pd.DataFrame(rng.permuted(a.to_numpy(), axis=1), a.index, a.columns)
-    rep0 = factor_report(shuffled, small_market, CFG, panel=small_panel, figures=False)
+    rep0 = analyze(shuffled, small_panel, small_market.industry, CFG, figures=False)
     assert abs(rep0.summary["rank_ic_mean"]) < 0.015
     assert abs(rep0.summary["rank_ic_t"]) < 3
 
 
 def test_report_tables_figures_and_counted_drops(small_market, small_panel, tmp_path):
-    rep = factor_report(small_market.alpha, small_market, CFG, panel=small_panel)
+    rep = analyze(small_market.alpha, small_panel, small_market.industry, CFG)
     assert list(rep.table.index) == ["RankIC mean", "RankIC std", "ICIR", "IC>0", "TOP excess", "TOP IR", "TOP win",
                                      "TOP turnover"]
     assert rep.drops["names_st"] > 0 and rep.drops["names_suspended_next_day"] > 0
@@ -157,4 +157,4 @@ def test_universe_uses_next_day_tradability_but_nothing_later(small_panel):
 def test_signal_with_unknown_codes_is_an_error(small_market, small_panel):
     sig = pd.DataFrame({"date": [small_panel.dates[400]], "code": ["999999.SH"], "score": [1.0]})
     with pytest.raises(DataError, match="codes not in the market"):
-        factor_report(sig, small_market, CFG, panel=small_panel)
+        analyze(sig, small_panel, small_market.industry, CFG)

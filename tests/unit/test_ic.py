@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from quantsam.factor_test.ic import ic_rows, rank_ic_rows, rank_rows
+from quantsam.crosssection import ic_rows, rank_ic_rows, rank_rows
 
 
 @pytest.fixture

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from scipy.optimize import linprog
 
+from quantsam.config.schema import PortfolioConfig
+from quantsam.crosssection import zscore_vector
 from quantsam.errors import InfeasibleError
-from quantsam.portfolio import Constraints, IndexEnhancedProblem
-from quantsam.portfolio.problem import zscore_masked
+from quantsam.portfolio import IndexEnhancedProblem
 
-C = Constraints(min_index_weight=0.8, max_active=0.05, industry_tol=0.03, size_tol=0.3, max_turnover=0.4)
+C = PortfolioConfig(min_index_weight=0.8, max_active=0.05, industry_tol=0.03, size_tol=0.3, max_turnover=0.4)
 
 
 def random_case(rng, m=40, k=4, n_index=30):
@@ -23,9 +24,9 @@ def random_case(rng, m=40, k=4, n_index=30):
                 size=rng.normal(22, 1, m))
 
 
-def check_constraints(w, case, c: Constraints, prev=None, susp=None, lu=None, ld=None, tol=1e-6):
+def check_constraints(w, case, c: PortfolioConfig, prev=None, susp=None, lu=None, ld=None, tol=1e-6):
     b, X = case["bench_weight"], case["industry_onehot"]
-    s = zscore_masked(case["size"], np.ones(len(b), bool))
+    s = zscore_vector(case["size"], np.ones(len(b), bool))
     assert (w >= -tol).all() and abs(w.sum() - 1) < tol
     assert case["in_index"] @ w >= c.min_index_weight - tol
     free = np.ones(len(w), bool) if susp is None else ~(susp | lu | ld)
@@ -38,11 +39,11 @@ def check_constraints(w, case, c: Constraints, prev=None, susp=None, lu=None, ld
         assert (w[lu] <= prev[lu] + tol).all() and (w[ld] >= prev[ld] - tol).all()
 
 
-def scipy_lp(case, c: Constraints, prev=None, lb=None, ub=None):
+def scipy_lp(case, c: PortfolioConfig, prev=None, lb=None, ub=None):
     """Independent LP: variables [w (m), u (m)], u >= |w - prev|; maximise score'w with scipy's HiGHS."""
     b, X = case["bench_weight"], case["industry_onehot"]
     m, k = X.shape
-    s = zscore_masked(case["size"], np.ones(m, bool))
+    s = zscore_vector(case["size"], np.ones(m, bool))
     lb = np.maximum(0, b - c.max_active) if lb is None else lb
     ub = b + c.max_active if ub is None else ub
     Z = np.zeros(m)
@@ -115,7 +116,7 @@ def test_relaxation_chain_and_hold():
     prev2[small] = 0.5
     susp = np.zeros(40, bool)
     susp[small] = True
-    tight = Constraints(**{**C.__dict__, "max_active": 0.6})
+    tight = PortfolioConfig(**{**C.__dict__, "max_active": 0.6})
     res2 = IndexEnhancedProblem(40, 4, tight).solve(**case, prev_weight=prev2, suspended=susp)
     assert res2.relaxed[:2] == ["turnover", "size"] and res2.status == "optimal"
     # suspended weights summing above 1 cannot be fixed by any relaxation: hold
@@ -129,7 +130,7 @@ def test_relaxation_chain_and_hold():
 def test_first_rebalance_infeasible_names_the_group():
     rng = np.random.default_rng(2)
     case = random_case(rng, n_index=5)  # 5 constituents with +-0.01 bands cannot hold 80%
-    c = Constraints(**{**C.__dict__, "max_active": 0.01})
+    c = PortfolioConfig(**{**C.__dict__, "max_active": 0.01})
     case["bench_weight"][:5] = 0.02
     with pytest.raises(InfeasibleError, match="rebalance 2024-01-05.*index_weight"):
         IndexEnhancedProblem(40, 4, c).solve(**case, date="2024-01-05")

@@ -11,6 +11,7 @@ from scipy import stats
 from quantsam.features.dataset import rolling_splits
 from quantsam.models import GRUFactor
 from quantsam.signals.combine import combine_equal_weight
+from quantsam.signals.io import seed_averaged, to_long
 from quantsam.train.losses import ic_loss, mse_loss
 
 
@@ -64,12 +65,28 @@ def test_combine_equal_weight_by_hand():
         "seed": 0,
         "score": [1.0, 2.0, 3.0, 30.0, 10.0, 20.0],
     })
-    # two seeds of the daily model average to the same numbers
+    # the two seeds of the daily model average to (0, 2, 4): the same z-score as (1, 2, 3)
     preds = pd.concat([preds, preds.assign(seed=1, score=preds.score.where(preds.model == "weekly",
                                                                           preds.score * 3 - 4))])
-    out = combine_equal_weight(preds, ["daily", "weekly"]).set_index("code")
-    d = np.array([-1.0, 0.0, 1.0])  # z of (1,2,3) and of the seed mean (1.5, 3.5, 5.5)... both standardise to this
+    dates, codes, scores = seed_averaged(preds)
+    assert list(codes) == ["a", "b", "c"] and np.allclose(scores["daily"][0], [0.0, 2.0, 4.0])
+    score, z = combine_equal_weight(scores, ["daily", "weekly"])
+    out = to_long(dates, codes, {"score": score, "daily": z["daily"], "weekly": z["weekly"]}).set_index("code")
+    d = np.array([-1.0, 0.0, 1.0])
     w = (np.array([30.0, 10.0, 20.0]) - 20.0) / 10.0
     assert np.allclose(out.loc[["a", "b", "c"], "daily"], d)
     assert np.allclose(out.loc[["a", "b", "c"], "weekly"], w)
     assert np.allclose(out.loc[["a", "b", "c"], "score"], (d + w) / 2)
+
+
+def test_combine_averages_the_models_present():
+    nan = np.nan
+    daily = np.array([[1.0, 2.0, 3.0, nan]])
+    weekly = np.array([[nan, 4.0, 6.0, 8.0]])
+    score, z = combine_equal_weight({"daily": daily, "weekly": weekly}, ["daily", "weekly"])
+    # a name scored by one model takes that model's z-score; by none: NaN
+    assert np.allclose(score[0], [z["daily"][0, 0], (z["daily"][0, 1] + z["weekly"][0, 1]) / 2,
+                                  (z["daily"][0, 2] + z["weekly"][0, 2]) / 2, z["weekly"][0, 3]])
+    assert np.isnan(combine_equal_weight({"daily": np.full((1, 2), nan)}, ["daily"])[0]).all()
+    with pytest.raises(ValueError, match="signal.models"):
+        combine_equal_weight({"daily": daily}, ["daily", "weekly"])

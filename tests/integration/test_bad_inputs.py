@@ -1,0 +1,275 @@
+"""Bad input gets a clear, early error: a table of hostile inputs across CLI overrides, data files, signal files and
+stage reruns. Each case asserts the error type, that the message names the key or file, and that it says the fix;
+inputs that are not errors (NaN scores, an empty manifest after a crash) must give the right result instead."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from quantsam.config import compose, validate
+from quantsam.errors import ConfigError, DataError
+
+ROOT = Path(__file__).parents[2]
+
+# ---- CLI overrides: rejected by the validator before any data is read -------------------------------------------------
+CONFIG_CASES = [
+    # (overrides, key named in the message, a piece of the fix)
+    (["optimizer=sam", "optimizer.rho=inf"], "rho", "finite number"),
+    (["optimizer=gsam", "optimizer.alpha=-1"], "alpha", "[0.0, inf]"),
+    (["optimizer=wsam", "optimizer.gamma=1.0"], "gamma", "[0.0, 1.0)"),
+    (["+optimizer.grad_clip=1"], "optimizer.grad_clip", "trainer.grad_clip"),
+    (["+optimizer.rhoo=0.1", "optimizer=sam"], "optimizer.rhoo", "did you mean 'rho'"),
+    (["trainer.max_windows=0"], "trainer.max_windows", "integer >= 1"),
+    (["trainer.test_start=notadate"], "trainer.test_start", "YYYY-MM-DD"),
+    (["trainer.max_names_per_batch=-5"], "trainer.max_names_per_batch", "integer >= 3"),
+    (["features.daily_window=2000"], "features.daily_window", "[2, 1000]"),
+    (["tracking.uri=bogus://x"], "tracking.uri", "sqlite"),
+    (["portfolio.solver=NOSUCHSOLVER"], "portfolio.solver", "CLARABEL"),
+    (["trainer.windows=[-1]"], "trainer.windows", "window indices"),
+    (["trainer.seeds=[5]"], "trainer.seeds", "[0, trainer.n_seeds)"),
+    (["trainer.models=[monthly]"], "trainer.models", "model.frequencies"),
+    (["signal.models=[monthly]"], "signal.models", "model.frequencies"),
+    (["model.dropout=1.5"], "model.dropout", "[0, 1)"),
+    (["data.start=2020-13-45"], "data.start", "YYYY-MM-DD"),
+    (["data.n_industries=0"], "data.n_industries", "[1, 30]"),
+    (["data.signal_strength=-1"], "data.signal_strength", ">= 0"),
+    (["factor_test.horizon=0"], "factor_test.horizon", ">= 1"),
+    (["backtest.cost_per_side=0.5"], "backtest.cost_per_side", "[0, 0.05]"),
+    (["backtest.universes=[csi42]"], "backtest.universes", "csi300"),
+    (["portfolio.max_turnover=nan"], "portfolio.max_turnover", "(0, 2]"),
+    (["trainer.device=tpu"], "trainer.device", "cuda"),
+    (["seed=-1"], "seed", ">= 0"),
+    (["+trainer.epochs=3"], "trainer.epochs", "did you mean 'max_epochs'"),
+    (["model.hidden_size=abc"], "model.hidden_size", "int"),
+]
+
+
+@pytest.mark.parametrize("overrides,key,fix", CONFIG_CASES, ids=[" ".join(c[0]) for c in CONFIG_CASES])
+def test_bad_config_values_are_listed_with_the_fix(overrides, key, fix):
+    with pytest.raises(ConfigError) as ei:
+        validate(compose(overrides))
+    msg = str(ei.value)
+    assert key in msg and fix in msg, msg
+
+
+def test_a_bad_override_fails_before_any_data_is_read(tmp_path):
+    """Through the CLI: exit code != 0, the key and the fix on stderr, and no market generated."""
+    proc = subprocess.run([sys.executable, "-m", "quantsam", "train", "optimizer=sam", "optimizer.rho=inf",
+                           f"paths.data={tmp_path}/data", f"paths.runs={tmp_path}/out"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "rho=inf" in proc.stderr and "finite number" in proc.stderr
+    assert not (tmp_path / "data").exists()
+
+
+# ---- data files -------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny():
+    from quantsam.data.synthetic import generate_market
+
+    return generate_market(seed=3, n_stocks=40, start="2019-01-01", end="2020-06-30")
+
+
+def write_dir(tmp_path: Path, m, daily: pd.DataFrame | None = None) -> Path:
+    d = tmp_path / "mkt"
+    d.mkdir()
+    (m.daily if daily is None else daily).to_parquet(d / "daily.parquet", index=False)
+    for t in ("index_members", "index_weights", "industry"):
+        getattr(m, t).to_parquet(d / f"{t}.parquet", index=False)
+    return d
+
+
+def at(df: pd.DataFrame, col: str, value, row: int = 5) -> pd.DataFrame:
+    out = df.copy()
+    out.loc[out.index[row], col] = value
+    return out
+
+
+DATA_CASES = [
+    # (mutation of the daily frame, column named, a piece of the fix)
+    (lambda d: at(d, "close", -1.0), "close", "price unit"),
+    (lambda d: at(d, "open", np.nan), "open", "price unit"),
+    (lambda d: at(d, "high", np.inf), "high", "price unit"),
+    (lambda d: at(d, "adj_factor", 0.0), "adj_factor", "back-adjustment"),
+    (lambda d: at(d, "adj_factor", np.nan), "adj_factor", "back-adjustment"),
+    (lambda d: at(d, "volume", np.nan), "volume", "shares traded"),
+    (lambda d: pd.concat([d, d.iloc[[3]]]).sort_values(["date", "code"], kind="stable"), "date, code",
+     "drop_duplicates"),
+    (lambda d: d.assign(date=d["date"].dt.strftime("%Y%m%d").astype(int)), "date", "format='%Y%m%d'"),
+    (lambda d: d.assign(code=d["code"].astype(str).str[:6]), "code", "exchange suffix"),
+    (lambda d: d.iloc[:0], "empty", "date range"),
+]
+
+
+@pytest.mark.parametrize("mutate,column,fix", DATA_CASES, ids=[c[1] + str(i) for i, c in enumerate(DATA_CASES)])
+def test_bad_daily_files_through_data_source_dir(tiny, tmp_path, mutate, column, fix):
+    from quantsam.data.stage import run_data
+
+    d = write_dir(tmp_path, tiny, mutate(tiny.daily.reset_index(drop=True)))
+    cfg = compose(["data.source=dir", f"data.dir={d}"])
+    with pytest.raises(DataError) as ei:
+        run_data(cfg)
+    msg = str(ei.value)
+    assert column in msg and "Fix" in msg and fix in msg, msg
+
+
+@pytest.mark.parametrize("content,what", [(b"", "empty (0 bytes"), (b"PAR1" + b"\x00" * 50, "not a readable parquet")])
+def test_empty_or_truncated_table_names_the_file(tiny, tmp_path, content, what):
+    from quantsam.data.stage import run_data
+
+    d = write_dir(tmp_path, tiny)
+    (d / "index_weights.parquet").write_bytes(content)
+    with pytest.raises(DataError) as ei:
+        run_data(compose(["data.source=dir", f"data.dir={d}"]))
+    assert "index_weights.parquet" in str(ei.value) and what in str(ei.value) and "Fix" in str(ei.value)
+
+
+def test_tidy_csv_keeps_codes_as_strings_and_parses_yyyymmdd(tiny, tmp_path):
+    from quantsam.data.ingest import load_tidy
+
+    df = tiny.daily.copy()
+    df["date"] = df["date"].dt.strftime("%Y%m%d").astype(int)  # integer yyyymmdd, never 1970
+    df.to_csv(tmp_path / "daily.csv", index=False)
+    out = load_tidy(tmp_path / "daily.csv", preset="contract")
+    assert out["date"].min() == tiny.daily["date"].min()
+    assert set(out["code"].astype(str)) == set(tiny.daily["code"].astype(str))  # '000114.SZ' stays, never '114'
+    assert any(c.startswith("00") for c in out["code"].astype(str))
+
+
+def test_tidy_rejects_bad_rows_before_returning(tiny, tmp_path):
+    from quantsam.data.ingest import load_tidy
+
+    at(tiny.daily.reset_index(drop=True), "close", np.nan).to_parquet(tmp_path / "daily.parquet", index=False)
+    with pytest.raises(DataError, match=r"column 'close'[\s\S]*Fix"):
+        load_tidy(tmp_path, preset="contract")
+
+
+def test_a_crash_mid_write_of_the_manifest_regenerates_instead_of_crashing(tmp_path):
+    from quantsam.data.stage import run_data
+
+    cfg = compose(["data.n_stocks=40", "data.start=2019-01-01", "data.end=2020-06-30", f"paths.data={tmp_path}"])
+    ref = run_data(cfg)
+    (ref.dir / "manifest.json").write_text("")  # what a crash in the middle of a non-atomic write would leave
+    assert run_data(cfg) == ref  # redone, same market, no JSONDecodeError
+    (ref.dir / "meta.json").write_text("{")
+    assert run_data(cfg) == ref  # meta.json is informational: a broken one never decides anything
+
+
+# ---- signal files (a standalone factor test) -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def signal_env(tmp_path_factory):
+    """A small market through the data stage, and a valid signal on it."""
+    from quantsam.data.stage import run_data
+    from quantsam.features.market import open_market
+
+    tmp = tmp_path_factory.mktemp("sig")
+    cfg = compose(["data.n_stocks=60", "data.start=2018-01-01", "data.end=2020-06-30", f"paths.data={tmp}/data",
+                   "tracking.enabled=false", "factor_test.start=2019-06-01", "factor_test.end=2020-05-31"])
+    market = open_market(run_data(cfg))
+    a = pd.read_parquet(market.dir / "alpha.parquet")
+    a = a[a["date"] >= "2019-06-01"].rename(columns={"alpha": "score"})
+    return cfg, market, a.reset_index(drop=True), tmp
+
+
+SIGNAL_CASES = [
+    (lambda s: at(s, "score", np.inf), "+-inf", "finite numeric score"),
+    (lambda s: at(s, "score", -np.inf), "+-inf", "finite numeric score"),
+    (lambda s: pd.concat([s, s.iloc[[0]]]), "duplicate (date, code)", "one row per date and code"),
+    (lambda s: s.assign(score=s["score"].astype(str)), "'score'", "finite numeric score"),
+    (lambda s: at(s, "code", "999999.SH"), "codes not in the market", "same market data"),
+    (lambda s: s.assign(score=1.0), "constant across names", "varies across names"),
+    (lambda s: s.drop(columns=["score"]), "missing", "finite numeric score"),
+]
+
+
+@pytest.mark.parametrize("mutate,what,fix", SIGNAL_CASES, ids=[c[1] for c in SIGNAL_CASES])
+def test_bad_signal_files(signal_env, tmp_path, mutate, what, fix):
+    from quantsam.factor_test.stage import run_factor_test
+
+    cfg, market, sig, _ = signal_env
+    p = tmp_path / "signal.parquet"
+    mutate(sig).to_parquet(p, index=False)
+    with pytest.raises(DataError) as ei:
+        run_factor_test(cfg, p, market)
+    msg = str(ei.value)
+    assert what in msg and fix in msg and ("signal" in msg), msg
+
+
+@pytest.mark.parametrize("content,what", [(b"", "empty (0 bytes"), (b"not a parquet file", "not a readable parquet")])
+def test_empty_or_truncated_signal_file(signal_env, tmp_path, content, what):
+    from quantsam.factor_test.stage import run_factor_test
+
+    cfg, market, _, _ = signal_env
+    p = tmp_path / "signal.parquet"
+    p.write_bytes(content)
+    with pytest.raises(DataError) as ei:
+        run_factor_test(cfg, p, market)
+    assert str(p) in str(ei.value) and what in str(ei.value) and "Fix" in str(ei.value)
+
+
+def test_nan_scores_are_counted_not_silently_dropped(signal_env, tmp_path):
+    from quantsam.factor_test.stage import run_factor_test
+
+    cfg, market, sig, _ = signal_env
+    s = sig.copy()
+    s.loc[s.index[:25], "score"] = np.nan
+    p = tmp_path / "signal.parquet"
+    s.to_parquet(p, index=False)
+    out = run_factor_test(cfg, p, market)
+    drops = json.loads((out.out_dir / "summary.json").read_text())["drops"]
+    assert drops["rows_nan_score"] == int(s["score"].isna().sum()) >= 25 and np.isfinite(out.summary["rank_ic_mean"])
+
+
+def test_a_changed_signal_or_market_is_never_a_cache_hit(signal_env, tmp_path):
+    from quantsam.data.stage import run_data
+    from quantsam.factor_test.stage import run_factor_test
+    from quantsam.features.market import open_market
+
+    cfg, market, sig, tmp = signal_env
+    p = tmp_path / "signal.parquet"
+    sig.to_parquet(p, index=False)
+    first = run_factor_test(cfg, p, market)
+    assert run_factor_test(cfg, p, market).skipped  # same inputs: cached
+    sig.assign(score=sig["score"] * -1).to_parquet(p, index=False)  # the signal changed in place
+    flipped = run_factor_test(cfg, p, market)
+    assert not flipped.skipped and flipped.summary["rank_ic_mean"] == pytest.approx(-first.summary["rank_ic_mean"])
+    sig.to_parquet(p, index=False)
+    other = compose([*[f"{k}" for k in ("data.n_stocks=60", "data.start=2018-01-01", "data.end=2020-06-30")],
+                     f"paths.data={tmp}/data", "data.signal_strength=0.5", "tracking.enabled=false",
+                     "factor_test.start=2019-06-01", "factor_test.end=2020-05-31"])
+    m2 = open_market(run_data(other))  # another market (same codes and dates): its own result
+    assert m2.fingerprint != market.fingerprint
+    again = run_factor_test(other, p, m2)
+    assert not again.skipped and again.out_dir != first.out_dir
+
+
+# ---- checkpoints: safe loading ----------------------------------------------------------------------------------------
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("touch /tmp/quantsam-pwned",))
+
+
+def test_a_planted_pickle_is_refused(tmp_path):
+    import torch
+
+    from quantsam.train import checkpoint
+
+    p = tmp_path / "w00-daily-s0.pt"
+    torch.save({"model": _Payload()}, p)
+    Path("/tmp/quantsam-pwned").unlink(missing_ok=True)
+    with pytest.raises(DataError) as ei:
+        checkpoint.load(p)
+    assert "refused to load" in str(ei.value) and "weights_only=True" in str(ei.value) and "delete it" in str(ei.value)
+    assert not Path("/tmp/quantsam-pwned").exists()
+    ok = {"model": {"w": torch.ones(2)}, "state": {"history": [{"epoch": 0, "loss": -0.1}], "best_score": -np.inf},
+          "rng_cpu": torch.get_rng_state()}
+    checkpoint.save_atomic(ok, p)
+    assert checkpoint.load(p)["state"]["history"][0]["loss"] == -0.1  # what quantsam writes loads fine
