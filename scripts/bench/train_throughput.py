@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from quantsam.config import compose
-from quantsam.data.stage import load_for
+from quantsam.data.stage import run_data
 from quantsam.features.dataset import FeatureSet, eligible_mask, rolling_splits
-from quantsam.features.panel import build_panel
+from quantsam.features.market import open_market
 from quantsam.models import GRUFactor
 from quantsam.optim import build_optimizer, list_optimizers
 from quantsam.train.loop import train_epoch
@@ -37,8 +37,7 @@ def main() -> None:
     a = ap.parse_args()
     threads = set_threads(None)
     cfg = compose(["experiment=demo"])
-    market = load_for(cfg)
-    panel = build_panel(market.daily)
+    panel = open_market(run_data(cfg)).panel()
     fs = FeatureSet(panel, eligible=eligible_mask(panel), frequencies=("daily",), cache_mb=4096)
     split = rolling_splits(panel.dates, fs.first_usable, 504, 252, 126, 10, 5, "2017-01-01", max_windows=1)[0]
     dates = split.train[: a.dates]
