@@ -83,6 +83,7 @@ lint: $(STAMP) ## ruff
 	$(BIN)/ruff check src tests scripts notebooks
 
 mlflow-ui: $(STAMP) ## the MLflow UI on the project's SQLite store: http://127.0.0.1:5000 (PORT=...)
+	@echo "open http://127.0.0.1:$(PORT)/#/?workflowType=machine_learning  (MLflow 3's training-runs view; it remembers the choice)"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port $(PORT)
 
 clean: ## remove outputs and sweeps (keeps data/ and mlruns.db)

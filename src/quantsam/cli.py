@@ -128,9 +128,11 @@ def pipeline_main(cfg: DictConfig) -> None:
     in a sweep, a failed job is recorded and the others go on."""
     from quantsam.pipeline import run_pipeline
 
+    from quantsam.tracking.hydra_callback import job_context
+
     res = _in_sweep(lambda: run_pipeline(cfg))
-    if res is None:
-        return
+    if res is None or job_context().sweep_dir is not None:
+        return  # in a sweep, the study report prints the side-by-side summary at the end
     if not res.complete:
         print(f"fit job done: units in {res.work_dir} (run the full config to assemble)")
         return

@@ -1,30 +1,98 @@
-"""The Makefile turns known group variables into Hydra overrides."""
+"""The Makefile keeps its promises: every target the README documents exists once and runs exactly the documented
+command (checked with ``make -n``), make prints no warning, config groups become Hydra overrides only when given on
+the command line, and ``make help`` lists each target once."""
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parents[2]
+PY = ".venv/bin/python -m quantsam"
+
+# (make arguments, the exact command it runs)
+CASES = [
+    (["demo"], f"{PY} pipeline --multirun experiment=demo optimizer=adamw,gsam"),
+    (["demo", "optimizer=asam", "seed=2"], f"{PY} pipeline --multirun experiment=demo optimizer=adamw,asam seed=2"),
+    (["data"], f"{PY} data"),
+    (["data", "data=real_tidy"], f"{PY} data data=real_tidy"),
+    (["train", "optimizer=gsam", "seed=3"], f"{PY} train optimizer=gsam seed=3"),
+    (["train", "optimizer=sam", "seed=3", "ARGS=trainer.max_epochs=20 trainer.n_seeds=1"],
+     f"{PY} train optimizer=sam seed=3 trainer.max_epochs=20 trainer.n_seeds=1"),
+    (["sweep"], f"{PY} train --multirun experiment=optimizer_sweep"),
+    (["sweep", "launcher=basic", "ARGS=trainer.max_epochs=2 +rerun=true"],
+     f"{PY} train --multirun experiment=optimizer_sweep launcher=basic trainer.max_epochs=2 +rerun=true"),
+    (["pipeline", "optimizer=gsam", "experiment=demo"], f"{PY} pipeline optimizer=gsam experiment=demo"),
+    (["study"], f"{PY} pipeline --multirun experiment=study"),
+    (["study", "ARGS=seed=0,1,2"], f"{PY} pipeline --multirun experiment=study seed=0,1,2"),
+    (["study", "experiment=real_csi500_cpu"], f"{PY} pipeline --multirun experiment=real_csi500_cpu"),
+    (["factor-test", "RUN=outputs/train/x"], f"{PY} factor_test factor_test.input=outputs/train/x"),
+    (["backtest", "universe=csi1000"], f"{PY} backtest universe=csi1000"),
+    (["backtest", "RUN=s.parquet", "portfolio=ai84_lp"], f"{PY} backtest backtest.input=s.parquet portfolio=ai84_lp"),
+    (["report", "SWEEP=multirun/a/b"], f"{PY} report report.sweep_dir=multirun/a/b"),
+    (["test"], ".venv/bin/python -m pytest -q"),
+    (["test-slow"], '.venv/bin/python -m pytest -q -m "slow or not slow"'),
+    (["lint"], ".venv/bin/ruff check src tests scripts notebooks"),
+    (["mlflow-ui"], f".venv/bin/mlflow ui --backend-store-uri sqlite:///{ROOT}/mlruns.db --default-artifact-root "
+                    f"{ROOT}/mlartifacts --host 127.0.0.1 --port 5000"),
+    (["clean"], "rm -rf outputs multirun .pytest_cache .ruff_cache"),
+]
 
 
-def make_n(*args: str) -> str:
+def make_n(*args: str, env: dict | None = None) -> tuple[list[str], str]:
     out = subprocess.run(["make", "-n", "-o", ".venv/.installed", *args], cwd=ROOT, capture_output=True, text=True,
+                         check=True, env=env)
+    lines = [ln for ln in out.stdout.splitlines() if ln.strip() and not ln.startswith(("echo", "for "))]
+    return lines, out.stderr
+
+
+@pytest.mark.parametrize("args,command", CASES, ids=[" ".join(a) for a, _ in CASES])
+def test_each_target_runs_the_documented_command(args, command):
+    lines, err = make_n(*args)
+    assert "warning" not in err.lower(), err
+    assert lines == [command]
+
+
+def test_bench_runs_every_benchmark():
+    out = subprocess.run(["make", "-n", "-o", ".venv/.installed", "bench"], cwd=ROOT, capture_output=True, text=True,
                          check=True)
-    return out.stdout
+    assert "scripts/bench/*.py" in out.stdout and "warning" not in out.stderr.lower()
 
 
-def test_train_overrides():
-    lines = [ln for ln in make_n("train", "optimizer=gsam", "seed=3").splitlines() if "-m quantsam" in ln]
-    assert lines == [".venv/bin/python -m quantsam train optimizer=gsam seed=3"]
+def test_every_target_the_readme_documents_is_checked():
+    readme = (ROOT / "README.md").read_text()
+    documented = set(re.findall(r"`make ([a-z][a-z-]*)", readme)) | set(re.findall(r"^make ([a-z][a-z-]*)", readme,
+                                                                                     re.M))
+    checked = {a[0] for a, _ in CASES} | {"bench", "help", "install"}
+    assert documented, "the README documents no make target?"
+    assert documented <= checked, f"README documents {sorted(documented - checked)} without a test here"
 
 
-def test_args_escape_hatch_and_groups():
-    out = make_n("sweep", "launcher=joblib", "ARGS=trainer.max_epochs=2 +rerun=true")
-    assert "-m quantsam train --multirun experiment=optimizer_sweep launcher=joblib trainer.max_epochs=2 +rerun=true" in out
+def test_no_warnings_and_each_target_once():
+    text = (ROOT / "Makefile").read_text()
+    targets = re.findall(r"^([a-z][a-z-]*):", text, re.M)
+    dup = {t for t in targets if targets.count(t) > 1}
+    assert not dup, f"defined twice: {dup}"
+    out = subprocess.run(["make", "help"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "warning" not in out.stderr.lower()
+    listed = re.findall(r"^\s+(?:\x1b\[\d+m)?([a-z][a-z-]*)", out.stdout, re.M)
+    assert sorted(listed) == sorted(set(listed)) and {"demo", "study", "factor-test", "backtest", "report",
+                                                     "mlflow-ui", "test", "test-slow"} <= set(listed)
+    assert "index-enhanced" not in next(ln for ln in out.stdout.splitlines() if re.search(r"\btest\b ", ln))
 
 
-def test_help_lists_targets():
-    out = subprocess.run(["make", "help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    for t in ("install", "demo", "data", "train", "sweep", "pipeline", "test", "bench", "lint", "mlflow-ui"):
-        assert t in out
+def test_only_command_line_variables_become_overrides():
+    env = {**os.environ, "data": "oops", "model": "nope", "seed": "9"}
+    lines, _ = make_n("train", "optimizer=gsam", env=env)
+    assert lines == [f"{PY} train optimizer=gsam"]
+
+
+def test_every_config_group_can_be_given():
+    groups = ["data", "universe", "features", "model", "optimizer", "trainer", "signal", "factor_test", "portfolio",
+              "backtest", "tracking", "report", "launcher", "experiment", "seed"]
+    lines, _ = make_n("pipeline", *[f"{g}=x{i}" for i, g in enumerate(groups)])
+    assert lines == [f"{PY} pipeline " + " ".join(f"{g}=x{i}" for i, g in enumerate(groups))]

@@ -30,6 +30,14 @@ class StudyReportCallback(Callback):
         register()
         try:
             rep = run_report(config, sweep_dir)
-            log.info("study report: %s", rep.html_path)
         except Exception:  # the report must not lose the sweep's results: log and carry on
             log.exception("study report failed for %s (rerun: make report SWEEP=%s)", sweep_dir, sweep_dir)
+            return
+        from quantsam.report.tables import format_summary
+        from quantsam.tracking.mlflow_run import Tracker, ui_link
+
+        where = ""
+        if config.tracking.enabled:
+            where = (f"\nMLflow: make mlflow-ui, then open "
+                     f"{ui_link('http://127.0.0.1:5000', Tracker(config.tracking).experiment_id())}")
+        print(f"\n{format_summary(rep.tables['summary'])}\n\nreport: {rep.html_path}{where}", flush=True)

@@ -20,7 +20,7 @@ from quantsam.stageio import close_figures
 
 log = logging.getLogger(__name__)
 
-SECTIONS = ("Setup", "Factor test", "Index enhancement", "Last year", "Significance", "Cost", "Figures",
+SECTIONS = ("Setup", "Summary", "Factor test", "Index enhancement", "Last year", "Significance", "Cost", "Figures",
             "Diagnostics")
 
 
@@ -62,6 +62,7 @@ def build_tables(jobs: list[JobResult]) -> dict[str, pd.DataFrame]:
         num, txt = T.backtest_table(jobs, u)
         out[f"backtest_{u}"], out[f"backtest_{u}_numeric"] = txt, num
     out["last_year"] = T.last_year_table(jobs)
+    out["summary"] = T.summary_table(jobs)
     out["significance"] = T.significance(jobs)
     out["cost"] = T.cost_table(jobs)
     return out
@@ -93,6 +94,9 @@ def render(report: StudyReport, out_dir: str | Path, title: str = "quantsam stud
                          index=["optimizers", "seeds", "runs", "test period", "rolling windows", "benchmark weights"])
     blocks: list[tuple[str, str, pd.DataFrame | None, list[str]]] = [
         ("Setup", "", setup, []),
+        ("Summary", "Mean over seeds: test RankIC / ICIR of the signal, TOP-layer annualised excess, each index's "
+                    "annualised excess and IR, gradient evaluations, training wall time (s).", report.tables["summary"],
+         []),
         ("Factor test", "Weekly factor test of the combined signal (mean ± std across seeds).", report.tables["factor"],
          ["ic", "layers"]),
     ]

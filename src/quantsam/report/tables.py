@@ -136,3 +136,47 @@ def significance(jobs) -> pd.DataFrame:
                    "wins": int((d > 0).sum()), "Wilcoxon p": p,
                    "verdict": "significant at 5%" if p < 0.05 else "not distinguishable from noise"}
     return pd.DataFrame(rows).T
+
+
+def summary_table(jobs) -> pd.DataFrame:
+    """The side-by-side headline of a study (mean over seeds): test RankIC and ICIR of the signal, TOP-layer excess,
+    each index's annualised excess and IR, gradient evaluations and training wall time."""
+    rows: dict[str, dict[str, float]] = {}
+    for o in optimizers(jobs):
+        js = [j for j in jobs if j.optimizer == o]
+
+        def mean(get):
+            v = np.array([get(j) for j in js], dtype=float)
+            return float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+
+        r = {"test RankIC": mean(lambda j: j.train.get("test/rank_ic_mean", np.nan)),
+             "test ICIR": mean(lambda j: j.train.get("test/rank_icir", np.nan)),
+             "TOP excess": mean(lambda j: j.factor.get("top_excess_ann", np.nan))}
+        for u in universes(jobs):
+            r[f"{u} excess"] = mean(lambda j, u=u: j.backtests.get(u, {}).get("excess_ann", np.nan))
+            r[f"{u} IR"] = mean(lambda j, u=u: j.backtests.get(u, {}).get("info_ratio", np.nan))
+        r["grad evals"] = mean(lambda j: j.train.get("cost/grad_evals", np.nan))
+        r["train wall (s)"] = mean(lambda j: j.train.get("cost/wall_s", np.nan))
+        rows[o] = r
+    return pd.DataFrame(rows)
+
+
+def format_summary(df: pd.DataFrame) -> str:
+    """``summary_table`` as aligned text: returns in %, IC to 4 digits, IR to 2, counts and seconds as integers."""
+    def cell(row: str, v: float) -> str:
+        if not np.isfinite(v):
+            return "—"
+        if row.endswith("excess"):
+            return f"{100 * v:+.1f}%"
+        if row.startswith("test RankIC"):
+            return f"{v:.4f}"
+        if row.endswith(("IR", "ICIR")):
+            return f"{v:.2f}"
+        return f"{v:,.0f}"
+
+    width = max(len(r) for r in df.index) + 2
+    cols = [str(c) for c in df.columns]
+    lines = [" " * width + "".join(f"{c:>12}" for c in cols)]
+    for r in df.index:
+        lines.append(f"{r:<{width}}" + "".join(f"{cell(r, df.loc[r, c]):>12}" for c in df.columns))
+    return "\n".join(lines)

@@ -43,8 +43,9 @@ def job_context() -> JobContext:
         hc = HydraConfig.get()
     except (ValueError, ImportError):
         return JobContext()
-    n_jobs = int(OmegaConf.select(hc, "launcher.n_jobs") or 1)
-    sweep = Path(str(hc.sweep.dir)) if hc.mode == RunMode.MULTIRUN else None
+    multirun = hc.mode == RunMode.MULTIRUN
+    n_jobs = int(OmegaConf.select(hc, "launcher.n_jobs") or 1) if multirun else 1
+    sweep = Path(str(hc.sweep.dir)) if multirun else None
     return JobContext(str(hc.job.get("num", 0)), n_jobs, sweep, Path(str(hc.runtime.output_dir)))
 
 
@@ -89,6 +90,14 @@ class MlflowSweepCallback(Callback):
         children = client.search_runs([doc["experiment_id"]],
                                       filter_string=f"tags.mlflow.parentRunId = '{doc['run_id']}'", max_results=5000)
         finished = [r for r in children if r.info.status == "FINISHED"]
+        from mlflow.entities import Param
+
+        def values(tag: str) -> str:
+            return ",".join(sorted({r.data.tags.get(tag, "") for r in children} - {""}))[:500]
+
+        client.log_batch(doc["run_id"], params=[Param("optimizers", values("optimizer")), Param("seeds", values("seed")),
+                                                Param("universe", str(config.universe.name)),
+                                                Param("children", str(len(children)))])
         client.set_tag(doc["run_id"], "jobs_failed", ",".join(f.stem for f in failures))
         client.set_tag(doc["run_id"], "children_finished", str(len(finished)))
         client.set_terminated(doc["run_id"], status="FINISHED" if finished or not failures else "FAILED")

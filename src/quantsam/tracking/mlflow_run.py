@@ -31,6 +31,12 @@ log = logging.getLogger(__name__)
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
+def ui_link(base: str, experiment_id: str) -> str:
+    """The MLflow UI page of an experiment's runs table. MLflow 3 opens in its GenAI view by default (the choice is
+    remembered per browser); ``workflowType=machine_learning`` opens the training-runs view."""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}?workflowType=machine_learning"
+
+
 def git_info(root: Path | None = None) -> dict[str, str]:
     root = root or project_root()
     try:

@@ -273,7 +273,9 @@ def _progress(cfg: DictConfig, total: int, desc: str):
 
     p = cfg.trainer.progress
     disable = (not sys.stderr.isatty()) if p == "auto" else not bool(p)
-    return tqdm(total=total, desc=desc, disable=disable, leave=False, dynamic_ncols=True)
+    # parallel sweep jobs share the terminal: one line each
+    return tqdm(total=total, desc=desc, disable=disable, leave=False, dynamic_ncols=True,
+                position=int(job_context().num) % 8 if job_context().sweep_dir else None)
 
 
 # ---- step 3: assemble -----------------------------------------------------------------------------------------------
