@@ -127,7 +127,6 @@ def pipeline_main(cfg: DictConfig) -> None:
     """Every stage in order: data -> train -> signal -> factor test -> portfolios + backtests (finished ones reused);
     in a sweep, a failed job is recorded and the others go on."""
     from quantsam.pipeline import run_pipeline
-
     from quantsam.tracking.hydra_callback import job_context
 
     res = _in_sweep(lambda: run_pipeline(cfg))

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from quantsam.factor_test.analysis import universe_mask
 from scipy import stats
 
 from quantsam.config.schema import FactorTestConfig
 from quantsam.errors import DataError
 from quantsam.factor_test import analyze, ic, quantile_returns, rank_ic
+from quantsam.factor_test.analysis import universe_mask
 from quantsam.factor_test.preprocess import mad_winsorize, neutralize
 from quantsam.factor_test.quantiles import assign_layers
 

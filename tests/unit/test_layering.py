@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "quantsam"
 
 #: the documented order, lowest first; a module may import its own level and any level below it
 LAYERS = [
-    {"errors", "paths", "crosssection", "stageio"},
+    {"errors", "paths", "crosssection", "stageio", "progress"},
     {"optim", "models"},
     {"config"},
     {"data"},

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from quantsam import stageio
+from quantsam import progress, stageio
 from quantsam.backtest.engine import MarketArrays, benchmark_returns, ffill, simulate
 from quantsam.backtest.metrics import perf_stats, yearly_table
 from quantsam.errors import DataError
@@ -123,6 +123,8 @@ def run_index_enhanced(signal: pd.DataFrame | np.ndarray, market, panel: Panel, 
     rebal_rows: list[dict] = []
     active_rows: list[np.ndarray] = []
 
+    pbar = progress.bar(len(decisions), f"backtest {universe}")
+
     def decide(f_local: int, w_pre: np.ndarray) -> np.ndarray:
         f = f_local + s0
         t = f - 1
@@ -147,10 +149,12 @@ def run_index_enhanced(signal: pd.DataFrame | np.ndarray, market, panel: Panel, 
                            "relaxed": ",".join(res.relaxed), "n_candidates": len(cand),
                            "objective": res.objective, "index_weight": float(target[cons].sum())})
         active_rows.append(onehot_all.T @ (target - bench_w[t]))
+        pbar.update(1)
         return target
 
     sim = simulate(arrays, [t + 1 - s0 for t in decisions], decide, cost_per_side=float(bc.cost_per_side),
                    stamp_duty=float(bc.stamp_duty), lot_size=bc.lot_size, capital=bc.capital)
+    pbar.close()
     dates = panel.dates[s0:s1]
     r_b = benchmark_returns(bench_w[s0 - 1:s1], np.vstack([(panel.field("close") * adj)[s0 - 1:s0], arrays.close]))[1:]
     idx_daily = getattr(market, "index_daily", None)

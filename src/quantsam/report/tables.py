@@ -145,7 +145,7 @@ def summary_table(jobs) -> pd.DataFrame:
     for o in optimizers(jobs):
         js = [j for j in jobs if j.optimizer == o]
 
-        def mean(get):
+        def mean(get, js=js):
             v = np.array([get(j) for j in js], dtype=float)
             return float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
 

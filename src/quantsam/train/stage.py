@@ -34,7 +34,6 @@ import logging
 import os
 import shutil
 import socket
-import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -43,7 +42,7 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from quantsam import stageio
+from quantsam import progress, stageio
 from quantsam.errors import ConfigError
 from quantsam.features.dataset import FeatureSet, Split, rolling_splits
 from quantsam.features.market import Market
@@ -269,13 +268,8 @@ def train_units(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, tracker: Track
 
 
 def _progress(cfg: DictConfig, total: int, desc: str):
-    from tqdm.auto import tqdm
-
-    p = cfg.trainer.progress
-    disable = (not sys.stderr.isatty()) if p == "auto" else not bool(p)
-    # parallel sweep jobs share the terminal: one line each
-    return tqdm(total=total, desc=desc, disable=disable, leave=False, dynamic_ncols=True,
-                position=int(job_context().num) % 8 if job_context().sweep_dir else None)
+    ctx = job_context()
+    return progress.bar(total, desc, cfg.trainer.progress, int(ctx.num) % 8 if ctx.sweep_dir else None)
 
 
 # ---- step 3: assemble -----------------------------------------------------------------------------------------------
