@@ -43,9 +43,18 @@ CASES = [
 ]
 
 
+def _make_env(env: dict | None = None) -> dict:
+    """The environment of a top-level make: when the tests themselves run under ``make test`` (CI), the inherited
+    MAKELEVEL/MAKEFLAGS would make the child print "Entering directory" lines."""
+    env = dict(os.environ if env is None else env)
+    for k in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES"):
+        env.pop(k, None)
+    return env
+
+
 def make_n(*args: str, env: dict | None = None) -> tuple[list[str], str]:
-    out = subprocess.run(["make", "-n", "-o", ".venv/.installed", *args], cwd=ROOT, capture_output=True, text=True,
-                         check=True, env=env)
+    out = subprocess.run(["make", "--no-print-directory", "-n", "-o", ".venv/.installed", *args], cwd=ROOT,
+                         capture_output=True, text=True, check=True, env=_make_env(env))
     lines = [ln for ln in out.stdout.splitlines() if ln.strip() and not ln.startswith(("echo", "for "))]
     return lines, out.stderr
 
@@ -58,7 +67,8 @@ def test_each_target_runs_the_documented_command(args, command):
 
 
 def test_bench_runs_every_benchmark():
-    out = subprocess.run(["make", "-n", "-o", ".venv/.installed", "bench"], cwd=ROOT, capture_output=True, text=True,
+    out = subprocess.run(["make", "--no-print-directory", "-n", "-o", ".venv/.installed", "bench"], cwd=ROOT,
+                         env=_make_env(), capture_output=True, text=True,
                          check=True)
     assert "scripts/bench/*.py" in out.stdout and "warning" not in out.stderr.lower()
 
@@ -77,7 +87,8 @@ def test_no_warnings_and_each_target_once():
     targets = re.findall(r"^([a-z][a-z-]*):", text, re.M)
     dup = {t for t in targets if targets.count(t) > 1}
     assert not dup, f"defined twice: {dup}"
-    out = subprocess.run(["make", "help"], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(["make", "--no-print-directory", "help"], cwd=ROOT, env=_make_env(), capture_output=True,
+                         text=True, check=True)
     assert "warning" not in out.stderr.lower()
     listed = re.findall(r"^\s+(?:\x1b\[\d+m)?([a-z][a-z-]*)", out.stdout, re.M)
     assert sorted(listed) == sorted(set(listed)) and {"demo", "study", "factor-test", "backtest", "report",

@@ -158,3 +158,57 @@ def test_signal_with_unknown_codes_is_an_error(small_market, small_panel):
     sig = pd.DataFrame({"date": [small_panel.dates[400]], "code": ["999999.SH"], "score": [1.0]})
     with pytest.raises(DataError, match="codes not in the market"):
         analyze(sig, small_panel, small_market.industry, CFG)
+
+
+def _qcut_or_none(row: np.ndarray, n: int) -> np.ndarray | None:
+    """``pandas.qcut(row, n, labels=False) + 1`` (0 = NaN), or None where qcut refuses (duplicate edges)."""
+    try:
+        out = pd.qcut(row, n, labels=False)
+    except ValueError:
+        return None
+    return np.where(np.isnan(out), 0, out + 1).astype(int)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_layers_equal_pandas_qcut_on_random_panels(seed):
+    """Property test: random cross-sections with ties, NaNs, tiny sizes, values placed exactly on edges and sizes
+    where ``(m - 1) k / q`` is an integer — every row with unique qcut edges gets qcut's layers, value for value."""
+    rng = np.random.default_rng(seed)
+    rows, checked = [], 0
+    for _ in range(300):
+        n = int(rng.choice([2, 3, 4, 5, 7, 10, 20]))
+        m = int(rng.choice([n, n + 1, 2 * n + 1, 10 * n + 1, int(rng.integers(n, 400)), 1431]))
+        kind = rng.integers(0, 4)
+        if kind == 0:
+            x = rng.normal(size=m)
+        elif kind == 1:
+            x = np.round(rng.normal(size=m), 1)  # ties
+        elif kind == 2:
+            x = rng.normal(size=m) * 10.0 ** rng.integers(-8, 8)  # scales where rounding shows
+        else:  # values exactly on numpy's own quantile edges
+            x = rng.normal(size=m)
+            x[rng.integers(0, m, n)] = np.quantile(x, np.linspace(0, 1, n + 1))[rng.integers(1, n, n)]
+        x[rng.random(m) < 0.05] = np.nan
+        rows.append((n, x))
+    for n, x in rows:
+        ref = _qcut_or_none(x, n)
+        layer, skipped = assign_layers(x[None, :], n)
+        if skipped[0]:
+            assert np.isfinite(x).sum() < n and (layer == 0).all()
+            continue
+        if ref is None:
+            continue
+        checked += 1
+        assert np.array_equal(layer[0], ref), (n, np.isfinite(x).sum())
+    assert checked > 200
+
+
+def test_layer_edges_equal_numpy_quantile_bit_for_bit():
+    from quantsam.factor_test.quantiles import _edges_sorted, qcut_quantiles
+
+    rng = np.random.default_rng(11)
+    for m in (10, 11, 101, 1431, 1500):
+        for n in (3, 5, 10):
+            v = np.sort(rng.normal(size=m) * 1e3)[None, :]
+            got = _edges_sorted(v, np.array([m]), n)[0]
+            assert np.array_equal(got, np.quantile(v[0], qcut_quantiles(n)))

@@ -18,12 +18,16 @@ import numpy as np
 import pandas as pd
 
 from quantsam import progress, stageio
+from quantsam.backtest.attribution import annual_attribution, attribute
 from quantsam.backtest.engine import MarketArrays, benchmark_returns, ffill, simulate
-from quantsam.backtest.metrics import perf_stats, yearly_table
+from quantsam.backtest.metrics import DAYS, perf_stats, yearly_table
+from quantsam.config.schema import BacktestConfig, PortfolioConfig
+from quantsam.crosssection import annualize
 from quantsam.errors import DataError
 from quantsam.features.dataset import membership_mask
 from quantsam.features.panel import Panel
 from quantsam.portfolio.problem import IndexEnhancedProblem
+from quantsam.portfolio.risk import RiskInputs, risk_loadings, tracking_error
 from quantsam.signals.io import to_dense
 
 log = logging.getLogger(__name__)
@@ -39,6 +43,7 @@ class BacktestResult:
     active_industry: pd.DataFrame
     notes: dict[str, Any] = field(default_factory=dict)
     figures: dict[str, Any] = field(default_factory=dict)
+    extra_tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # active_style, attribution (with risk)
 
     def metrics(self) -> dict[str, float]:
         return {f"bt/{self.universe}/{k}": v for k, v in self.summary.items()}
@@ -46,7 +51,7 @@ class BacktestResult:
     def save(self, directory: str | Path) -> list[Path]:
         """Tables as parquet, figures as PNG, summary + notes as JSON."""
         tables = {"daily": self.daily, "rebalances": self.rebalances, "yearly": self.yearly,
-                  "active_industry": self.active_industry}
+                  "active_industry": self.active_industry, **self.extra_tables}
         return stageio.save_outputs(directory, tables, {"summary": self.summary, "notes": self.notes}, self.figures)
 
 
@@ -79,21 +84,62 @@ def index_weight_matrix(panel: Panel, market, index_code: str) -> tuple[np.ndarr
     return out, source
 
 
+def industry_codes(industry: pd.DataFrame, panel: Panel) -> tuple[np.ndarray, list[str]]:
+    """``[N]`` industry code of each panel name and the labels; names without a label share a last 'unknown'."""
+    ind = industry.assign(code=industry["code"].astype(str)).set_index("code")["industry"]
+    codes, names = pd.factorize(ind.reindex(panel.codes))
+    labels = [*map(str, names), "unknown"]
+    return np.where(codes < 0, len(labels) - 1, codes), labels
+
+
+def risk_window(panel: Panel, backtest_cfg, portfolio_cfg) -> tuple[int, int]:
+    """Panel rows whose factor returns the risk model and the attribution use: ``risk_history`` days before the
+    backtest start through its end."""
+    start = pd.Timestamp(backtest_cfg.start) if backtest_cfg.start else panel.dates[0]
+    end = pd.Timestamp(backtest_cfg.end) if backtest_cfg.end else panel.dates[-1]
+    r0 = max(0, int(np.searchsorted(panel.dates, start)) - int(portfolio_cfg.risk_history))
+    r1 = min(len(panel.dates) - 1, int(np.searchsorted(panel.dates, end, side="right")))
+    return r0, r1
+
+
+def benchmark_series(market, panel: Panel, bench_w: np.ndarray, close_adj: np.ndarray, index_code: str, s0: int,
+                     s1: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Daily benchmark returns on rows ``s0 .. s1-1``: (total return = index weights at the previous close x adjusted
+    returns, the price index's own series or None where the data has none)."""
+    tr = benchmark_returns(bench_w[s0 - 1:s1], close_adj[s0 - 1:s1])[1:]
+    idx_daily = getattr(market, "index_daily", None)
+    if idx_daily is None or not len(idx_daily) or not (idx_daily["index_code"].astype(str) == index_code).any():
+        return tr, None
+    s = idx_daily[idx_daily["index_code"].astype(str) == index_code].set_index("date")["close"].sort_index()
+    price = s.pct_change().reindex(panel.dates[s0 - 1:s1]).to_numpy()[1:]
+    return tr, price
+
+
 def run_index_enhanced(signal: pd.DataFrame | np.ndarray, market, panel: Panel, index_code: str, universe: str,
-                       portfolio_cfg, backtest_cfg, figures: bool = True) -> BacktestResult:
+                       portfolio_cfg, backtest_cfg, figures: bool = True, risk: RiskInputs | None = None
+                       ) -> BacktestResult:
     """Backtest the index-enhanced portfolio of ``signal`` (a long frame or a ``[T, N]`` array on ``panel``'s grid)
     against ``index_code`` (see module docstring). ``market``: the tables (index weights/members/bars, industry);
     ``portfolio_cfg`` / ``backtest_cfg``: the ``portfolio`` and ``backtest`` configs (every key is read; the schema
-    holds the defaults)."""
+    holds the defaults; a plain dict changes only the fields it names). ``risk``
+    (:func:`quantsam.portfolio.risk.build_risk_inputs` with the same industry codes):
+    needed for style bounds, a tracking-error target and the attribution."""
     t_start = time.perf_counter()
+    if isinstance(portfolio_cfg, dict):
+        portfolio_cfg = PortfolioConfig(**portfolio_cfg)
+    if isinstance(backtest_cfg, dict):
+        backtest_cfg = BacktestConfig(**backtest_cfg)
     T, N = panel.traded.shape
     sig = signal if isinstance(signal, np.ndarray) else to_dense(signal, panel)
     bench_w, weight_source = index_weight_matrix(panel, market, index_code)
-    ind = market.industry.assign(code=market.industry["code"].astype(str)).set_index("code")["industry"]
-    ind_codes, ind_names = pd.factorize(ind.reindex(panel.codes))
-    n_ind = len(ind_names) + 1
-    ind_codes = np.where(ind_codes < 0, n_ind - 1, ind_codes)  # unknown industry -> its own column
+    ind_codes, labels = industry_codes(market.industry, panel)
+    n_ind = len(labels)
     onehot_all = np.eye(n_ind)[ind_codes]
+    style_bounds = dict(portfolio_cfg.style_bounds or {})
+    te = portfolio_cfg.te_target is not None
+    if (style_bounds or te) and risk is None:
+        raise ValueError("portfolio.style_bounds / te_target need the risk inputs (risk=build_risk_inputs(...))")
+    style_cols = [risk.styles.names.index(k) for k in style_bounds] if style_bounds else []
 
     bc = backtest_cfg
     every = int(bc.rebalance_every)
@@ -118,10 +164,13 @@ def run_index_enhanced(signal: pd.DataFrame | np.ndarray, market, panel: Panel, 
         log_cap = np.log(cap_raw)
 
     n_extra = int(portfolio_cfg.n_extra_candidates)
+    neighbours = str(portfolio_cfg.extra_pool) == "neighbours"
     cons_max = int((bench_w[t0:s1] > 0).sum(axis=1).max())
-    state: dict[str, Any] = {"prob": IndexEnhancedProblem(cons_max + n_extra + 64, n_ind, portfolio_cfg)}
+    k_risk = n_ind + len(risk.styles.names) if te else 0
+    state: dict[str, Any] = {"prob": IndexEnhancedProblem(cons_max + n_extra + 64, n_ind, portfolio_cfg, k_risk)}
     rebal_rows: list[dict] = []
     active_rows: list[np.ndarray] = []
+    style_rows: list[np.ndarray] = []
 
     pbar = progress.bar(len(decisions), f"backtest {universe}")
 
@@ -131,23 +180,40 @@ def run_index_enhanced(signal: pd.DataFrame | np.ndarray, market, panel: Panel, 
         score = sig[t]
         cons = bench_w[t] > 0
         elig = ~cons & panel.traded[t] & np.isfinite(score)
+        if neighbours:  # out-of-index names of the index's own size: float cap within its constituents' range
+            caps = cap_raw[t]
+            lo, hi = np.nanmin(np.where(cons, caps, np.nan)), np.nanmax(np.where(cons, caps, np.nan))
+            elig &= (caps >= lo) & (caps <= hi) & (panel.age[t] >= 63) & ~panel.is_st[t]
         extra = np.nonzero(elig)[0]
         if len(extra) > n_extra:
             extra = extra[np.argsort(-score[extra], kind="stable")[:n_extra]]
         cand = np.union1d(np.union1d(np.nonzero(cons)[0], extra), np.nonzero(w_pre > 1e-12)[0])
         if len(cand) > state["prob"].n:
-            state["prob"] = IndexEnhancedProblem(len(cand) + 64, n_ind, state["prob"].c)
+            state["prob"] = IndexEnhancedProblem(len(cand) + 64, n_ind, state["prob"].c, k_risk)
         first = not (w_pre > 1e-12).any()
+        cov = risk.covariance(t) if risk is not None and t - risk.row0 >= 21 else None
+        if te and cov is None:
+            raise DataError(f"rebalance {panel.dates[t].date()}: fewer than 21 days of factor returns before it. Fix: "
+                            "a later backtest.start or an earlier data.start (portfolio.risk_history)")
         res = state["prob"].solve(
             score=score[cand], bench_weight=bench_w[t, cand], in_index=cons[cand].astype(float),
             industry_onehot=onehot_all[cand], size=log_cap[t, cand], prev_weight=None if first else w_pre[cand],
             suspended=~panel.traded[f, cand], limit_up=panel.limit_up_one[f, cand],
-            limit_down=panel.limit_down_one[f, cand], date=str(panel.dates[t].date()))
+            limit_down=panel.limit_down_one[f, cand], date=str(panel.dates[t].date()),
+            styles=risk.styles.values[t, cand][:, style_cols] if style_cols else None,
+            risk=(risk_loadings(risk.exposures(t, cand), cov[0]), cov[1][cand]) if te else None)
         target = np.zeros(N)
         target[cand] = res.weights
-        rebal_rows.append({"date": panel.dates[t], "fill_date": panel.dates[f], "fill": f_local, "status": res.status,
-                           "relaxed": ",".join(res.relaxed), "n_candidates": len(cand),
-                           "objective": res.objective, "index_weight": float(target[cons].sum())})
+        row = {"date": panel.dates[t], "fill_date": panel.dates[f], "fill": f_local, "status": res.status,
+               "relaxed": ",".join(res.relaxed), "n_candidates": len(cand), "objective": res.objective,
+               "index_weight": float(target[cons].sum())}
+        if risk is not None:
+            active = target - bench_w[t]
+            held = np.nonzero(np.abs(active) > 0)[0]
+            style_rows.append(np.nan_to_num(risk.styles.values[t].astype(np.float64)).T @ active)
+            if cov is not None:
+                row["ex_ante_te"] = tracking_error(active[held], risk.exposures(t, held), cov[0], cov[1][held])
+        rebal_rows.append(row)
         active_rows.append(onehot_all.T @ (target - bench_w[t]))
         pbar.update(1)
         return target
@@ -156,15 +222,19 @@ def run_index_enhanced(signal: pd.DataFrame | np.ndarray, market, panel: Panel, 
                    stamp_duty=float(bc.stamp_duty), lot_size=bc.lot_size, capital=bc.capital)
     pbar.close()
     dates = panel.dates[s0:s1]
-    r_b = benchmark_returns(bench_w[s0 - 1:s1], np.vstack([(panel.field("close") * adj)[s0 - 1:s0], arrays.close]))[1:]
-    idx_daily = getattr(market, "index_daily", None)
-    if idx_daily is not None and len(idx_daily) and (idx_daily["index_code"].astype(str) == index_code).any():
-        # the index's own daily series where it exists (the real benchmark); constituents x returns elsewhere
-        s = idx_daily[idx_daily["index_code"].astype(str) == index_code].set_index("date")["close"].sort_index()
-        ri = s.pct_change().reindex(panel.dates[s0 - 1:s1]).to_numpy()[1:]
-        have = np.isfinite(ri)
-        r_b = np.where(have, ri, r_b)
-        weight_source += f"; benchmark returns from the index series on {int(have.sum())} of {len(have)} days"
+    close_adj = (panel.field("close") * adj).astype(np.float64)
+    r_tr, r_price = benchmark_series(market, panel, bench_w, close_adj, index_code, s0, s1)
+    basis = str(bc.benchmark)
+    if basis == "price_index":
+        if r_price is None:
+            raise DataError(f"backtest.benchmark=price_index: the data has no daily series of {index_code}. Fix: "
+                            "backtest.benchmark=total_return (index weights x adjusted returns)")
+        r_b = np.where(np.isfinite(r_price), r_price, r_tr)
+        bench_note = (f"the price index {index_code} (no dividends) on {int(np.isfinite(r_price).sum())} of "
+                      f"{len(r_price)} days, weights x adjusted returns on the rest")
+    else:
+        r_b = r_tr
+        bench_note = f"total return: {weight_source} at the previous close x adjusted (dividend-reinvested) returns"
     r_p = pd.Series(sim.returns, index=dates)
     r_b = pd.Series(r_b, index=dates)
     rebal = pd.DataFrame(rebal_rows)
@@ -175,17 +245,41 @@ def run_index_enhanced(signal: pd.DataFrame | np.ndarray, market, panel: Panel, 
     summary["n_rebalances"] = float(len(rebal))
     summary["relaxed_share"] = float((rebal["relaxed"] != "").mean())
     summary["held_share"] = float((rebal["status"] == "held").mean())
+    summary["bench_tr_ann_return"] = annualize(r_tr, DAYS)
+    yearly = yearly_table(r_p, r_b)
+    if r_price is not None:
+        price = pd.Series(np.where(np.isfinite(r_price), r_price, r_tr), index=dates)
+        summary["bench_price_ann_return"] = annualize(price.to_numpy(), DAYS)
+        summary["excess_ann_vs_price_index"] = annualize((r_p - price).to_numpy(), DAYS)
+        yp = yearly_table(r_p, price)
+        yearly["benchmark_price_index"] = yp["benchmark"]
+        yearly["excess_vs_price_index"] = yp["excess"]
     daily = pd.DataFrame({"ret": r_p, "bench": r_b, "excess": r_p - r_b, "nav": np.cumprod(1 + r_p),
                           "bench_nav": np.cumprod(1 + r_b), "excess_nav": np.cumprod(1 + (r_p - r_b)),
                           "cash": sim.cash}, index=dates)
-    labels = [*map(str, ind_names), "unknown"]
     active = pd.DataFrame(np.array(active_rows), index=rebal["date"], columns=labels)
-    notes = {"index_code": index_code, "benchmark_weights": weight_source, "seconds": time.perf_counter() - t_start,
-             "relaxations": rebal["relaxed"].value_counts().to_dict()}
+    tables = {}
+    if risk is not None:
+        styles_df = pd.DataFrame(np.array(style_rows), index=rebal["date"], columns=list(risk.styles.names))
+        tables["active_style"] = styles_df
+        summary.update({f"active_{k}": float(styles_df[k].mean()) for k in styles_df.columns})
+        if "ex_ante_te" in rebal:
+            summary["ex_ante_te_mean"] = float(rebal["ex_ante_te"].mean())
+        if bc.attribution:
+            costs = np.zeros(len(dates))
+            for f_local, c in sim.costs.items():
+                costs[f_local] = c
+            w_prev = np.vstack([np.zeros((1, N)), sim.weights[:-1]])
+            attr = attribute(risk, np.arange(s0 - 1, s1 - 1), w_prev, bench_w[s0 - 1:s1 - 1],
+                             (r_p - r_b).to_numpy(), costs, dates)
+            tables["attribution"] = attr
+            summary.update(annual_attribution(attr))
+    notes = {"index_code": index_code, "benchmark_weights": weight_source, "benchmark": bench_note,
+             "seconds": time.perf_counter() - t_start, "relaxations": rebal["relaxed"].value_counts().to_dict()}
     log.info("backtest %s: excess %.2f%% p.a., IR %.2f, TE %.2f%%, turnover %.2f, %d rebalances in %.0fs", universe,
              100 * summary["excess_ann"], summary["info_ratio"], 100 * summary["tracking_error"], summary["turnover"],
              len(rebal), notes["seconds"])
-    rep = BacktestResult(universe, summary, daily, rebal, yearly_table(r_p, r_b), active, notes)
+    rep = BacktestResult(universe, summary, daily, rebal, yearly, active, notes, extra_tables=tables)
     if figures:
         from quantsam.backtest.figures import backtest_figures
 

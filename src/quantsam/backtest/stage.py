@@ -14,19 +14,21 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from quantsam import stageio
-from quantsam.backtest.runner import run_index_enhanced
+from quantsam.backtest.runner import industry_codes, risk_window, run_index_enhanced
 from quantsam.errors import ConfigError
 from quantsam.features.market import Market
 from quantsam.paths import config_dir
+from quantsam.portfolio.risk import RiskInputs, build_risk_inputs
 from quantsam.signals.io import to_dense
 from quantsam.tracking.mlflow_run import Tracker
 
 log = logging.getLogger(__name__)
 
-BACKTEST_VERSION = 1
+BACKTEST_VERSION = 2  # 2: styles, risk model, attribution, benchmark basis
 
 
 @dataclass
@@ -64,13 +66,27 @@ def backtest_key(cfg: DictConfig, index_code: str, signal_hash: str, data_finger
                              backtest=bc, index=index_code, signal=signal_hash, data=data_fingerprint)
 
 
+def risk_inputs(cfg: DictConfig, market: Market) -> RiskInputs | None:
+    """Styles, factor returns and the risk model over the backtest window (once for every index), when the portfolio
+    or the attribution needs them."""
+    pc = cfg.portfolio
+    if not (pc.style_bounds or pc.te_target is not None or cfg.backtest.attribution):
+        return None
+    panel = market.panel()
+    codes, labels = industry_codes(market.tables().industry, panel)
+    r0, r1 = risk_window(panel, cfg.backtest, pc)
+    adj = panel.field("adj_factor").astype(np.float64)
+    return build_risk_inputs(panel.field("close") * adj, market.styles(), codes, len(labels), labels, r0, r1,
+                             float(pc.risk_halflife))
+
+
 def run_backtest(cfg: DictConfig, signal: Path, market: Market, run_id: str | None = None) -> BacktestOutputs:
     codes = backtest_universes(cfg)  # fail fast on a bad name
     signal = Path(signal)
     frame, sig_hash = stageio.read_parquet_bytes(signal, "signal", "give a signal parquet (date, code, score)")
     tracker = Tracker(cfg.tracking)
     out_dirs, summaries, skipped = {}, {}, []
-    sig = None
+    sig = risk = None
     for n, code in codes.items():
         key = backtest_key(cfg, code, sig_hash, market.fingerprint)
         d = signal.parent / "backtest" / n / key
@@ -85,7 +101,9 @@ def run_backtest(cfg: DictConfig, signal: Path, market: Market, run_id: str | No
                 continue
             if sig is None:
                 sig = to_dense(frame, market.panel(), "score", str(signal))
-            res = run_index_enhanced(sig, market.tables(), market.panel(), code, n, cfg.portfolio, cfg.backtest)
+                risk = risk_inputs(cfg, market)
+            res = run_index_enhanced(sig, market.tables(), market.panel(), code, n, cfg.portfolio, cfg.backtest,
+                                     risk=risk)
             with stageio.OutputDir(d, "backtest", key, signal=str(signal), index_code=code) as out:
                 res.save(out.path)
             stageio.close_figures(res.figures)

@@ -20,6 +20,9 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+#: the style exposures quantsam computes (quantsam.features.styles), by name: the keys portfolio.style_bounds takes
+STYLES = ("size", "nonlinear_size", "beta", "momentum", "residual_volatility", "liquidity", "reversal")
+
 
 @dataclass
 class DataConfig:
@@ -118,6 +121,7 @@ class FactorTestConfig:
     start: str | None = "2017-01-01"  # [C window]; clipped to the signal's dates
     end: str | None = "2024-09-30"
     min_listed_days: int = 63
+    style_diagnostics: bool = True  # the signal's per-date correlation with each style exposure
     input: str | None = None  # standalone: signal parquet, training work dir, or MLflow run id
 
 
@@ -129,6 +133,17 @@ class PortfolioConfig:
     size_tol: float = 0.2
     max_turnover: float = 0.30
     n_extra_candidates: int = 250  # best-scored non-constituents added to the candidates [I]
+    # where they come from: all = any traded A-share; neighbours = names of the index's size (float cap within the
+    # constituents' range, listed >= 63 days, not ST), as enhanced funds hold out-of-index names
+    extra_pool: str = "all"
+    # risk control (issue: style bets on real data). Empty / null = the AI-84 LP: only the size bound above
+    style_bounds: dict[str, float] = field(default_factory=dict)  # |active exposure| per style (features.styles)
+    te_target: float | None = None  # annualised ex-ante tracking error limit through the factor risk model
+    risk_halflife: float = 90.0  # EWMA half-life (days) of factor covariance and specific variance [CNE5]
+    risk_history: int = 504  # days of factor returns before the backtest start that warm the risk model
+    # direct: the problem's matrices handed to HiGHS (LP) / Clarabel (SOCP) — fast (see quantsam.portfolio.direct);
+    # cvxpy: the same model compiled once with parameters, solved by `solver` (then `fallback_solver`) — change it there
+    backend: str = "direct"
     solver: str = "CLARABEL"
     fallback_solver: str = "HIGHS"
 
@@ -144,6 +159,10 @@ class BacktestConfig:
     start: str | None = "2016-12-30"
     end: str | None = "2024-09-30"
     universes: list[str] = field(default_factory=lambda: ["csi300", "csi500", "csi1000"])
+    # the benchmark's basis: total_return = index weights (published, else float-cap within membership) x adjusted
+    # returns, dividends reinvested, as the portfolio earns; price_index = the index's own daily series (no dividends)
+    benchmark: str = "total_return"
+    attribution: bool = True  # active return by industry, style, specific and costs (needs the styles)
     input: str | None = None  # standalone: signal parquet, training work dir or MLflow run id
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from quantsam.config.schema import GROUP_SCHEMAS
+from quantsam.config.schema import GROUP_SCHEMAS, STYLES
 from quantsam.errors import ConfigError
 
 KLINE_FIELDS = ("open", "high", "low", "close", "vwap", "volume")
@@ -208,6 +208,15 @@ def _rules(cfg: DictConfig) -> list[tuple[str, Callable[[], bool], str | Callabl
         ("portfolio.size_tol", lambda: _num(pf.get("size_tol")) > 0, "a finite number > 0"),
         ("portfolio.max_turnover", lambda: 0 < _num(pf.get("max_turnover")) <= 2, "in (0, 2]"),
         ("portfolio.n_extra_candidates", lambda: _int_at_least(pf.get("n_extra_candidates"), 0), "an integer >= 0"),
+        ("portfolio.style_bounds", lambda: set(_plain(pf.get("style_bounds")) or {}) <= set(STYLES)
+         and all(_num(v) > 0 for v in (_plain(pf.get("style_bounds")) or {}).values()),
+         f"a mapping of style -> bound > 0 over {list(STYLES)}, e.g. {{beta: 0.2}}"),
+        ("portfolio.te_target", lambda: pf.get("te_target") is None or 0 < _num(pf.get("te_target")) <= 0.5,
+         "null (no risk model constraint) or an annualised tracking error in (0, 0.5], e.g. 0.05"),
+        ("portfolio.risk_halflife", lambda: _num(pf.get("risk_halflife")) > 0, "a number of days > 0"),
+        ("portfolio.risk_history", lambda: _int_at_least(pf.get("risk_history"), 63), "an integer >= 63"),
+        ("portfolio.extra_pool", lambda: pf.get("extra_pool") in ("all", "neighbours"), "all or neighbours"),
+        ("portfolio.backend", lambda: pf.get("backend") in ("direct", "cvxpy"), "direct or cvxpy"),
         ("portfolio.solver", lambda: _solver_ok(pf.get("solver")),
          lambda: f"a solver installed for cvxpy: {_solvers()}"),
         ("portfolio.fallback_solver", lambda: _solver_ok(pf.get("fallback_solver"), allow_null=True),
@@ -222,6 +231,8 @@ def _rules(cfg: DictConfig) -> list[tuple[str, Callable[[], bool], str | Callabl
         ("backtest.capital", lambda: bt.get("capital") is None or _num(bt.get("capital")) > 0, "null or > 0"),
         ("backtest.start", lambda: _date_or_null(bt.get("start")), "a date (YYYY-MM-DD) or null"),
         ("backtest.end", lambda: _date_or_null(bt.get("end")), "a date (YYYY-MM-DD) or null"),
+        ("backtest.benchmark", lambda: bt.get("benchmark") in ("total_return", "price_index"),
+         "total_return or price_index"),
         ("backtest.universes", lambda: len(bt.get("universes", [])) > 0
          and set(bt.get("universes")) <= set(UNIVERSES) - {"all"}, "a non-empty subset of [csi300, csi500, csi1000]"),
         # tracking, report

@@ -33,6 +33,7 @@ from quantsam.factor_test.preprocess import preprocess
 from quantsam.factor_test.quantiles import assign_layers, equal_weight_turnover, layer_means
 from quantsam.features.labels import forward_return
 from quantsam.features.panel import Panel
+from quantsam.features.styles import StyleExposures
 from quantsam.signals.io import to_dense
 
 log = logging.getLogger(__name__)
@@ -50,11 +51,14 @@ class FactorTestResult:
     layer_annual: pd.Series
     drops: dict[str, int]
     figures: dict[str, Any] = field(default_factory=dict)
+    style_correlation: pd.DataFrame | None = None  # per date x style (with styles)
 
     def save(self, directory: str | Path) -> list[Path]:
         """Tables as parquet, figures as PNG, summary + drops as JSON."""
         tables = {"ic": self.ic, "ic_decay": self.ic_decay, "layers": self.layers,
                   "layer_annual": self.layer_annual.to_frame("ann_return"), "factor_table": self.table.to_frame("value")}
+        if self.style_correlation is not None:
+            tables["style_correlation"] = self.style_correlation
         return stageio.save_outputs(directory, tables, {"summary": self.summary, "drops": self.drops}, self.figures)
 
     def metrics(self) -> dict[str, float]:
@@ -80,7 +84,8 @@ def universe_mask(panel: Panel, rows: np.ndarray, min_listed_days: int = 63) -> 
 
 
 def analyze(signal: pd.DataFrame | np.ndarray, panel: Panel, industry: pd.DataFrame, cfg, column: str = "score",
-            figures: bool = True, extra_drops: dict[str, int] | None = None) -> FactorTestResult:
+            figures: bool = True, extra_drops: dict[str, int] | None = None,
+            styles: StyleExposures | None = None) -> FactorTestResult:
     """The whole factor test of ``signal`` (a long/wide frame, or a ``[T, N]`` array on ``panel``'s grid) with the
     ``factor_test`` config ``cfg`` (see :class:`quantsam.config.schema.FactorTestConfig`; every key is read, none
     has a fallback here). ``industry``: ``code, industry`` rows. Dates whose usable cross-section is constant carry no
@@ -185,11 +190,23 @@ def analyze(signal: pd.DataFrame | np.ndarray, panel: Panel, industry: pd.DataFr
              100 * summary["top_excess_ann"], drops)
     res = FactorTestResult(summary=summary, table=table, ic=ic_df, ic_decay=decay_df, layers=layers_df,
                            layer_annual=layer_annual, drops=drops)
+    if styles is not None:
+        res.style_correlation = style_correlation(x, styles, rows, dates)
+        for k in styles.names:
+            st = series_stats(res.style_correlation[k].to_numpy(), ppy)
+            summary[f"style_corr_{k}"], summary[f"style_corr_t_{k}"] = st["mean"], st["t"]
     if figures:
         from quantsam.factor_test.figures import factor_figures
 
         res.figures = factor_figures(res)
     return res
+
+
+def style_correlation(x: np.ndarray, styles: StyleExposures, rows: np.ndarray, dates) -> pd.DataFrame:
+    """Per test date, the Pearson correlation of the signal (in the test universe, before neutralisation) with each
+    style exposure: a signal that is mostly a style shows it here (mean and t-stat in the summary)."""
+    return pd.DataFrame({k: ic_rows(x, styles.values[rows, :, i].astype(np.float64))
+                         for i, k in enumerate(styles.names)}, index=dates)
 
 
 def _constant_rows(x: np.ndarray) -> np.ndarray:

@@ -1,8 +1,11 @@
 """Quantile layers on dense ``[T, N]`` arrays, layer returns, and turnover.
 
-Layers follow ``pandas.qcut(values, n, labels=False) + 1`` exactly: edges are the row's linear-interpolated quantiles
-``q_i`` (i = 1..n-1) and a value falls in layer ``1 + #{i : x > q_i}`` (right-closed bins, lowest included), so tied
-values always share a layer. Vectorised over dates (sort once per row), never ``groupby(date).apply``.
+Layers follow ``pandas.qcut(values, n, labels=False) + 1`` exactly, ties and values on an edge included: edges are the
+row's linear-interpolated quantiles ``q_i`` (i = 1..n-1) computed with numpy's own arithmetic (:func:`_edges_sorted`)
+and a value falls in layer ``1 + #{i : x > q_i}`` (right-closed bins, lowest included), so tied values always share a
+layer. Where edges coincide (heavy ties) ``qcut`` raises; here the layer between them is empty and the numbering
+keeps its meaning (layer k is always the k-th quantile bin). Vectorised over dates (sort once per row), never
+``groupby(date).apply``.
 """
 
 from __future__ import annotations
@@ -10,17 +13,33 @@ from __future__ import annotations
 import numpy as np
 
 
+def qcut_quantiles(n: int) -> np.ndarray:
+    """The interior quantile levels ``pandas.qcut(x, n)`` asks for: ``linspace(0, 1, n + 1)``, each level whose
+    ``n * level`` is not exactly its index rounded up by one ulp (pandas >= 2.2, ``reshape/tile.py``)."""
+    q = np.linspace(0.0, 1.0, n + 1)
+    q = np.where(n * q != np.arange(n + 1), np.nextafter(q, 1.0), q)
+    return q[1:n]
+
+
 def _edges_sorted(v: np.ndarray, m: np.ndarray, n: int) -> np.ndarray:
-    """Interior edges ``[T, n-1]`` from sorted rows ``v`` with ``m`` finite values (linear interpolation, as
-    ``numpy.quantile`` and ``pandas.qcut``)."""
-    h = (np.maximum(m, 1) - 1)[:, None] * (np.arange(1, n) / n)[None, :]
-    lo = np.floor(h).astype(np.int64)
-    hi = np.minimum(lo + 1, np.maximum(m - 1, 0)[:, None])
-    frac = h - lo
-    a = np.take_along_axis(v, lo, axis=1)
-    b = np.take_along_axis(v, hi, axis=1)
+    """Interior edges ``[T, n-1]`` from sorted rows ``v`` with ``m`` finite values, with the arithmetic of
+    ``numpy.quantile(method="linear")`` that ``pandas.qcut`` calls, operation for operation, so that a value on an
+    edge lands in the same layer: virtual index ``h = (m - 1) * q``, ``lo = floor(h)``, weight ``g = h - lo``, and
+    numpy's two-sided lerp (``a + (b - a) g`` for ``g < 0.5``, ``b - (b - a)(1 - g)`` otherwise; at or beyond the
+    last index both neighbours are the last value)."""
+    q = qcut_quantiles(n)
+    last = np.maximum(m, 1) - 1
+    h = last[:, None].astype(np.float64) * q[None, :]
+    lo = np.floor(h)
+    top = h >= last[:, None]
+    i_lo = np.where(top, last[:, None], lo).astype(np.int64)
+    i_hi = np.where(top, last[:, None], lo + 1).astype(np.int64)
+    g = h - lo
+    a = np.take_along_axis(v, i_lo, axis=1)
+    b = np.take_along_axis(v, i_hi, axis=1)
     with np.errstate(invalid="ignore"):
-        return np.where(frac == 0, a, a + (b - a) * frac)
+        d = b - a
+        return np.where(g >= 0.5, b - d * (1.0 - g), a + d * g)
 
 
 def _layer_bounds(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

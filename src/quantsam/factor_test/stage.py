@@ -24,7 +24,7 @@ from quantsam.tracking.mlflow_run import Tracker
 
 log = logging.getLogger(__name__)
 
-FACTOR_TEST_VERSION = 1
+FACTOR_TEST_VERSION = 2  # 2: style correlations
 
 
 @dataclass
@@ -58,7 +58,8 @@ def run_factor_test(cfg: DictConfig, signal: Path, market: Market, run_id: str |
         panel = market.panel()
         x = to_dense(frame, panel, "score", str(signal))
         res = analyze(x, panel, market.tables().industry, cfg.factor_test,
-                      extra_drops={"rows_nan_score": int(frame["score"].isna().sum())})
+                      extra_drops={"rows_nan_score": int(frame["score"].isna().sum())},
+                      styles=market.styles() if cfg.factor_test.style_diagnostics else None)
         with stageio.OutputDir(out_dir, "factor_test", key, signal=str(signal)) as out:
             res.save(out.path)
         stageio.close_figures(res.figures)

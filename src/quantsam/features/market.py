@@ -18,6 +18,7 @@ from quantsam.data.io import DataRef, MarketData, load_market
 from quantsam.features.dataset import eligible_mask, membership_mask
 from quantsam.features.labels import make_label
 from quantsam.features.panel import Panel, build_panel
+from quantsam.features.styles import StyleExposures, style_exposures
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ class Market:
         self.ref = ref
         self._tables: MarketData | None = None
         self._panel: Panel | None = None
-        self._memo: dict[tuple, np.ndarray] = {}
+        self._memo: dict[tuple, object] = {}
 
     @property
     def dir(self) -> Path:
@@ -65,6 +66,15 @@ class Market:
             members = None if members_of is None else membership_mask(panel, self.tables().index_members, members_of)
             self._memo[key] = eligible_mask(panel, key[1], key[2], members)
         return self._memo[key]
+
+    def styles(self) -> StyleExposures:
+        """The style exposures of every name and date (estimation universe: listed >= 63 days, not ST), once."""
+        if ("styles",) not in self._memo:
+            t0 = time.perf_counter()
+            panel = self.panel()
+            self._memo[("styles",)] = style_exposures(panel, eligible_mask(panel, 63, True))
+            log.info("style exposures computed once (%.1f s)", time.perf_counter() - t0)
+        return self._memo[("styles",)]
 
     def label(self, features, universe) -> np.ndarray:
         """The study's label (z-scored forward return, ``features`` config) over the eligible names."""

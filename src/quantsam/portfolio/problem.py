@@ -8,6 +8,11 @@ Maximise ``score' w`` subject to (methodology "Index-enhanced portfolios"):
 * industry active exposure ``|X' w - X' b| <= industry_tol`` for every industry;
 * size active exposure ``|s' w - s' b| <= size_tol``, s = log float cap z-scored over the candidates;
 * two-sided turnover ``sum |w - w_prev| <= max_turnover`` (no limit on the first rebalance);
+* optional risk control: active exposure ``|S_j' (w - b)| <= style_bounds[j]`` to each style j (Barra-style
+  exposures, :mod:`quantsam.features.styles`), and an ex-ante tracking error
+  ``sqrt(252 ((w-b)' X F X' (w-b) + sum_i d_i (w_i-b_i)^2)) <= te_target`` through a factor risk model
+  (:mod:`.risk`), written as a second-order cone ``||[B'(w - b); sqrt(d) (w - b)]|| <= te / sqrt(252)``
+  with ``B = X L``, ``F = L L'`` — the problem becomes an SOCP, compiled once like the LP;
 * untradable names frozen: suspended -> ``w_i == w_prev_i``; one-price limit-up -> ``w_i <= w_prev_i``;
   one-price limit-down -> ``w_i >= w_prev_i``.
 
@@ -32,7 +37,7 @@ from quantsam.errors import InfeasibleError
 
 log = logging.getLogger(__name__)
 
-RELAX_ORDER = ("turnover", "size", "industry")
+RELAX_ORDER = ("turnover", "tracking_error", "style", "size", "industry")
 _LOOSE = 1e6  # a tolerance that never binds (weights are in [0, 1])
 
 
@@ -66,11 +71,23 @@ class IndexEnhancedProblem:
     """The problem for up to ``n_assets`` candidates and ``n_industries`` industries, compiled on the first solve and
     re-used (cvxpy caches the DPP canonicalisation; later solves only update parameter values)."""
 
-    def __init__(self, n_assets: int, n_industries: int, cfg: PortfolioConfig | None = None):
-        """``cfg``: the ``portfolio`` config (a :class:`~quantsam.config.schema.PortfolioConfig` or the composed
-        DictConfig); its schema holds the defaults."""
+    def __init__(self, n_assets: int, n_industries: int, cfg: PortfolioConfig | dict | None = None,
+                 n_risk_factors: int = 0):
+        """``cfg``: the ``portfolio`` config (a :class:`~quantsam.config.schema.PortfolioConfig`, the composed
+        DictConfig, or a plain dict of fields to change from the schema's defaults). ``n_risk_factors``: the risk
+        model's factor count, needed when
+        ``cfg.te_target`` is set."""
         self.n, self.k = int(n_assets), int(n_industries)
-        self.c = PortfolioConfig() if cfg is None else cfg
+        self.c = PortfolioConfig(**(cfg or {})) if cfg is None or isinstance(cfg, dict) else cfg
+        self.style_names = list(self.c.style_bounds or {})
+        self.te = self.c.te_target is not None
+        if self.te and n_risk_factors < 1:
+            raise ValueError("portfolio.te_target needs a risk model: pass n_risk_factors (its factor count)")
+        self.backend = str(self.c.backend)
+        if self.backend == "cvxpy":
+            self._build_cvxpy(int(n_risk_factors))
+
+    def _build_cvxpy(self, n_risk_factors: int) -> None:
         n, k = self.n, self.k
         self.w = cp.Variable(n, name="w")
         self.p_score = cp.Parameter(n, name="score")
@@ -99,8 +116,55 @@ class IndexEnhancedProblem:
             "size": [size_active <= self.p_size_tol, -size_active <= self.p_size_tol],
             "turnover": [self.u >= w - self.p_prev, self.u >= self.p_prev - w, cp.sum(self.u) <= self.p_turnover],
         }
+        if self.style_names:
+            ns = len(self.style_names)
+            self.p_S = cp.Parameter((n, ns), name="style_exposure")
+            self.p_S_b = cp.Parameter(ns, name="style_bench_exposure")
+            self.p_style_tol = cp.Parameter(ns, nonneg=True, name="style_tol")
+            style_active = self.p_S.T @ w - self.p_S_b
+            self.groups["style"] = [style_active <= self.p_style_tol, -style_active <= self.p_style_tol]
+        if self.te:
+            kr = int(n_risk_factors)
+            self.p_B = cp.Parameter((n, kr), name="risk_loadings")
+            self.p_B_b = cp.Parameter(kr, name="risk_bench_loadings")
+            self.p_sd = cp.Parameter(n, nonneg=True, name="specific_vol")
+            self.p_sd_b = cp.Parameter(n, name="specific_vol_x_bench")
+            self.p_te = cp.Parameter(nonneg=True, name="daily_te")
+            active_risk = cp.hstack([self.p_B.T @ w - self.p_B_b, cp.multiply(self.p_sd, w) - self.p_sd_b])
+            self.groups["tracking_error"] = [cp.norm(active_risk, 2) <= self.p_te]
         self.problem = cp.Problem(cp.Maximize(self.p_score @ w), [c for g in self.groups.values() for c in g])
         assert self.problem.is_dcp(dpp=True)
+
+    def _set_parameters(self, d: dict, m: int) -> None:
+        """The cvxpy model's parameter values for one rebalance (padded to the compiled size)."""
+        sc, b, X, s, prev, lb, ub = d["score"], d["b"], d["X"], d["s"], d["prev"], d["lb"], d["ub"]
+        prev = np.zeros(m) if prev is None else prev
+        in_index, styles, risk = d["in_index"], d["S"], d["risk"]
+        self.p_score.value = self._pad(sc)
+        self.p_in_index.value = self._pad(np.asarray(in_index, dtype=np.float64))
+        Xp = np.zeros((self.n, self.k))
+        Xp[:m, : X.shape[1]] = X
+        self.p_X.value = Xp
+        self.p_ind_b.value = Xp[:m].T @ b
+        self.p_s.value = self._pad(s)
+        self.p_s_b.value = float(s @ b)
+        self.p_prev.value = self._pad(prev)
+        self.p_lb.value = self._pad(lb)
+        self.p_ub.value = self._pad(ub)  # padding: 0 <= w <= 0
+        if self.style_names:
+            S = np.zeros((self.n, len(self.style_names)))
+            S[:m] = np.nan_to_num(np.asarray(styles, dtype=np.float64))
+            self.p_S.value = S
+            self.p_S_b.value = S[:m].T @ b
+        if self.te:
+            B, spec = risk
+            Bp = np.zeros(self.p_B.shape)
+            Bp[:m] = B
+            sd = np.sqrt(np.clip(np.nan_to_num(np.asarray(spec, dtype=np.float64)), 0.0, None))
+            self.p_B.value = Bp
+            self.p_B_b.value = Bp[:m].T @ b
+            self.p_sd.value = self._pad(sd)
+            self.p_sd_b.value = self._pad(sd * b)
 
     def _pad(self, x, fill=0.0) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
@@ -109,11 +173,13 @@ class IndexEnhancedProblem:
         return out
 
     def solve(self, score, bench_weight, in_index, industry_onehot, size, prev_weight=None, suspended=None,
-              limit_up=None, limit_down=None, date=None) -> PortfolioResult:
+              limit_up=None, limit_down=None, date=None, styles=None, risk=None) -> PortfolioResult:
         """One rebalance over ``m <= n_assets`` candidates (arrays of length m; ``industry_onehot`` is ``[m, K']``
         with ``K' <= n_industries``; ``size`` = log float cap, z-scored here over the candidates; ``prev_weight=None``
-        means the first rebalance: no turnover limit, no frozen names). If infeasible, relax turnover, then size,
-        then industry; if still infeasible, hold ``prev_weight`` (``status='held'``)."""
+        means the first rebalance: no turnover limit, no frozen names). ``styles``: ``[m, len(style_bounds)]``
+        exposures (NaN -> 0, neutral) when style bounds are configured; ``risk``: ``(B [m, K], specific variance
+        [m])`` daily, when ``te_target`` is. If infeasible, relax turnover, then the tracking error, the styles, size
+        and industry; if still infeasible, hold ``prev_weight`` (``status='held'``)."""
         m = len(score)
         if m > self.n:
             raise ValueError(f"{m} candidates exceed the compiled size n_assets={self.n}")
@@ -131,42 +197,64 @@ class IndexEnhancedProblem:
         lb, ub = box_bounds(b, prev, float(self.c.max_active), susp, lu, ld)
         sc = np.asarray(score, dtype=np.float64)
         sc = np.where(np.isfinite(sc), sc, np.nanmin(sc) if np.isfinite(sc).any() else 0.0)
-        self.p_score.value = self._pad(sc)
-        self.p_in_index.value = self._pad(np.asarray(in_index, dtype=np.float64))
-        Xp = np.zeros((self.n, self.k))
-        Xp[:m, : X.shape[1]] = X
-        self.p_X.value = Xp
-        self.p_ind_b.value = Xp[:m].T @ b
-        self.p_s.value = self._pad(s)
-        self.p_s_b.value = float(s @ b)
-        self.p_prev.value = self._pad(prev)
-        self.p_lb.value = self._pad(lb)
-        self.p_ub.value = self._pad(ub)  # padding: 0 <= w <= 0
         tol = {"turnover": 2.0 + 1e-9 if first else float(self.c.max_turnover), "size": float(self.c.size_tol),
-               "industry": float(self.c.industry_tol)}
+               "industry": float(self.c.industry_tol), "style": 1.0,
+               "tracking_error": 1.0 if not self.te else float(self.c.te_target) / np.sqrt(252.0)}
+        data = {"score": sc, "b": b, "in_index": np.asarray(in_index, dtype=np.float64), "X": X, "s": s, "lb": lb,
+                "ub": ub, "prev": None if first else prev,
+                "S": np.nan_to_num(np.asarray(styles, dtype=np.float64)) if self.style_names else None,
+                "risk": risk}
         relaxed: list[str] = []
         for step in (None, *RELAX_ORDER):
             if step is not None:
-                if step == "turnover" and first:
+                if (step == "turnover" and first) or (step == "style" and not self.style_names) or (
+                        step == "tracking_error" and not self.te):
                     continue
                 relaxed.append(step)
                 tol[step] = 2.0 + 1e-9 if step == "turnover" else _LOOSE
                 log.info("rebalance %s: infeasible, relaxing %s", date, step)
-            self.p_turnover.value = tol["turnover"]
-            self.p_size_tol.value = tol["size"]
-            self.p_ind_tol.value = tol["industry"]
-            status, solver = self._solve()
+            status, w, objective, solver = self._solve_step(data, tol, m, first=step is None)
             if status in ("optimal", "optimal_inaccurate"):
-                w = np.clip(np.asarray(self.w.value)[:m], 0.0, None)
-                return PortfolioResult(w / w.sum(), status, relaxed, float(self.problem.value), solver)
+                w = np.clip(w, 0.0, None)
+                return PortfolioResult(w / w.sum(), status, relaxed, objective, solver)
         binding = self._binding_group(lb, ub, in_index)
         if first:
-            raise InfeasibleError(f"rebalance {date}: no feasible portfolio even with turnover, size and industry "
+            raise InfeasibleError(f"rebalance {date}: no feasible portfolio even with {', '.join(RELAX_ORDER[1:])} "
                                   f"relaxed; binding constraint group: {binding}. Fix: more candidates "
                                   "(portfolio.n_extra_candidates) or a lower portfolio.min_index_weight")
         log.warning("rebalance %s: infeasible after relaxing %s (binding: %s); holding the previous weights",
                     date, relaxed, binding)
         return PortfolioResult(prev.copy(), "held", relaxed, float(sc @ prev), "")
+
+    def _style_bounds(self) -> np.ndarray:
+        return np.array([float(self.c.style_bounds[j]) for j in self.style_names])
+
+    def _solve_step(self, d: dict, tol: dict, m: int, first: bool) -> tuple[str, np.ndarray | None, float, str]:
+        """One solve with the tolerances ``tol``: (status, weights, objective, solver)."""
+        if self.backend == "cvxpy":
+            if first:
+                self._set_parameters(d, m)
+            self.p_turnover.value = tol["turnover"]
+            self.p_size_tol.value = tol["size"]
+            self.p_ind_tol.value = tol["industry"]
+            if self.style_names:
+                self.p_style_tol.value = self._style_bounds() * tol["style"]
+            if self.te:
+                self.p_te.value = tol["tracking_error"]
+            status, solver = self._solve()
+            if status not in ("optimal", "optimal_inaccurate"):
+                return status, None, float("nan"), solver
+            return status, np.asarray(self.w.value)[:m], float(self.problem.value), solver
+        from quantsam.portfolio.direct import range_rows, solve_lp_highs, solve_socp_clarabel
+
+        rows = range_rows(d["b"], d["in_index"], float(self.c.min_index_weight), d["X"], d["s"], d["S"], tol,
+                          self._style_bounds() if self.style_names else None)
+        if not self.te:
+            return (*solve_lp_highs(d["score"], d["lb"], d["ub"], rows, d["prev"], tol["turnover"]), "HIGHS (direct)")
+        B, spec = d["risk"]
+        sd = np.sqrt(np.clip(np.nan_to_num(np.asarray(spec, dtype=np.float64)), 0.0, None))
+        return (*solve_socp_clarabel(d["score"], d["lb"], d["ub"], rows, d["prev"], tol["turnover"], B, sd, d["b"],
+                                     tol["tracking_error"]), "CLARABEL (direct)")
 
     def _solve(self) -> tuple[str, str]:
         for solver in (self.c.solver, self.c.fallback_solver):

@@ -1,0 +1,134 @@
+"""The index-enhanced problem handed to the solvers directly: HiGHS (dual simplex) for the LP, Clarabel (interior
+point) for the SOCP with a tracking-error target — the same formulation as the cvxpy model in :mod:`.problem`.
+
+Written by hand because it is faster for this problem, not because cvxpy is wrong: cvxpy maps parameters to solver
+data through a tensor whose size grows with the parameter matrices (the ``[n, K]`` industry one-hots, styles and risk
+loadings), so with the ~110 industries of real data one rebalance took seconds in cvxpy for a few milliseconds of
+solver work. Here the sparse constraint matrix is assembled once per rebalance in numpy/scipy.
+
+Variables ``x = [w (m), u (m)]`` (``u`` only with a binding turnover limit: ``u >= |w - w_prev|``,
+``sum u <= max_turnover``). Rows are ranges ``lo <= A w <= hi``: budget, index weight, industries, size, styles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+INF = 1e30
+
+
+@dataclass
+class Rows:
+    """Linear range rows on the weights: ``lo <= A w <= hi``."""
+
+    A: sp.csr_matrix
+    lo: np.ndarray
+    hi: np.ndarray
+
+
+def range_rows(b: np.ndarray, in_index: np.ndarray, min_index_weight: float, X: np.ndarray, s: np.ndarray,
+               S: np.ndarray | None, tol: dict[str, float], style_bounds: np.ndarray | None) -> Rows:
+    """Budget, index weight, industry, size and style rows (active exposures within their tolerance)."""
+    m = len(b)
+    blocks = [np.ones((1, m)), in_index[None, :], X.T, s[None, :]]
+    lo = [np.array([1.0]), np.array([min_index_weight]), X.T @ b - tol["industry"], np.array([s @ b - tol["size"]])]
+    hi = [np.array([1.0]), np.array([INF]), X.T @ b + tol["industry"], np.array([s @ b + tol["size"]])]
+    if S is not None:
+        blocks.append(S.T)
+        lo.append(S.T @ b - style_bounds * tol["style"])
+        hi.append(S.T @ b + style_bounds * tol["style"])
+    return Rows(sp.csr_matrix(np.vstack(blocks)), np.concatenate(lo), np.concatenate(hi))
+
+
+def solve_lp_highs(score: np.ndarray, lb: np.ndarray, ub: np.ndarray, rows: Rows, prev: np.ndarray | None,
+                   max_turnover: float) -> tuple[str, np.ndarray | None, float]:
+    """Maximise ``score' w`` with HiGHS; returns (status, w, objective) with cvxpy's status names."""
+    import highspy
+
+    m = len(score)
+    turnover = prev is not None and max_turnover < 2.0
+    A = rows.A
+    col_lo, col_hi, cost = lb, ub, -score
+    row_lo, row_hi = rows.lo, rows.hi
+    if turnover:
+        eye = sp.identity(m, format="csr")
+        A = sp.vstack([sp.hstack([A, sp.csr_matrix((A.shape[0], m))]),
+                       sp.hstack([eye, -eye]),  # w - u <= prev
+                       sp.hstack([eye, eye]),  # w + u >= prev
+                       sp.hstack([sp.csr_matrix((1, m)), np.ones((1, m))])])  # sum u <= T
+        col_lo = np.concatenate([lb, np.zeros(m)])
+        col_hi = np.concatenate([ub, np.full(m, INF)])
+        cost = np.concatenate([-score, np.zeros(m)])
+        row_lo = np.concatenate([row_lo, np.full(m, -INF), prev, [-INF]])
+        row_hi = np.concatenate([row_hi, prev, np.full(m, INF), [max_turnover]])
+    A = sp.csc_matrix(A)
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    # HiGHS's presolve spends ~1.5 s on the turnover block (w - u <= prev <= w + u) of a 1,250-name problem that
+    # the dual simplex then solves in ~10 ms (scripts/bench/portfolio_backtest.py); the problem is small and tight
+    h.setOptionValue("presolve", "off")
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = A.shape[1], A.shape[0]
+    lp.col_cost_, lp.col_lower_, lp.col_upper_ = cost, col_lo, col_hi
+    lp.row_lower_, lp.row_upper_ = row_lo, row_hi
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = A.indptr, A.indices, A.data
+    h.passModel(lp)
+    h.run()
+    st = h.getModelStatus()
+    if st == highspy.HighsModelStatus.kOptimal:
+        x = np.asarray(h.getSolution().col_value)
+        return "optimal", x[:m], float(score @ x[:m])
+    if st == highspy.HighsModelStatus.kInfeasible:
+        return "infeasible", None, float("nan")
+    return str(st), None, float("nan")
+
+
+def solve_socp_clarabel(score: np.ndarray, lb: np.ndarray, ub: np.ndarray, rows: Rows, prev: np.ndarray | None,
+                        max_turnover: float, B: np.ndarray, sd: np.ndarray, b: np.ndarray, te_daily: float
+                        ) -> tuple[str, np.ndarray | None, float]:
+    """Maximise ``score' w`` subject to the rows, bounds, turnover and
+    ``||[B'(w - b); sd (w - b)]|| <= te_daily`` with Clarabel; returns (status, w, objective)."""
+    import clarabel
+
+    m = len(score)
+    turnover = prev is not None and max_turnover < 2.0
+    n = 2 * m if turnover else m
+
+    def on_w(M):
+        M = sp.csr_matrix(M)
+        return sp.hstack([M, sp.csr_matrix((M.shape[0], m))]) if turnover else M
+
+    eq = rows.lo == rows.hi
+    A_rows = rows.A
+    # inequality rows g x <= h (Clarabel: A x + s = b, s in the cone)
+    G = [on_w(A_rows[~eq & (rows.hi < INF / 2)]), on_w(-A_rows[~eq & (rows.lo > -INF / 2)]),
+         on_w(sp.identity(m)), on_w(-sp.identity(m))]
+    h = [rows.hi[~eq & (rows.hi < INF / 2)], -rows.lo[~eq & (rows.lo > -INF / 2)], ub, -lb]
+    if turnover:
+        eye, zero = sp.identity(m), sp.csr_matrix((m, m))
+        G += [sp.hstack([eye, -eye]), sp.hstack([-eye, -eye]), sp.hstack([sp.csr_matrix((1, m)), np.ones((1, m))]),
+              sp.hstack([zero, -eye])]
+        h += [prev, -prev, np.array([max_turnover]), np.zeros(m)]
+    Gm, hv = sp.vstack(G), np.concatenate(h)
+    # the cone: s = [te; B'(w - b); sd (w - b)]  ->  A rows are minus the coefficients
+    soc_A = sp.vstack([sp.csr_matrix((1, n)), on_w(-B.T), on_w(-sp.diags(sd))])
+    soc_b = np.concatenate([[te_daily], -(B.T @ b), -(sd * b)])
+    A = sp.csc_matrix(sp.vstack([on_w(A_rows[eq]), Gm, soc_A]))
+    bvec = np.concatenate([rows.lo[eq], hv, soc_b])
+    cones = [clarabel.ZeroConeT(int(eq.sum())), clarabel.NonnegativeConeT(Gm.shape[0]),
+             clarabel.SecondOrderConeT(soc_A.shape[0])]
+    q = np.concatenate([-score, np.zeros(n - m)])
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    sol = clarabel.DefaultSolver(sp.csc_matrix((n, n)), q, A, bvec, cones, settings).solve()
+    status = str(sol.status)
+    if status in ("Solved", "AlmostSolved"):
+        w = np.asarray(sol.x)[:m]
+        return "optimal" if status == "Solved" else "optimal_inaccurate", w, float(score @ w)
+    if "Infeasible" in status:
+        return "infeasible", None, float("nan")
+    return status.lower(), None, float("nan")

@@ -1,0 +1,157 @@
+"""Style descriptors, the factor risk model and the return attribution against independent formulations: full-design
+weighted least squares (not the two-step Frisch-Waugh-Lovell of the module), per-date weighted regressions (not the
+recursion), pandas rolling sums, dense covariance matrices, and an exactly factor-generated market."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from quantsam.backtest.attribution import annual_attribution, attribute
+from quantsam.features.styles import (
+    STYLES,
+    StyleExposures,
+    ewma_regression,
+    ewma_sum,
+    rolling_sum,
+    standardise,
+)
+from quantsam.portfolio.risk import (
+    RiskInputs,
+    RiskModel,
+    factor_returns,
+    risk_loadings,
+    tracking_error,
+)
+
+
+def _styles(rng, T, N, est=None):
+    vals = rng.standard_normal((T, N, len(STYLES))).astype(np.float32)
+    cap = np.exp(rng.normal(22, 1, (T, N)))
+    est = np.ones((T, N), bool) if est is None else est
+    return StyleExposures(STYLES, vals, cap, est)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_factor_returns_equal_full_design_wls(seed):
+    rng = np.random.default_rng(seed)
+    T, N, K = 4, 60, 5
+    st = _styles(rng, T, N)
+    st.estimation[:, :3] = False  # outside the estimation universe: not in the fit
+    industry = rng.integers(0, K, N)
+    r = rng.normal(0, 0.02, (T, N))
+    r[1, 7] = np.nan  # a suspended name
+    fr = factor_returns(r, industry, K, st, [f"i{k}" for k in range(K)])
+    for t in range(T):
+        ok = st.estimation[t] & np.isfinite(r[t])
+        X = np.concatenate([np.eye(K)[industry], st.values[t].astype(np.float64)], axis=1)[ok]
+        w = np.sqrt(np.sqrt(st.cap[t, ok]))  # sqrt of the sqrt-cap regression weight
+        f, *_ = np.linalg.lstsq(X * w[:, None], r[t, ok] * w, rcond=None)
+        np.testing.assert_allclose(fr.f[t], f, rtol=1e-9, atol=1e-12)
+        full = np.concatenate([np.eye(K)[industry], st.values[t].astype(np.float64)], axis=1)
+        np.testing.assert_allclose(fr.u[t][np.isfinite(r[t])], (r[t] - full @ f)[np.isfinite(r[t])], atol=1e-12)
+    assert np.isnan(fr.u[1, 7])
+
+
+def test_ewma_regression_equals_weighted_polyfit_per_date():
+    rng = np.random.default_rng(3)
+    T, N = 150, 4
+    m = rng.normal(0, 0.01, T)
+    r = 1.3 * m[:, None] + rng.normal(0, 0.01, (T, N))
+    r[20:30, 1] = np.nan  # suspension: those days carry no weight
+    beta, _, count = ewma_regression(r, m, hl_beta=63.0)
+    for t in (40, 99, 149):
+        for i in range(N):
+            ok = np.isfinite(r[: t + 1, i])
+            age = t - np.arange(t + 1)
+            w = 0.5 ** (age / 63.0)
+            # np.polyfit weights multiply the residuals: sqrt of the regression weights
+            b, _ = np.polyfit(m[: t + 1][ok], r[: t + 1, i][ok], 1, w=np.sqrt(w[ok]))
+            assert beta[t, i] == pytest.approx(b, rel=1e-8)
+            assert count[t, i] == ok.sum()
+
+
+def test_rolling_and_ewma_sums_equal_pandas():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((300, 3))
+    x[50:60, 0] = np.nan
+    s, c = rolling_sum(x, 231, lag=21)
+    df = pd.DataFrame(x)
+    exp = df.rolling(231, min_periods=1).sum().shift(21)
+    exp_c = df.notna().astype(float).rolling(231, min_periods=1).sum().shift(21)
+    np.testing.assert_allclose(s[21:], exp.to_numpy()[21:], atol=1e-10)
+    np.testing.assert_allclose(c[21:], exp_c.to_numpy()[21:])
+    e = ewma_sum(x, 21, 5.0)
+    w = 0.5 ** (np.arange(21)[::-1] / 5.0)  # oldest first
+    exp_e = df.fillna(0.0).rolling(21, min_periods=1).apply(lambda v: float((v * w[-len(v):]).sum()), raw=True)
+    np.testing.assert_allclose(e, exp_e.to_numpy(), atol=1e-10)
+
+
+def test_standardise_has_cap_weighted_mean_zero_and_unit_std_and_winsorises():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 200))
+    x[0, 0] = 50.0  # an outlier: winsorised at 3 std before the moments
+    cap = np.exp(rng.normal(22, 1, (3, 200)))
+    mask = np.ones_like(x, bool)
+    mask[:, -5:] = False  # outside the estimation universe: standardised with the same moments
+    z = standardise(x, cap, mask)
+    for t in range(3):
+        m = mask[t]
+        assert np.average(z[t, m], weights=cap[t, m]) == pytest.approx(0.0, abs=1e-12)
+        assert np.std(z[t, m], ddof=1) == pytest.approx(1.0, rel=1e-12)
+    mu, sd = x[0, mask[0]].mean(), x[0, mask[0]].std(ddof=1)
+    clipped = np.clip(x[0], mu - 3 * sd, mu + 3 * sd)
+    ranks = np.argsort(np.argsort(clipped[mask[0]]))
+    assert (np.argsort(np.argsort(z[0, mask[0]])) == ranks).all()
+    assert z[0, 0] == pytest.approx(z[0, mask[0]].max())
+
+
+def test_risk_model_covariance_and_tracking_error_against_dense_matrices():
+    rng = np.random.default_rng(6)
+    T, N, K = 120, 30, 4
+    f = rng.normal(0, 0.01, (T, K))
+    u = rng.normal(0, 0.02, (T, N))
+    u[:100, 0] = np.nan  # too little history: gets the cross-sectional median
+    from quantsam.portfolio.risk import FactorReturns
+    model = RiskModel(FactorReturns([f"f{k}" for k in range(K)], f, u), halflife=30.0, min_obs=42)
+    F, spec = model.at(T)
+    age = np.arange(T)[::-1]
+    w = 0.5 ** (age / 30.0)
+    exp_F = sum(w[s] * np.outer(f[s], f[s]) for s in range(T)) / w.sum()
+    np.testing.assert_allclose(F, exp_F, rtol=1e-10)
+    exp_spec = np.array([np.sum(w * u[:, i] ** 2) / w.sum() for i in range(1, N)])
+    np.testing.assert_allclose(spec[1:], exp_spec, rtol=1e-10)
+    assert spec[0] == pytest.approx(np.median(exp_spec))
+    X = rng.standard_normal((N, K))
+    V = X @ F @ X.T + np.diag(spec)
+    a = rng.normal(0, 0.01, N)
+    assert tracking_error(a, X, F, spec) == pytest.approx(np.sqrt(252 * a @ V @ a), rel=1e-12)
+    B = risk_loadings(X, F)
+    np.testing.assert_allclose(B @ B.T, X @ F @ X.T, atol=1e-14)
+
+
+def test_attribution_of_an_exact_factor_market_has_no_specific_return():
+    """Returns generated exactly by industries + styles: the regression recovers the factor returns, and the
+    attribution of any portfolio puts all its excess on the factors (specific = 0) and the costs on costs."""
+    rng = np.random.default_rng(7)
+    T, N, K = 30, 80, 4
+    st = _styles(rng, T, N)
+    industry = rng.integers(0, K, N)
+    f_true = rng.normal(0, 0.01, (T, K + len(STYLES)))
+    X = [np.concatenate([np.eye(K)[industry], st.values[t].astype(np.float64)], axis=1) for t in range(T)]
+    r = np.stack([X[t] @ f_true[t] for t in range(T)])
+    fr = factor_returns(r, industry, K, st, [f"i{k}" for k in range(K)])
+    np.testing.assert_allclose(fr.f, f_true, atol=1e-12)
+    risk = RiskInputs(st, industry, K, 0, fr, RiskModel(fr))
+    rows = np.arange(T)
+    w = rng.dirichlet(np.ones(N), T)
+    b = rng.dirichlet(np.ones(N), T)
+    excess = np.einsum("tn,tn->t", w - b, r)
+    costs = np.full(T, 1e-4)
+    df = attribute(risk, rows, w, b, excess - costs, costs, pd.date_range("2020-01-01", periods=T))
+    np.testing.assert_allclose(df["specific"], 0.0, atol=1e-12)
+    parts = df.drop(columns=["excess"]).sum(axis=1)
+    np.testing.assert_allclose(parts, df["excess"], atol=1e-15)
+    ann = annual_attribution(df)
+    assert ann["attr_costs"] == pytest.approx(-252e-4)
