@@ -12,6 +12,7 @@ TORCH  ?= torch==2.13.0
 EXTRAS ?= dev,joblib
 STAMP  := $(VENV)/.installed
 PORT   ?= 5000
+HOST   ?= 127.0.0.1
 RUN    ?=
 SWEEP  ?=
 
@@ -28,7 +29,7 @@ experiment_or = experiment=$(if $(call given,experiment),$(value experiment),$(1
 DEMO_VS = $(if $(call given,optimizer),$(value optimizer),gsam)
 
 .PHONY: help install demo data train sweep study pipeline factor-test backtest report test test-slow bench lint \
-        mlflow-ui clean
+        mlflow-ui mlflow-server clean
 
 help: ## list the targets
 	@echo "usage: make <target> [optimizer=gsam seed=1 experiment=demo ... ARGS='key=value ...']"
@@ -85,6 +86,9 @@ lint: $(STAMP) ## ruff
 mlflow-ui: $(STAMP) ## the MLflow UI on the project's SQLite store: http://127.0.0.1:5000 (PORT=...)
 	@echo "open http://127.0.0.1:$(PORT)/#/?workflowType=machine_learning  (MLflow 3's training-runs view; it remembers the choice)"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port $(PORT)
+
+mlflow-server: $(STAMP) ## an MLflow tracking server (SQLite store, artifacts proxied) for tracking=server: http://127.0.0.1:5000 (PORT=..., HOST=...)
+	$(BIN)/mlflow server --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --artifacts-destination $(CURDIR)/mlartifacts --serve-artifacts --host $(HOST) --port $(PORT)
 
 clean: ## remove outputs and sweeps (keeps data/ and mlruns.db)
 	rm -rf outputs multirun .pytest_cache .ruff_cache

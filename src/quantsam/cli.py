@@ -152,6 +152,46 @@ def report_main(cfg: DictConfig) -> None:
     print(f"report: {rep.html_path}\n        {rep.md_path}")
 
 
+@hydra.main(config_path=_CONF, config_name="config", version_base="1.3")
+def plan_main(cfg: DictConfig) -> None:
+    """Fits, gradient evaluations and estimated wall time of a study before launching it:
+    ``python -m quantsam plan experiment=study`` (the experiment's optimizer/seed sweep is read, not run)."""
+    from hydra import compose
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from quantsam.data.stage import run_data
+    from quantsam.features.market import open_market
+    from quantsam.train.plan import study_plan
+    from quantsam.train.runtime import set_threads
+
+    validate(cfg)
+    hc = HydraConfig.get()
+    params = hc.sweeper.get("params") or {}
+    params = dict(params if isinstance(params, dict) else OmegaConf.to_container(params, resolve=False))
+    params.update(_PLAN_SWEEP)  # optimizer=a,b / seed=0,1,2 given to `plan` on the command line
+    names = str(params.get("optimizer", cfg.optimizer.name)).split(",")
+    n_seeds = len(str(params.get("seed", cfg.seed)).split(","))
+    task = [o for o in hc.overrides.task if not o.startswith(("optimizer=", "seed="))]
+    optimizers = {n: OmegaConf.to_container(compose("config", [*task, f"optimizer={n}"]).optimizer, resolve=True)
+                  for n in names}
+    set_threads(cfg.trainer.num_threads)
+    rows, info = study_plan(cfg, open_market(run_data(cfg)), optimizers, n_seeds)
+    jobs = int(OmegaConf.select(cfg, "hydra.launcher.n_jobs", default=0) or 0) or (
+        2 if str(hc.runtime.choices.get("hydra/launcher", "")) == "joblib" else 1)
+    print(f"{info['windows']} windows x {len(cfg.model.frequencies)} models x {cfg.trainer.n_seeds} seeds = "
+          f"{info['units_per_job']} fits per job, {info['names']} names, <= {info['max_epochs']} epochs; "
+          f"{n_seeds} seed job(s) per optimizer")
+    print(f"{'optimizer':<10} {'fits':>6} {'steps':>12} {'grad evals':>14} {'est. hours':>11}")
+    for r in rows:
+        print(f"{r.optimizer:<10} {r.fits:>6} {r.steps:>12,} {r.grad_evals:>14,} {r.hours:>11.2f}")
+    total = sum(r.hours for r in rows)
+    print(f"{'total':<10} {sum(r.fits for r in rows):>6} {sum(r.steps for r in rows):>12,} "
+          f"{sum(r.grad_evals for r in rows):>14,} {total:>11.2f}")
+    print(f"estimated wall time on this machine: {total / jobs:.2f} h with {jobs} parallel job(s) — an upper bound "
+          "(every fit at max_epochs; early stopping usually ends sooner), calibrated on the first window")
+
+
 def bt_table(summary: dict) -> str:
     keys = ("excess_ann", "tracking_error", "info_ratio", "excess_max_drawdown", "excess_calmar", "monthly_win_rate",
             "turnover")
@@ -164,8 +204,10 @@ def pd_table(summary: dict) -> str:
     return "\n".join(f"  {k:<16} {summary.get(k, float('nan')):.4f}" for k in keys)
 
 
+_PLAN_SWEEP: dict[str, str] = {}
+
 COMMANDS = {"data": data_main, "check": check_main, "train": train_main, "factor_test": factor_test_main,
-            "backtest": backtest_main, "pipeline": pipeline_main, "report": report_main}
+            "backtest": backtest_main, "pipeline": pipeline_main, "report": report_main, "plan": plan_main}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -175,6 +217,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"usage: python -m quantsam <command> [hydra overrides...]\ncommands: {names}", file=sys.stderr)
         raise SystemExit(0 if argv and argv[0] in ("-h", "--help") else 2)
     command = argv.pop(0)
+    if command == "plan":  # reads a study's sweep, never launches it
+        sweep = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in argv
+                 if a.split("=", 1)[0] in ("optimizer", "seed") and "," in a}
+        _PLAN_SWEEP.update(sweep)
+        argv = [a for a in argv if a not in ("--multirun", "-m") and a.split("=", 1)[0] not in sweep]
+        argv += ["hydra.mode=RUN"]
     sys.argv = [f"quantsam {command}", *argv]
     COMMANDS[command]()
 

@@ -273,3 +273,31 @@ def test_a_planted_pickle_is_refused(tmp_path):
           "rng_cpu": torch.get_rng_state()}
     checkpoint.save_atomic(ok, p)
     assert checkpoint.load(p)["state"]["history"][0]["loss"] == -0.1  # what quantsam writes loads fine
+
+
+def test_tidy_carries_float_shares_forward_split_adjusted(tiny, tmp_path):
+    """Float shares missing after some day are carried forward scaled by the adj_factor change (a 2-for-1 split
+    doubles both), up to ``ffill_float_shares_days``, and counted."""
+    from quantsam.data.ingest import load_tidy
+
+    df = tiny.daily.copy().sort_values(["code", "date"]).reset_index(drop=True)
+    code = df["code"].iloc[0]
+    rows = df.index[df["code"] == code]
+    split_at = rows[15]
+    df.loc[rows[11]:rows[-1], "float_shares"] = np.nan
+    df.loc[split_at:rows[-1], "adj_factor"] *= 2.0
+    df.to_parquet(tmp_path / "daily.parquet", index=False)
+    out = load_tidy(tmp_path, preset="contract", ffill_float_shares_days=20).set_index(["code", "date"])
+    d = df.set_index(["code", "date"])
+    fs = out.loc[code, "float_shares"]
+    base = d.loc[code, "float_shares"].iloc[10]
+    dates = d.loc[code].index
+    adj = d.loc[code, "adj_factor"]
+    expected = base * adj / adj.iloc[10]  # written out per row: what the share count does under the adj_factor
+    assert fs.loc[dates[12]] == pytest.approx(expected.iloc[12], rel=1e-12)
+    assert fs.loc[dates[16]] == pytest.approx(expected.iloc[16], rel=1e-12)
+    assert fs.loc[dates[16]] > 1.9 * base  # the split doubled it
+    assert fs.loc[dates[10 + 20]] == pytest.approx(expected.iloc[30], rel=1e-12)
+    assert np.isnan(fs.loc[dates[10 + 21]])  # the limit holds
+    rep = out.attrs["ingest"]
+    assert rep["float_shares_carried_forward"] == 20 and rep["float_shares_missing"] == len(rows) - 31

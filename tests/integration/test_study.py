@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).parents[2]
+pytestmark = pytest.mark.slow  # a real multirun (two fits, every stage, the report): minutes on 2 cores
 
 
 @pytest.fixture(scope="module")

@@ -84,6 +84,7 @@ class IndexEnhancedProblem:
         if self.te and n_risk_factors < 1:
             raise ValueError("portfolio.te_target needs a risk model: pass n_risk_factors (its factor count)")
         self.backend = str(self.c.backend)
+        self._warm = None  # the direct LP's HiGHS model, re-used while the constraint matrix is unchanged
         if self.backend == "cvxpy":
             self._build_cvxpy(int(n_risk_factors))
 
@@ -245,12 +246,14 @@ class IndexEnhancedProblem:
             if status not in ("optimal", "optimal_inaccurate"):
                 return status, None, float("nan"), solver
             return status, np.asarray(self.w.value)[:m], float(self.problem.value), solver
-        from quantsam.portfolio.direct import range_rows, solve_lp_highs, solve_socp_clarabel
+        from quantsam.portfolio.direct import WarmLP, range_rows, solve_lp_highs, solve_socp_clarabel
 
         rows = range_rows(d["b"], d["in_index"], float(self.c.min_index_weight), d["X"], d["s"], d["S"], tol,
                           self._style_bounds() if self.style_names else None)
         if not self.te:
-            return (*solve_lp_highs(d["score"], d["lb"], d["ub"], rows, d["prev"], tol["turnover"]), "HIGHS (direct)")
+            self._warm = self._warm or WarmLP()
+            return (*solve_lp_highs(d["score"], d["lb"], d["ub"], rows, d["prev"], tol["turnover"], self._warm),
+                    "HIGHS (direct)")
         B, spec = d["risk"]
         sd = np.sqrt(np.clip(np.nan_to_num(np.asarray(spec, dtype=np.float64)), 0.0, None))
         return (*solve_socp_clarabel(d["score"], d["lb"], d["ub"], rows, d["prev"], tol["turnover"], B, sd, d["b"],

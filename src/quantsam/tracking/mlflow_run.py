@@ -126,8 +126,14 @@ class Tracker:
                     if self.artifact_root and not self.uri.startswith(("http://", "https://")):
                         Path(str(self.artifact_root)).mkdir(parents=True, exist_ok=True)
                         loc = Path(str(self.artifact_root)).resolve().as_uri()
-                    self._exp_id = self.client.create_experiment(self.experiment, artifact_location=loc,
-                                                                 tags=EXPERIMENT_KIND)
+                    try:
+                        self._exp_id = self.client.create_experiment(self.experiment, artifact_location=loc,
+                                                                     tags=EXPERIMENT_KIND)
+                    except Exception:  # another node created it first (a server store: no shared file lock)
+                        exp = self.client.get_experiment_by_name(self.experiment)
+                        if exp is None:
+                            raise
+                        self._exp_id = exp.experiment_id
                 else:
                     self._exp_id = exp.experiment_id
                     if exp.tags.get("mlflow.experimentKind") is None:

@@ -21,7 +21,7 @@ from quantsam.data.io import DataRef, MarketData, write_market
 log = logging.getLogger(__name__)
 
 #: bump when the adapters' output changes for the same source files and parameters
-INGEST_VERSION = 2
+INGEST_VERSION = 3  # 3: float shares carried forward split-adjusted
 
 
 def source_stamp(*paths: str | Path | None) -> str:
