@@ -170,7 +170,7 @@ class BacktestConfig:
 class TrackingConfig:
     enabled: bool = True
     uri: str = "sqlite:///${paths.root}/mlruns.db"  # the file store is rejected by current MLflow
-    artifact_root: str = "${paths.root}/mlartifacts"
+    artifact_root: str | None = "${paths.root}/mlartifacts"  # null with a server (artifacts proxied)
     experiment: str = "quantsam"
 
 
