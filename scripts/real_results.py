@@ -28,7 +28,9 @@ windows have little power); training is CPU-sized (index members only, 3 y train
 split-adjusted (the shared data has none), and amounts after that date are missing, so VWAP fills use the
 (high + low + close) / 3 proxy from 2022-01-17 on; the ST flag is unknown after 2022-01-14 (names are treated as not
 ST). The benchmark is the total-return CSI500 (published weights x adjusted returns); the excess against the price
-index is shown beside it.
+index is shown beside it. The portfolio had to relax constraints (turnover first: RELAX_ORDER in
+`quantsam.portfolio.problem`) on {relaxed} of the weekly rebalances; each relaxed turnover limit lets the whole
+portfolio turn over, which is where most of the costs below come from — read `attr_costs` beside `attr_excess`.
 """
 
 
@@ -37,6 +39,7 @@ def _attribution(jobs) -> pd.DataFrame:
     for j in jobs:
         for u, s in (j.backtests or {}).items():
             keys = ["excess_ann", "excess_ann_vs_price_index", "tracking_error", "info_ratio", "ex_ante_te_mean",
+                    "turnover", "relaxed_share",
                     "attr_industry", *[k for k in s if k.startswith("attr_") and k not in (
                         "attr_industry", "attr_costs", "attr_specific", "attr_excess")],
                     "attr_costs", "attr_specific", "attr_excess",
@@ -62,7 +65,8 @@ def main() -> None:
     head = [f"# Real replication: `{a.name}`", "",
             "Made by `make study experiment=real_csi500_cpu` and then "
             f"`python scripts/real_results.py <its multirun dir> --name {a.name}` (code at {sha.strip() or '?'}).",
-            "", CAVEATS.format(n_windows=n_windows), "",
+            "", CAVEATS.format(n_windows=n_windows, relaxed=" / ".join(
+                f"{100 * float(v):.0f}% ({k.split()[0]})" for k, v in attr.loc["relaxed_share"].items())), "",
             "## Return attribution and active styles (annualised; arithmetic, so the parts add up to attr_excess)",
             "", md_table(attr), ""]
     body = rep.md_path.read_text().splitlines()
