@@ -310,15 +310,8 @@ def _abandoned(tracker: Tracker, plan: TrainPlan, kind: str) -> None:
 
 
 def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # our own earlier run in this process is not running any more
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    # our own earlier run in this process is not running any more
+    return pid != os.getpid() and stageio.pid_alive(pid)
 
 
 def run_train(cfg: DictConfig, market: Market) -> TrainOutputs:
