@@ -72,8 +72,11 @@ def test_random_signal_loses_little_more_than_costs(setup, draw):
     s = _run(setup, sig)
     assert s["excess_ann"] > s["attr_costs"] - 0.06, s
     assert s["tracking_error"] < 0.06, s
-    assert abs(s["attr_excess"] - (s["attr_industry"] + s["attr_costs"] + s["attr_specific"] + sum(
-        v for k, v in s.items() if k.startswith("attr_") and k[5:] in setup[3].styles.names))) < 1e-9
+    # the attribution's costs against a back-of-the-envelope estimate from the turnover: two-sided turnover per weekly
+    # rebalance x 0.2% per side x ~50 rebalances a year, plus the first build (~1 x 0.2%)
+    cfg = setup[0]
+    est = s["turnover"] * cfg.backtest.cost_per_side * 252 / cfg.backtest.rebalance_every + cfg.backtest.cost_per_side
+    assert abs(s["attr_costs"] + est) < 0.005, (s["attr_costs"], est)
 
 
 def test_style_free_noisy_oracle_earns_a_clear_excess_at_a_fund_like_te(setup):

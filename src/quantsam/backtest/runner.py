@@ -207,14 +207,14 @@ def run_index_enhanced(signal: pd.DataFrame | np.ndarray, market, panel: Panel, 
         row = {"date": panel.dates[t], "fill_date": panel.dates[f], "fill": f_local, "status": res.status,
                "relaxed": ",".join(res.relaxed), "n_candidates": len(cand), "objective": res.objective,
                "index_weight": float(target[cons].sum())}
+        active = target - bench_w[t]
         if risk is not None:
-            active = target - bench_w[t]
             held = np.nonzero(np.abs(active) > 0)[0]
             style_rows.append(np.nan_to_num(risk.styles.values[t].astype(np.float64)).T @ active)
             if cov is not None:
                 row["ex_ante_te"] = tracking_error(active[held], risk.exposures(t, held), cov[0], cov[1][held])
         rebal_rows.append(row)
-        active_rows.append(onehot_all.T @ (target - bench_w[t]))
+        active_rows.append(onehot_all.T @ active)
         pbar.update(1)
         return target
 
