@@ -35,20 +35,23 @@ class FSAM(BaseOptimizer):
     def _direction(self, closure: Closure) -> Tensor:
         loss = self._eval(closure)
         ps, g = self._active()
-        d = []
-        for p, gi in zip(ps, g, strict=True):
-            st = self.state[p]
-            if "momentum" not in st:
-                st["momentum"] = gi.clone()
-                d.append(gi)
-            else:
-                m = st["momentum"]
-                d.append(gi - self.sigma * m)
-                m.mul_(self.lmbda).add_(gi, alpha=1.0 - self.lmbda)
+        d = noise_direction(self, ps, g, self.sigma, self.lmbda)
         e = torch._foreach_mul(d, self.rho / (global_norm(d) + 1e-12))
-        backup = self._perturb(ps, e)
-        self._eval(closure)
-        gp = self._grads_of(ps)
-        self._restore(ps, backup)
-        self._set_grads(ps, gp)
+        self._set_grads(ps, self._grads_at(ps, e, closure))
         return loss
+
+
+def noise_direction(opt: BaseOptimizer, ps: list[Tensor], g: list[Tensor], sigma: float, lmbda: float) -> list[Tensor]:
+    """F-SAM's ascent direction ``g - sigma m_{t-1}`` (``g`` on the first step), updating the EMA ``m`` kept in
+    ``opt.state[p]["momentum"]`` (shared by FSAM and CSAM)."""
+    d = []
+    for p, gi in zip(ps, g, strict=True):
+        st = opt.state[p]
+        if "momentum" not in st:
+            st["momentum"] = gi.clone()
+            d.append(gi)
+        else:
+            m = st["momentum"]
+            d.append(gi - sigma * m)
+            m.mul_(lmbda).add_(gi, alpha=1.0 - lmbda)
+    return d

@@ -32,33 +32,43 @@ class GSAM(BaseOptimizer):
                  rho_min: float | None = None, **base):
         self.rho = check_range("rho", rho, 0.0)
         self.alpha = check_range("alpha", alpha, 0.0)
-        if (rho_max is None) != (rho_min is None):
-            raise ValueError(f"rho_max={rho_max!r}, rho_min={rho_min!r}: give both (lr-proportional rho) or neither")
-        if rho_max is not None:
-            check_range("rho_max", rho_max, 0.0)
-            check_range("rho_min", rho_min, 0.0, rho_max)
-        self.rho_max, self.rho_min = rho_max, rho_min
+        self.rho_max, self.rho_min = check_rho_schedule(rho_max, rho_min)
         super().__init__(params, **base)
 
     def rho_t(self) -> float:
         """rho used by the next step."""
-        if self.rho_max is None:
-            return self.rho
-        return proportional_rho(self._lr(), self.initial_lr, self.rho_max, self.rho_min)
+        return scheduled_rho(self)
 
     def _direction(self, closure: Closure) -> Tensor:
         loss = self._eval(closure)
         ps, g = self._active()
-        g_norm = global_norm(g)
-        e = torch._foreach_mul(g, self.rho_t() / (g_norm + 1e-12))
-        backup = self._perturb(ps, e)
-        self._eval(closure)
-        gp = self._grads_of(ps)
-        gp_norm = global_norm(gp)
-        cos = dot(g, gp) / (gp_norm * g_norm + 1e-12)
-        # g_v = g - cos * ||g|| * g_p / ||g_p||;  d = g_p - alpha * g_v
-        vertical = torch._foreach_sub(g, torch._foreach_mul(gp, cos * g_norm / (gp_norm + 1e-12)))
-        torch._foreach_add_(gp, vertical, alpha=-self.alpha)
-        self._restore(ps, backup)
+        e = torch._foreach_mul(g, self.rho_t() / (global_norm(g) + 1e-12))
+        gp = self._grads_at(ps, e, closure)
+        surrogate_gap_descent(gp, g, self.alpha)
         self._set_grads(ps, gp)
         return loss
+
+
+def surrogate_gap_descent(gp: list[Tensor], g: list[Tensor], alpha: float) -> None:
+    """In place ``g_p <- g_p - alpha g_v`` with ``g_v = g - cos(g, g_p) ||g|| g_p / ||g_p||`` (Alg. 1; GSAM, CSAM)."""
+    g_norm, gp_norm = global_norm(g), global_norm(gp)
+    cos = dot(g, gp) / (gp_norm * g_norm + 1e-12)
+    vertical = torch._foreach_sub(g, torch._foreach_mul(gp, cos * g_norm / (gp_norm + 1e-12)))
+    torch._foreach_add_(gp, vertical, alpha=-alpha)
+
+
+def check_rho_schedule(rho_max, rho_min) -> tuple[float | None, float | None]:
+    """Both or neither of ``rho_max`` / ``rho_min`` (the lr-proportional rho), in range."""
+    if (rho_max is None) != (rho_min is None):
+        raise ValueError(f"rho_max={rho_max!r}, rho_min={rho_min!r}: give both (lr-proportional rho) or neither")
+    if rho_max is not None:
+        check_range("rho_max", rho_max, 0.0)
+        check_range("rho_min", rho_min, 0.0, rho_max)
+    return rho_max, rho_min
+
+
+def scheduled_rho(opt) -> float:
+    """``opt.rho``, or the lr-proportional rho when ``opt.rho_max`` / ``opt.rho_min`` are set."""
+    if opt.rho_max is None:
+        return opt.rho
+    return proportional_rho(opt._lr(), opt.initial_lr, opt.rho_max, opt.rho_min)

@@ -87,6 +87,8 @@ class BaseOptimizer(torch.optim.Optimizer):
     passes: int = 1
     #: variant hyperparameters accepted by ``__init__`` (besides lr, weight_decay, betas, eps, grad_clip)
     hyperparameters: tuple[str, ...] = ()
+    #: the report's arm group: baseline | generalisation (the report's seven) | efficiency | combined
+    family: str = "generalisation"
 
     def __init__(self, params: Iterable, lr: float = 1e-3, weight_decay: float = 1e-2,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, grad_clip: float | None = None):
@@ -107,8 +109,22 @@ class BaseOptimizer(torch.optim.Optimizer):
         self.param_names = names
         self.grad_clip = grad_clip
         self.grad_evals = 0
+        self.forward_evals = 0  # extra forward-only passes (ESAM's selection, MESA's teacher)
         self.steps = 0
         self.initial_lr = float(lr)
+        self._gen: torch.Generator | None = None  # the variant's own random stream (ESAM, RST), in state_dict
+
+    def expected_passes(self) -> float:
+        """Gradient evaluations per step on average (LookSAM ``1 + 1/k``, RST ``1 + p``; measured in ``grad_evals``)."""
+        return float(self.passes)
+
+    def _seed_rng(self, seed: int | None) -> int:
+        """Own generator for the variant's random choices: ``seed``, or one drawn from torch's global generator (so
+        the trainer's per-fit ``torch.manual_seed`` makes it reproducible); its state goes into ``state_dict``."""
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, (1,)).item())
+        self._gen = torch.Generator().manual_seed(int(seed))
+        return int(seed)
 
     # ---- helpers ---------------------------------------------------------------------------------------------
     def _params(self) -> list[Tensor]:
@@ -150,6 +166,14 @@ class BaseOptimizer(torch.optim.Optimizer):
     def _restore(ps: list[Tensor], backup: list[Tensor]) -> None:
         torch._foreach_copy_(ps, backup)
 
+    def _grads_at(self, ps: list[Tensor], e: list[Tensor], closure: Closure) -> list[Tensor]:
+        """``grad L(w + e)`` for ``ps``: perturb, one evaluation, restore the weights."""
+        backup = self._perturb(ps, e)
+        self._eval(closure)
+        gp = self._grads_of(ps)
+        self._restore(ps, backup)
+        return gp
+
     def _lr(self) -> float:
         return float(self.param_groups[0]["lr"])
 
@@ -181,7 +205,11 @@ class BaseOptimizer(torch.optim.Optimizer):
 
     # ---- state -----------------------------------------------------------------------------------------------
     def _scalars(self) -> dict[str, Any]:
-        return {"grad_evals": self.grad_evals, "steps": self.steps, "initial_lr": self.initial_lr}
+        out = {"grad_evals": self.grad_evals, "forward_evals": self.forward_evals, "steps": self.steps,
+               "initial_lr": self.initial_lr}
+        if self._gen is not None:
+            out["rng_state"] = self._gen.get_state()
+        return out
 
     def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
         index = {id(p): i for i, p in enumerate(self._params())}
@@ -201,7 +229,12 @@ class BaseOptimizer(torch.optim.Optimizer):
             p = params[int(i)]
             self.state[p] = {k: (v.to(p.device).clone() if isinstance(v, Tensor) else v) for k, v in s.items()}
         for k, v in state_dict["scalars"].items():
-            setattr(self, k, v)
+            if k == "rng_state":
+                if self._gen is None:
+                    self._gen = torch.Generator()
+                self._gen.set_state(v)
+            else:
+                setattr(self, k, v)
 
     def __repr__(self) -> str:
         hp = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.hyperparameters)
@@ -215,3 +248,4 @@ class AdamW(BaseOptimizer):
     """
 
     passes = 1
+    family = "baseline"

@@ -39,16 +39,23 @@ class SAM(BaseOptimizer):
         super().__init__(params, **base)
 
     def _direction(self, closure: Closure) -> Tensor:
-        loss = self._eval(closure)
-        ps, g = self._active()
-        scale = self.rho / (global_norm(g) + 1e-12)
-        e = torch._foreach_mul(g, scale)
-        backup = self._perturb(ps, e)
-        self._eval(closure)
-        gp = self._grads_of(ps)
-        self._restore(ps, backup)
-        self._set_grads(ps, gp)
-        return loss
+        return sam_direction(self, closure, self.rho)
+
+
+def sam_direction(opt: BaseOptimizer, closure: Closure, rho: float) -> Tensor:
+    """SAM's two evaluations on ``opt`` (Eq. 2-3): leaves ``grad L(w + e)`` in ``p.grad``, returns the clean loss.
+    Shared by SAM, LookSAM's full steps and RST's SAM steps."""
+    loss = opt._eval(closure)
+    ps, g = opt._active()
+    scale = rho / (global_norm(g) + 1e-12)
+    opt._set_grads(ps, opt._grads_at(ps, torch._foreach_mul(g, scale), closure))
+    return loss
+
+
+def weight_flags(opt: BaseOptimizer) -> dict[int, bool]:
+    """ASAM's rule for which tensors ``T_w`` scales: named ``*weight*``, or ``ndim >= 2`` when unnamed."""
+    return {id(p): ("weight" in n) if n is not None else p.ndim >= 2
+            for p, n in zip(opt._params(), opt.param_names, strict=True)}
 
 
 class ASAM(BaseOptimizer):
@@ -60,12 +67,8 @@ class ASAM(BaseOptimizer):
     def __init__(self, params, rho: float = 0.5, eta: float = 0.01, **base):
         self.rho = check_range("rho", rho, 0.0)
         self.eta = check_range("eta", eta, 0.0)
-        params = list(params)
         super().__init__(params, **base)
-        self._is_weight = {
-            id(p): ("weight" in n) if n is not None else p.ndim >= 2
-            for p, n in zip(self._params(), self.param_names, strict=True)
-        }
+        self._is_weight = weight_flags(self)
 
     def _direction(self, closure: Closure) -> Tensor:
         loss = self._eval(closure)
@@ -74,9 +77,5 @@ class ASAM(BaseOptimizer):
         tg = [gi * t if t is not None else gi for gi, t in zip(g, t_w, strict=True)]
         scale = self.rho / (global_norm(tg) + 1e-16)
         e = [(x * t if t is not None else x) * scale for x, t in zip(tg, t_w, strict=True)]
-        backup = self._perturb(ps, e)
-        self._eval(closure)
-        gp = self._grads_of(ps)
-        self._restore(ps, backup)
-        self._set_grads(ps, gp)
+        self._set_grads(ps, self._grads_at(ps, e, closure))
         return loss
