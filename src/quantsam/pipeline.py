@@ -26,6 +26,7 @@ from quantsam.data.io import DataRef
 from quantsam.data.stage import run_data
 from quantsam.errors import ConfigError
 from quantsam.features.market import open_market
+from quantsam.optim import arm_name
 from quantsam.tracking.hydra_callback import job_context
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,8 @@ def _write_result(cfg: DictConfig, res: PipelineResult) -> None:
     ctx = job_context()
     if ctx.output_dir is None:
         return
-    doc = {"optimizer": str(cfg.optimizer.name), "seed": int(cfg.seed), "work_dir": str(res.work_dir),
+    doc = {"optimizer": arm_name(cfg.optimizer), "optimizer_name": str(cfg.optimizer.name), "seed": int(cfg.seed),
+           "work_dir": str(res.work_dir),
            "run_id": res.run_id, "complete": res.complete, "stage_seconds": res.stage_seconds,
            "data_dir": str(res.data.dir) if res.data else None,
            "data_fingerprint": res.data.fingerprint if res.data else None,

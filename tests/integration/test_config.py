@@ -27,17 +27,26 @@ def test_each_choice_composes_and_validates(override):
     validate(cfg)
 
 
-@pytest.mark.parametrize("name", ["adamw", "sam", "asam", "gsam", "gam", "fsam", "wsam"])
+@pytest.mark.parametrize("name", ["adamw", "sam", "asam", "gsam", "gam", "fsam", "wsam", "looksam", "esam", "mesa",
+                                  "rst", "csam", "adamw_matched"])
 def test_optimizer_choice_builds(name):
     import torch
 
-    from quantsam.optim import build_optimizer
+    from quantsam.optim import arm_name, build_optimizer, epoch_scale, optimizer_kwargs
 
     cfg = compose([f"optimizer={name}"])
-    kw = {k: v for k, v in cfg.optimizer.items() if k != "name"}
-    kw["betas"] = tuple(kw["betas"])
-    opt = build_optimizer(cfg.optimizer.name, [torch.nn.Parameter(torch.zeros(2))], **kw)
-    assert type(opt).__name__.lower() == name
+    validate(cfg)
+    opt = build_optimizer(cfg.optimizer.name, [torch.nn.Parameter(torch.zeros(2))], **optimizer_kwargs(cfg.optimizer))
+    assert type(opt).__name__.lower() == name.removesuffix("_matched")
+    assert arm_name(cfg.optimizer) == name
+    assert epoch_scale(cfg.optimizer) == (2.0 if name == "adamw_matched" else 1.0)
+
+
+@pytest.mark.parametrize("override,match", [("optimizer.match_passes=0.5", "match_passes"),
+                                            ("optimizer.arm=a/b", "optimizer.arm")])
+def test_arm_keys_are_checked(override, match):
+    with pytest.raises(ConfigError, match=match):
+        validate(compose(["optimizer=adamw_matched", override]))
 
 
 def test_all_problems_listed_with_fixes():
@@ -56,7 +65,8 @@ def test_all_problems_listed_with_fixes():
 
 def test_unknown_optimizer_name_lists_valid_names():
     cfg = compose(["optimizer.name=adam"])
-    with pytest.raises(ConfigError, match=r"Valid names: \['adamw', 'sam', 'asam', 'gsam', 'gam', 'fsam', 'wsam'\]"):
+    names = r"\['adamw', 'sam', 'asam', 'gsam', 'gam', 'fsam', 'wsam', 'looksam', 'esam', 'mesa', 'rst', 'csam'\]"
+    with pytest.raises(ConfigError, match="Valid names: " + names):
         validate(cfg)
 
 

@@ -96,6 +96,10 @@ class TrainerConfig:
     models: list[str] | None = None
     seeds: list[int] | None = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    # GPU path: the bars resident on the device, windows gathered there (features.device_windows); auto = on CUDA
+    device_data: Any = "auto"  # auto | true | false
+    precision: str = "fp32"  # fp32 | bf16 (torch.autocast around the forward passes; the loss in fp32)
+    deterministic: bool = True  # CUDA: cudnn.deterministic + deterministic algorithms; false: cudnn.benchmark (faster)
     num_threads: int | None = None  # torch CPU threads; null = cores (or cores / jobs under the joblib launcher)
     progress: Any = "auto"  # auto (only on a TTY) | true | false
     checkpoint: bool = True
@@ -141,6 +145,9 @@ class PortfolioConfig:
     te_target: float | None = None  # annualised ex-ante tracking error limit through the factor risk model
     risk_halflife: float = 90.0  # EWMA half-life (days) of factor covariance and specific variance [CNE5]
     risk_history: int = 504  # days of factor returns before the backtest start that warm the risk model
+    # when a rebalance is infeasible: turnover_first frees turnover, then the risk bounds; graded widens the risk
+    # bounds x1.5/x2/x3, then allows turnover x1.5/x2, then the same chain (quantsam.portfolio.problem.GRADED_STEPS)
+    relax: str = "turnover_first"
     # direct: the problem's matrices handed to HiGHS (LP) / Clarabel (SOCP) — fast (see quantsam.portfolio.direct);
     # cvxpy: the same model compiled once with parameters, solved by `solver` (then `fallback_solver`) — change it there
     backend: str = "direct"
@@ -212,7 +219,7 @@ def defaults_of(schema: type) -> dict[str, Any]:
 def optimizer_defaults(name: str) -> dict[str, Any]:
     """Defaults of optimizer ``name`` from its class signature: base kwargs for ``adamw``, only the variant's own
     hyperparameters otherwise (they are layered on top of the AdamW base choice)."""
-    from quantsam.optim import BASE_KWARGS, optimizer_class
+    from quantsam.optim import ARM_KEYS, BASE_KWARGS, optimizer_class
     from quantsam.optim.protocol import BaseOptimizer
 
     cls = optimizer_class(name)
@@ -222,6 +229,8 @@ def optimizer_defaults(name: str) -> dict[str, Any]:
     for k in keys:
         v = sig[k].default
         out[k] = list(v) if isinstance(v, tuple) else v
+    if name == "adamw":  # the arm keys (quantsam.optim.ARM_KEYS) sit on the base every choice starts from
+        out.update({k: None for k in ARM_KEYS})
     return out
 
 

@@ -179,6 +179,9 @@ def _rules(cfg: DictConfig) -> list[tuple[str, Callable[[], bool], str | Callabl
         ("trainer.num_threads", lambda: t.get("num_threads") is None or _int_at_least(t.get("num_threads"), 1),
          "null or an integer >= 1"),
         ("trainer.progress", lambda: t.get("progress") in ("auto", True, False), "auto, true or false"),
+        ("trainer.device_data", lambda: t.get("device_data") in ("auto", True, False), "auto, true or false"),
+        ("trainer.precision", lambda: t.get("precision") in ("fp32", "bf16"), "fp32 or bf16"),
+        ("trainer.deterministic", lambda: isinstance(t.get("deterministic"), bool), "true or false"),
         ("trainer.cache_mb", lambda: _num(t.get("cache_mb")) >= 0, "a finite number >= 0"),
         ("trainer.save_trajectory", lambda: t.get("save_trajectory") in ("first", "all", "none"),
          "first, all or none"),
@@ -203,6 +206,7 @@ def _rules(cfg: DictConfig) -> list[tuple[str, Callable[[], bool], str | Callabl
         ("factor_test.min_listed_days", lambda: _int_at_least(ft.get("min_listed_days"), 0), "an integer >= 0"),
         # portfolio
         ("portfolio.min_index_weight", lambda: 0.0 <= _num(pf.get("min_index_weight")) <= 1.0, "in [0, 1]"),
+        ("portfolio.relax", lambda: pf.get("relax") in ("turnover_first", "graded"), "turnover_first or graded"),
         ("portfolio.max_active", lambda: 0 < _num(pf.get("max_active")) <= 1, "in (0, 1]"),
         ("portfolio.industry_tol", lambda: _num(pf.get("industry_tol")) > 0, "a finite number > 0"),
         ("portfolio.size_tol", lambda: _num(pf.get("size_tol")) > 0, "a finite number > 0"),
@@ -250,7 +254,7 @@ def _rules(cfg: DictConfig) -> list[tuple[str, Callable[[], bool], str | Callabl
 def _check_optimizer(node: Any, problems: list[str]) -> None:
     import torch
 
-    from quantsam.optim import build_optimizer, config_kwargs, list_optimizers
+    from quantsam.optim import build_optimizer, config_kwargs, list_optimizers, optimizer_kwargs
 
     if not isinstance(node, DictConfig) or "name" not in node:
         problems.append(f"optimizer: needs a 'name' key; pick a choice with optimizer=<name>, one of {list_optimizers()}")
@@ -266,8 +270,13 @@ def _check_optimizer(node: Any, problems: list[str]) -> None:
         hint = " — gradient clipping is trainer.grad_clip" if k == "grad_clip" else _suggest(k, valid)
         problems.append(f"optimizer.{k}: not an argument of '{name}'{hint}. Valid: {valid}")
     kwargs = {k: v for k, v in kwargs.items() if k in valid}
-    if isinstance(kwargs.get("betas"), list):
-        kwargs["betas"] = tuple(kwargs["betas"])
+    arm, match = kwargs.get("arm"), kwargs.get("match_passes")
+    if arm is not None and (not isinstance(arm, str) or not arm or "/" in arm or "," in arm):
+        problems.append(f"optimizer.arm={arm!r}: the arm's name must be a non-empty string without '/' or ','")
+    if match is not None and (isinstance(match, bool) or not isinstance(match, int | float) or not match >= 1):
+        problems.append(f"optimizer.match_passes={match!r}: must be a number >= 1 (gradient evaluations per step of "
+                        "the arm whose budget is matched, e.g. 2 for the SAM family) or null")
+    kwargs = optimizer_kwargs({"name": name, **kwargs})
     try:  # the optimizer's own checks, on a dummy parameter (cheap, and never out of sync with the code)
         build_optimizer(name, [torch.nn.Parameter(torch.zeros(1))], **kwargs)
     except (ValueError, TypeError) as e:

@@ -9,7 +9,10 @@ from pathlib import Path
 import pandas as pd
 
 from quantsam.errors import DataError
-from quantsam.optim import list_optimizers
+from quantsam.optim import list_optimizers, optimizer_class
+
+#: the report's arm groups, in display order (the optimizer classes' ``family``)
+FAMILIES = ("baseline", "generalisation", "efficiency", "combined")
 
 
 @dataclass
@@ -31,6 +34,8 @@ class JobResult:
     histories: dict[str, dict] = field(default_factory=dict)  # unit tag -> history json
     splits: list[dict] = field(default_factory=list)
     notes: dict[str, dict] = field(default_factory=dict)
+    optimizer_name: str = ""  # the optimizer behind the arm (``optimizer`` is the arm, e.g. adamw_matched)
+    family: str = ""  # baseline | generalisation | efficiency | combined
 
 
 def _read_json(p: Path) -> dict:
@@ -42,6 +47,11 @@ def load_job(doc: dict) -> JobResult:
     w = Path(doc["work_dir"])
     job = JobResult(doc["optimizer"], int(doc["seed"]), w, doc.get("run_id"), doc.get("stage_seconds", {}),
                     Path(doc["data_dir"]) if doc.get("data_dir") else None, doc.get("data_fingerprint"))
+    job.optimizer_name = str(doc.get("optimizer_name") or doc["optimizer"])
+    try:
+        job.family = optimizer_class(job.optimizer_name).family
+    except ValueError:
+        job.family = "generalisation"
     job.train = {**_read_json(w / "metrics.json"), **_read_json(w / "signal_metrics.json")}
     job.splits = json.loads((w / "splits.json").read_text()) if (w / "splits.json").exists() else []
     ft = Path(doc["factor_dir"]) if doc.get("factor_dir") else None
@@ -64,11 +74,14 @@ def load_job(doc: dict) -> JobResult:
 
 
 def collect(sweep_dir: str | Path) -> list[JobResult]:
-    """All finished jobs of a sweep (``<sweep dir>/*/result.json``), ordered by optimizer then seed."""
+    """All finished jobs of a sweep (``<sweep dir>/*/result.json``), ordered by group (:data:`FAMILIES`), optimizer,
+    arm, then seed."""
     d = Path(sweep_dir)
     docs = [json.loads(p.read_text()) for p in sorted(d.glob("*/result.json"))]
     if not docs:
         raise DataError(f"{d}: no */result.json — is it the sweep directory of a `make study` (pipeline multirun)?")
     jobs = [load_job(doc) for doc in docs]
     rank = {n: i for i, n in enumerate(list_optimizers())}
-    return sorted(jobs, key=lambda j: (rank.get(j.optimizer, 99), j.optimizer, j.seed))
+    fam = {f: i for i, f in enumerate(FAMILIES)}
+    return sorted(jobs, key=lambda j: (fam.get(j.family, 9), rank.get(j.optimizer_name, 99), j.optimizer != j.optimizer_name,
+                                       j.optimizer, j.seed))

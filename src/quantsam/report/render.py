@@ -65,6 +65,7 @@ def build_tables(jobs: list[JobResult]) -> dict[str, pd.DataFrame]:
     out["summary"] = T.summary_table(jobs)
     out["significance"] = T.significance(jobs)
     out["cost"] = T.cost_table(jobs)
+    out["arms"] = T.arms_table(jobs)
     return out
 
 
@@ -94,6 +95,9 @@ def render(report: StudyReport, out_dir: str | Path, title: str = "quantsam stud
                          index=["optimizers", "seeds", "runs", "test period", "rolling windows", "benchmark weights"])
     blocks: list[tuple[str, str, pd.DataFrame | None, list[str]]] = [
         ("Setup", "", setup, []),
+        ("Setup", "Arms, grouped: the baseline (AdamW, and AdamW at a SAM arm's gradient budget), the generalisation "
+                  "variants of the AI-84 report and WSAM, the efficiency variants, the composite.",
+         report.tables["arms"], []),
         ("Summary", "Mean over seeds: test RankIC / ICIR of the signal, TOP-layer annualised excess, each index's "
                     "annualised excess and IR, gradient evaluations, training wall time (s).", report.tables["summary"],
          []),
@@ -108,7 +112,8 @@ def render(report: StudyReport, out_dir: str | Path, title: str = "quantsam stud
          report.tables["last_year"], []),
         ("Significance", "Each variant vs AdamW on per-window test RankIC, paired over seeds x rolling windows "
                          "(Wilcoxon signed-rank, two-sided).", report.tables["significance"], []),
-        ("Cost", "Gradient evaluations and wall time (seconds) per optimizer; stage times of the pipeline.",
+        ("Cost", "Gradient evaluations and wall time (seconds) per arm; stage times of the pipeline; test RankIC per "
+                 "1,000 gradient evaluations.",
          report.tables["cost"], ["cost"]),
         ("Figures", "Convergence: validation RankIC and RankICIR per epoch for the same seed, window and data.",
          None, [k for k in ("convergence", "convergence_weekly") if k in pngs]),

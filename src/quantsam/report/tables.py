@@ -96,7 +96,22 @@ def cost_table(jobs) -> pd.DataFrame:
     if "adamw" in df.columns:
         df.loc["grad evals / AdamW"] = df.loc["grad evals"] / df.loc["grad evals", "adamw"]
         df.loc["train wall / AdamW"] = df.loc["train wall (s)"] / df.loc["train wall (s)", "adamw"]
+    # what each arm buys per unit of compute: test RankIC of the signal / (gradient evaluations / 1,000)
+    ric = pd.Series({o: np.nanmean([j.train.get("test/rank_ic_mean", np.nan) for j in jobs if j.optimizer == o])
+                     for o in df.columns})
+    df.loc["RankIC per 1,000 grad evals"] = ric / (df.loc["grad evals"] / 1000.0)
     return df
+
+
+def arms_table(jobs) -> pd.DataFrame:
+    """One row per arm, in report order: its group (baseline / generalisation / efficiency / combined), the optimizer
+    behind it, the epoch budget factor of a compute-matched arm, and the seeds run."""
+    rows = {}
+    for o in optimizers(jobs):
+        js = [j for j in jobs if j.optimizer == o]
+        rows[o] = {"group": js[0].family, "optimizer": js[0].optimizer_name,
+                   "seeds": ", ".join(str(j.seed) for j in js)}
+    return pd.DataFrame(rows).T
 
 
 def window_rank_ic(job: JobResult) -> pd.Series:
@@ -176,7 +191,8 @@ def format_summary(df: pd.DataFrame) -> str:
 
     width = max(len(r) for r in df.index) + 2
     cols = [str(c) for c in df.columns]
-    lines = [" " * width + "".join(f"{c:>12}" for c in cols)]
+    cw = max([12, *(len(c) + 2 for c in cols)])  # arm names such as adamw_matched need a wider column
+    lines = [" " * width + "".join(f"{c:>{cw}}" for c in cols)]
     for r in df.index:
-        lines.append(f"{r:<{width}}" + "".join(f"{cell(r, df.loc[r, c]):>12}" for c in df.columns))
+        lines.append(f"{r:<{width}}" + "".join(f"{cell(r, df.loc[r, c]):>{cw}}" for c in df.columns))
     return "\n".join(lines)

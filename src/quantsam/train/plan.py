@@ -10,6 +10,7 @@ ends fits sooner — and divides by the launcher's parallel jobs.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, replace
 
@@ -19,6 +20,7 @@ from omegaconf import DictConfig
 
 from quantsam.features.market import Market
 from quantsam.models import build_model
+from quantsam.optim import epoch_scale
 from quantsam.train.loop import LOSSES, _AttrDict, _optimizer, evaluate, train_epoch
 from quantsam.train.stage import _fit_config, feature_set, plan_training
 
@@ -76,9 +78,10 @@ def study_plan(cfg: DictConfig, market: Market, optimizers: dict[str, dict], n_s
     calibrate(cfg, fs, plan.units[0].split, next(iter(optimizers.values())))  # warm-up: builds the lazy windows
     for name, oc in optimizers.items():
         cal = calibrate(cfg, fs, plan.units[0].split, oc)
-        steps = epochs * sum(steps_per_fit) * n_seeds_jobs
-        secs = epochs * n_seeds_jobs * (cal.seconds_per_step * sum(steps_per_fit)
-                                        + cal.seconds_per_valid_date * sum(valid_per_fit))
+        ep = math.ceil(epochs * epoch_scale(oc))  # a compute-matched arm trains match_passes / passes x the epochs
+        steps = ep * sum(steps_per_fit) * n_seeds_jobs
+        secs = ep * n_seeds_jobs * (cal.seconds_per_step * sum(steps_per_fit)
+                                    + cal.seconds_per_valid_date * sum(valid_per_fit))
         rows.append(PlanRow(name, len(plan.units) * n_seeds_jobs, steps, int(round(steps * cal.evals_per_step)),
                             secs / 3600.0))
     info = {"windows": len(plan.splits), "units_per_job": len(plan.units), "names": int(fs.panel.traded.shape[1]),

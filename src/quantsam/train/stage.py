@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import socket
@@ -45,12 +46,14 @@ from omegaconf import DictConfig, OmegaConf
 from quantsam import progress, stageio
 from quantsam.errors import ConfigError
 from quantsam.features.dataset import FeatureSet, Split, rolling_splits
+from quantsam.features.device_windows import DeviceFeatures
 from quantsam.features.market import Market
+from quantsam.optim import arm_name, epoch_scale, optimizer_class
 from quantsam.tracking.hydra_callback import job_context, parent_run_id
 from quantsam.tracking.mlflow_run import Tracker, git_info, package_versions, run_params
 from quantsam.train import checkpoint
 from quantsam.train.loop import FitConfig, fit_unit, predict_dates, predictions_frame
-from quantsam.train.runtime import pick_device, set_threads
+from quantsam.train.runtime import configure_determinism, pick_device, set_threads
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +63,9 @@ TRAIN_VERSION = 1
 TRAIN_GROUPS = ("seed", "universe", "features", "model", "optimizer", "trainer", "signal")
 #: trainer keys that change no number (or only select which units this job trains)
 NON_RESULT_TRAINER = ("progress", "num_threads", "checkpoint", "cache_mb", "save_trajectory", "device", "windows",
-                      "models", "seeds")
+                      "models", "seeds", "device_data", "deterministic")
+#: (group, key, default): part of the stage key only when not at the default (added after work was done)
+KEY_IF_SET = (("optimizer", "arm", None), ("optimizer", "match_passes", None), ("trainer", "precision", "fp32"))
 
 
 @dataclass
@@ -101,7 +106,7 @@ def train_universe(cfg: DictConfig) -> str:
 
 
 def run_name(cfg: DictConfig) -> str:
-    return f"{cfg.optimizer.name}-{train_universe(cfg)}-s{cfg.seed}"
+    return f"{arm_name(cfg.optimizer)}-{train_universe(cfg)}-s{cfg.seed}"
 
 
 def train_config(cfg: DictConfig) -> dict:
@@ -115,6 +120,10 @@ def train_config(cfg: DictConfig) -> dict:
         u.pop("index_code", None)
     for k in NON_RESULT_TRAINER:
         c.get("trainer", {}).pop(k, None)
+    # keys added later enter the key only when set away from their default, so finished work stays valid
+    for group, key, default in KEY_IF_SET:
+        if isinstance(c.get(group), dict) and c[group].get(key, default) == default:
+            c[group].pop(key, None)
     return c
 
 
@@ -172,11 +181,14 @@ def plan_training(cfg: DictConfig, market: Market, fs: FeatureSet) -> TrainPlan:
 # ---- step 2: units --------------------------------------------------------------------------------------------------
 def _fit_config(cfg: DictConfig) -> FitConfig:
     tr = cfg.trainer
+    # compute-matched arm (optimizer.match_passes): the budget of a k-pass optimizer = epochs and patience x k / own
+    scale = epoch_scale(cfg.optimizer)
     return FitConfig(model=OmegaConf.to_container(cfg.model, resolve=True),
                      optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True),
-                     max_epochs=int(tr.max_epochs), patience=int(tr.patience), loss=str(tr.loss),
+                     max_epochs=math.ceil(int(tr.max_epochs) * scale), patience=math.ceil(int(tr.patience) * scale),
+                     loss=str(tr.loss),
                      max_names_per_batch=None if tr.max_names_per_batch is None else int(tr.max_names_per_batch),
-                     shuffle_dates=bool(tr.shuffle_dates),
+                     shuffle_dates=bool(tr.shuffle_dates), precision=str(tr.get("precision", "fp32")),
                      grad_clip=None if tr.grad_clip is None else float(tr.grad_clip))
 
 
@@ -193,7 +205,7 @@ def unit_history(plan: TrainPlan, u: Unit) -> dict:
 
 
 def _train_unit(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, u: Unit, fc: FitConfig, device: torch.device,
-                on_epoch, bar) -> dict:
+                on_epoch, bar, dev: DeviceFeatures | None = None) -> dict:
     """Train one unit (resuming from its checkpoint) and write its outputs, then its manifest; returns its history."""
     w = plan.work
     seed = int(cfg.seed) * 1000 + u.k
@@ -201,8 +213,8 @@ def _train_unit(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, u: Unit, fc: F
     keep = save_traj == "all" or (save_traj == "first" and u.split.index == 0 and u.k == 0)
     ckpt = w / "checkpoints" / f"{u.tag}.pt"
     res = fit_unit(fs, u.split, u.freq, seed, replace(fc, keep_trajectory=keep), device,
-                   ckpt_path=ckpt if cfg.trainer.checkpoint else None, on_epoch=on_epoch, progress=bar)
-    pred = predict_dates(res.model, fs, u.freq, u.split.test, device)
+                   ckpt_path=ckpt if cfg.trainer.checkpoint else None, on_epoch=on_epoch, progress=bar, dev=dev)
+    pred = predict_dates(res.model, fs, u.freq, u.split.test, device, dev, fc.precision)
     df = predictions_frame(pred, fs, u.split.test, u.freq, u.k)
     df["window"] = u.split.index
     outputs = {"predictions": w / "predictions" / f"{u.tag}.parquet", "model": w / "models" / f"{u.tag}.pt",
@@ -233,9 +245,15 @@ def train_units(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, tracker: Track
     ctx = job_context()
     threads = set_threads(None if tr.num_threads is None else int(tr.num_threads), ctx.n_jobs)
     device = pick_device(str(tr.device))
-    if device.type == "cpu":
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    tracker.set_tags(run_id, {"device": str(device), "torch_threads": str(threads)})
+    configure_determinism(device, bool(tr.get("deterministic", True)))
+    on_device = tr.get("device_data", "auto")
+    dev = None
+    if on_device is True or (on_device == "auto" and device.type == "cuda"):
+        t0 = time.perf_counter()
+        dev = DeviceFeatures(fs, device)
+        log.info("device-resident bars on %s (%.1f s)", device, time.perf_counter() - t0)
+    tracker.set_tags(run_id, {"device": str(device), "torch_threads": str(threads), "device_data": str(dev is not None),
+                              "precision": str(tr.get("precision", "fp32"))})
     fc = _fit_config(cfg)
     step = {f: 0 for f in cfg.model.frequencies}
     totals = {"grad_evals": 0, "seconds": 0.0}
@@ -254,7 +272,7 @@ def train_units(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, tracker: Track
                     tracker.log_metrics(run_id, _epoch_metrics(freq, rec), step=step[freq])
                     step[freq] += 1
 
-                hist = _train_unit(cfg, plan, fs, u, fc, device, on_epoch, bar)
+                hist = _train_unit(cfg, plan, fs, u, fc, device, on_epoch, bar, dev)
             else:
                 hist = unit_history(plan, u)
                 tracker.log_history(run_id, [(step[u.freq] + i, _epoch_metrics(u.freq, r))
@@ -290,7 +308,8 @@ def assemble(plan: TrainPlan) -> Path:
 def _tags(cfg: DictConfig, plan: TrainPlan, market: Market, kind: str) -> dict[str, str]:
     ctx = job_context()
     return {"stage_key": plan.key, "config_hash": plan.key, "kind": kind, "units": plan.selection,
-            "data_fingerprint": market.fingerprint, "hydra_job_num": ctx.num, "optimizer": str(cfg.optimizer.name),
+            "data_fingerprint": market.fingerprint, "hydra_job_num": ctx.num, "optimizer": arm_name(cfg.optimizer),
+            "optimizer_name": str(cfg.optimizer.name), "family": optimizer_class(str(cfg.optimizer.name)).family,
             "universe": train_universe(cfg), "seed": str(cfg.seed), "work_dir": str(plan.work),
             "host": socket.gethostname(), "pid": str(os.getpid()), **git_info(),
             **{f"version.{k}": v for k, v in package_versions().items()}}
