@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,10 +16,12 @@ import torch
 
 from quantsam.crosssection import ic_rows, rank_ic_rows
 from quantsam.features.dataset import FeatureSet, Split
+from quantsam.features.device_windows import DeviceFeatures
 from quantsam.models import build_model
-from quantsam.optim import build_optimizer
+from quantsam.optim import build_optimizer, optimizer_kwargs
+from quantsam.optim.closure import BatchClosure
 from quantsam.train import checkpoint
-from quantsam.train.losses import LOSSES
+from quantsam.train.losses import LOSSES, SAMPLE_LOSSES
 from quantsam.train.runtime import unit_seed
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,7 @@ class FitConfig:
     shuffle_dates: bool = True
     grad_clip: float | None = None
     keep_trajectory: bool = False  # record the flattened weights after every epoch (loss-landscape PCA)
+    precision: str = "fp32"  # fp32 | bf16 (autocast around forward passes)
 
 
 @dataclass
@@ -51,29 +55,46 @@ class UnitResult:
 
 
 def _optimizer(model: torch.nn.Module, fc: FitConfig):
-    kw = {k: v for k, v in fc.optimizer.items() if k != "name"}
-    if "betas" in kw:
-        kw["betas"] = tuple(kw["betas"])
-    return build_optimizer(fc.optimizer["name"], model.named_parameters(), grad_clip=fc.grad_clip, **kw)
+    return build_optimizer(fc.optimizer["name"], model.named_parameters(), grad_clip=fc.grad_clip,
+                           **optimizer_kwargs(fc.optimizer))
+
+
+def autocast_for(device: torch.device, precision: str) -> Callable[[], AbstractContextManager]:
+    """The forward passes' context: ``torch.autocast(bfloat16)`` for ``precision=bf16``, else nothing."""
+    if precision == "bf16":
+        return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return nullcontext
+
+
+def _inputs(fs: FeatureSet, dev: DeviceFeatures | None, freq: str, t: int, device: torch.device):
+    """(``[n, L, F]`` tensor on ``device``, names) from the device-resident path when given, else the host path."""
+    if dev is not None:
+        return dev.inputs(freq, t)
+    x, names = fs.inputs(freq, t)
+    return torch.from_numpy(x).to(device), names
 
 
 @torch.no_grad()
 def predict_dates(model: torch.nn.Module, fs: FeatureSet, freq: str, dates: np.ndarray,
-                  device: torch.device) -> np.ndarray:
+                  device: torch.device, dev: DeviceFeatures | None = None, precision: str = "fp32") -> np.ndarray:
     """``[len(dates), N]`` predictions (NaN for names not eligible on a date)."""
     model.eval()
+    ac = autocast_for(device, precision)
     out = np.full((len(dates), len(fs.panel.codes)), np.nan, dtype=np.float64)
     for k, t in enumerate(dates):
-        x, names = fs.inputs(freq, int(t))
+        x, names = _inputs(fs, dev, freq, int(t), device)
         if len(names):
-            out[k, names] = model(torch.from_numpy(x).to(device)).double().cpu().numpy()
+            with ac():
+                p = model(x)
+            out[k, names] = p.double().cpu().numpy()
     model.train()
     return out
 
 
-def evaluate(model: torch.nn.Module, fs: FeatureSet, freq: str, dates: np.ndarray, device: torch.device) -> dict:
+def evaluate(model: torch.nn.Module, fs: FeatureSet, freq: str, dates: np.ndarray, device: torch.device,
+             dev: DeviceFeatures | None = None, precision: str = "fp32") -> dict:
     """Validation metrics: mean IC, mean RankIC and RankICIR (mean / std) over the dates."""
-    pred = predict_dates(model, fs, freq, dates, device)
+    pred = predict_dates(model, fs, freq, dates, device, dev, precision)
     lab = fs.label[dates]
     ics, rics = ic_rows(pred, lab), rank_ic_rows(pred, lab)
     rics_ok = rics[np.isfinite(rics)]
@@ -84,33 +105,37 @@ def evaluate(model: torch.nn.Module, fs: FeatureSet, freq: str, dates: np.ndarra
 
 
 def train_epoch(model: torch.nn.Module, opt, loss_fn, fs: FeatureSet, freq: str, dates: np.ndarray,
-                max_names: int | None, rng: np.random.Generator, device: torch.device) -> list[float]:
-    """One pass over ``dates`` (one date = one batch), calling ``opt.step(closure)``; returns the clean losses."""
+                max_names: int | None, rng: np.random.Generator, device: torch.device,
+                dev: DeviceFeatures | None = None, precision: str = "fp32") -> list[float]:
+    """One pass over ``dates`` (one date = one batch), calling ``opt.step(closure)``; returns the clean losses.
+    With ``dev`` the batch is gathered on the device and only the row indices cross (the same rows either way)."""
     losses = []
+    ac = autocast_for(device, precision)
     for t in dates:
-        x, names = fs.inputs(freq, int(t))
+        names = fs.names(int(t)) if dev is not None else None
+        x, names = (None, names) if dev is not None else fs.inputs(freq, int(t))
         y = fs.label[t, names]
         rows = np.nonzero(np.isfinite(y))[0]
         if len(rows) < 3:
             continue
         if max_names and len(rows) > max_names:
             rows = np.sort(rng.choice(rows, max_names, replace=False))
-        xb = torch.from_numpy(x[rows]).to(device)
-        yb = torch.from_numpy(y[rows]).to(device)
-
-        def closure(xb=xb, yb=yb):
-            opt.zero_grad()
-            loss = loss_fn(model(xb), yb)
-            loss.backward()
-            return loss
-
+        if dev is not None:
+            xd, _ = dev.inputs(freq, int(t))
+            r = torch.from_numpy(rows).to(device)
+            xb = xd.index_select(0, r)
+            yb = torch.from_numpy(y[rows]).to(device)
+        else:
+            xb = torch.from_numpy(x[rows]).to(device)
+            yb = torch.from_numpy(y[rows]).to(device)
+        closure = BatchClosure(model, loss_fn, xb, yb, SAMPLE_LOSSES.get(loss_fn), autocast=ac)
         losses.append(float(opt.step(closure)))
     return losses
 
 
 def fit_unit(fs: FeatureSet, split: Split, freq: str, seed: int, fc: FitConfig, device: torch.device,
              ckpt_path: Path | None = None, on_epoch: Callable[[dict], None] | None = None,
-             progress=None) -> UnitResult:
+             progress=None, dev: DeviceFeatures | None = None) -> UnitResult:
     """Train one model on ``split.train``, early-stop on ``split.valid`` RankIC, return it with the best weights.
 
     Resumes from ``ckpt_path`` when it exists (model, optimizer incl. SAM-family buffers, early-stopping state,
@@ -138,8 +163,9 @@ def fit_unit(fs: FeatureSet, split: Split, freq: str, seed: int, fc: FitConfig, 
         t0 = time.perf_counter()
         rng = np.random.default_rng([seed, split.index, freq_id, epoch])
         order = rng.permutation(split.train) if fc.shuffle_dates else split.train
-        losses = train_epoch(model, opt, loss_fn, fs, freq, order, fc.max_names_per_batch, rng, device)
-        metrics = evaluate(model, fs, freq, split.valid, device)
+        losses = train_epoch(model, opt, loss_fn, fs, freq, order, fc.max_names_per_batch, rng, device, dev,
+                             fc.precision)
+        metrics = evaluate(model, fs, freq, split.valid, device, dev, fc.precision)
         record = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"),
                   "valid_ic": metrics["ic"], "valid_rank_ic": metrics["rank_ic"],
                   "valid_rank_icir": metrics["rank_icir"], "seconds": time.perf_counter() - t0,

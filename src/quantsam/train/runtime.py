@@ -23,6 +23,23 @@ def pick_device(name: str = "auto") -> torch.device:
     return dev
 
 
+def configure_determinism(device: torch.device, deterministic: bool = True) -> None:
+    """``trainer.deterministic``. CPU runs are always deterministic (same config + seed => same numbers). On CUDA,
+    true: cuDNN's deterministic kernels, no autotuning, torch's deterministic algorithms (cuBLAS needs
+    ``CUBLAS_WORKSPACE_CONFIG=:4096:8``, set here unless already set) — reruns on the same GPU and software give the
+    same numbers; false: ``cudnn.benchmark`` autotunes the fastest kernels (runs may differ in the last bits)."""
+    if device.type != "cuda" or deterministic:
+        if device.type == "cuda":
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.backends.cudnn.deterministic = True
+            torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        torch.backends.cudnn.deterministic = False
+        torch.backends.cudnn.benchmark = True
+        torch.use_deterministic_algorithms(False)
+
+
 def set_threads(num_threads: int | None = None, n_jobs: int = 1) -> int:
     """torch CPU threads: ``num_threads`` if given, else cores / parallel jobs (at least 1)."""
     n = num_threads or max(1, (os.cpu_count() or 1) // max(1, n_jobs))
