@@ -28,7 +28,7 @@ experiment_or = experiment=$(if $(call given,experiment),$(value experiment),$(1
 # `make demo optimizer=asam` compares AdamW with ASAM (GSAM by default)
 DEMO_VS = $(if $(call given,optimizer),$(value optimizer),gsam)
 
-.PHONY: help install demo data train sweep study pipeline factor-test backtest report test test-slow bench lint \
+.PHONY: help install demo data train sweep study tune pipeline factor-test backtest report test test-slow bench lint \
         mlflow-ui mlflow-server clean
 
 help: ## list the targets
@@ -61,6 +61,9 @@ pipeline: $(STAMP) ## data -> train -> signal -> factor test -> CSI300/500/1000 
 
 study: $(STAMP) ## the study: the pipeline for the seven optimizers (experiment=study), then the comparison report
 	$(PY) -m quantsam $(strip pipeline --multirun $(call experiment_or,study) $(OVERRIDES_NO_EXP))
+
+tune: $(STAMP) ## tune a variant's neighbourhood with Optuna on the demo setup: make tune optimizer=gsam -> optimizer=gsam_tuned
+	$(PY) -m quantsam $(strip tune $(OVERRIDES))
 
 factor-test: $(STAMP) ## factor test of a signal: RUN=<training work dir | signal.parquet | MLflow run id>
 	$(PY) -m quantsam $(strip factor_test $(if $(RUN),factor_test.input=$(RUN)) $(OVERRIDES))

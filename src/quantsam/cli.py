@@ -71,6 +71,24 @@ def train_main(cfg: DictConfig) -> float | None:
     return _in_sweep(go)
 
 
+@hydra.main(config_path=_CONF, config_name="config", version_base="1.3")
+def tune_main(cfg: DictConfig) -> float | None:
+    """One Optuna trial: train, return the validation objective (``make tune optimizer=gsam``; see train/tune.py)."""
+    from quantsam.pipeline import run_pipeline
+    from quantsam.train.tune import validation_objective
+
+    def go():
+        res = run_pipeline(cfg, stages=["train"])
+        value = validation_objective(res.work_dir)
+        from hydra.core.hydra_config import HydraConfig
+
+        searched = [o for o in HydraConfig.get().overrides.task if o.startswith("optimizer.")]
+        print(f"trial {' '.join(searched)}: mean best validation RankIC {value:.4f}")
+        return value
+
+    return _in_sweep(go)
+
+
 def _standalone(cfg: DictConfig, stage: str, spec):
     """A factor test / backtest of an explicit input (``RUN=``): the market of this config, the given signal."""
     from quantsam.data.stage import run_data
@@ -207,7 +225,22 @@ def pd_table(summary: dict) -> str:
 _PLAN_SWEEP: dict[str, str] = {}
 
 COMMANDS = {"data": data_main, "check": check_main, "train": train_main, "factor_test": factor_test_main,
-            "backtest": backtest_main, "pipeline": pipeline_main, "report": report_main, "plan": plan_main}
+            "backtest": backtest_main, "pipeline": pipeline_main, "report": report_main, "plan": plan_main,
+            "tune": tune_main}
+
+
+def _tune_args(argv: list[str]) -> list[str]:
+    """``tune optimizer=X``: the tune experiment (unless one is given) and X's search space (conf/tune_space/X)."""
+    from quantsam.errors import ConfigError
+
+    given = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in argv if "=" in a}
+    name = given.get("optimizer")
+    spaces = sorted(p.stem for p in (config_dir() / "tune_space").glob("*.yaml"))
+    if name is None or name not in spaces:
+        raise ConfigError([f"tune: optimizer={name}: {'give one' if name is None else 'no search space'} — "
+                           f"conf/tune_space/ has {spaces} (make tune optimizer=gsam)"])
+    extra = [] if "experiment" in given else ["experiment=tune"]
+    return [*argv, *extra, f"+tune_space={name}"]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -223,6 +256,8 @@ def main(argv: list[str] | None = None) -> None:
         _PLAN_SWEEP.update(sweep)
         argv = [a for a in argv if a not in ("--multirun", "-m") and a.split("=", 1)[0] not in sweep]
         argv += ["hydra.mode=RUN"]
+    if command == "tune":
+        argv = _tune_args(argv)
     sys.argv = [f"quantsam {command}", *argv]
     COMMANDS[command]()
 
