@@ -127,6 +127,36 @@ def test_relaxation_chain_and_hold():
     assert np.array_equal(res3.weights, prev3)
 
 
+def test_graded_relaxation_widens_risk_then_bounds_the_extra_turnover():
+    """A portfolio drifted to small caps (weights x exp(-a z_size)): turnover_first frees turnover at once; graded
+    widens the size band first and then allows 1.5x / 2x turnover, and trades no more than that."""
+    rng = np.random.default_rng(5)
+    case = random_case(rng)
+    old_cfg = PortfolioConfig(**{**C.__dict__, "size_tol": 0.2})
+    graded = PortfolioConfig(**{**C.__dict__, "size_tol": 0.2, "relax": "graded"})
+    s = zscore_vector(np.asarray(case["size"], float), np.ones(40, bool))
+
+    def drifted(a):
+        w = np.asarray(case["bench_weight"], float) * np.exp(-a * s)
+        return w / w.sum()
+
+    expect = {1.0: (["risk x1.5"], 0.4), 1.5: (["risk x1.5", "risk x2", "risk x3", "turnover x1.5"], 0.6),
+              2.0: (["risk x1.5", "risk x2", "risk x3", "turnover x1.5", "turnover x2"], 0.8)}
+    for a, (relaxed, turnover) in expect.items():
+        prev = drifted(a)
+        res = IndexEnhancedProblem(40, 4, graded).solve(**case, prev_weight=prev)
+        assert res.status == "optimal" and res.relaxed == relaxed
+        assert np.abs(res.weights - prev).sum() <= turnover + 1e-7
+        old = IndexEnhancedProblem(40, 4, old_cfg).solve(**case, prev_weight=prev)
+        if a == 2.0:  # the old chain: turnover first, unbounded
+            assert old.relaxed == ["turnover"] and np.abs(old.weights - prev).sum() > 1.4
+    # all in non-constituents (80% back in the index needs turnover 1.6): bounded steps fail, then the old chain
+    prev = np.zeros(40)
+    prev[30:] = 0.1
+    res = IndexEnhancedProblem(40, 4, graded).solve(**case, prev_weight=prev)
+    assert res.relaxed == ["risk x1.5", "risk x2", "risk x3", "turnover x1.5", "turnover x2", "turnover"]
+
+
 def test_first_rebalance_infeasible_names_the_group():
     rng = np.random.default_rng(2)
     case = random_case(rng, n_index=5)  # 5 constituents with +-0.01 bands cannot hold 80%
