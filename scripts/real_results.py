@@ -28,9 +28,9 @@ windows have little power); training is CPU-sized (index members only, 3 y train
 split-adjusted (the shared data has none), and amounts after that date are missing, so VWAP fills use the
 (high + low + close) / 3 proxy from 2022-01-17 on; the ST flag is unknown after 2022-01-14 (names are treated as not
 ST). The benchmark is the total-return CSI500 (published weights x adjusted returns); the excess against the price
-index is shown beside it. The portfolio had to relax constraints (turnover first: RELAX_ORDER in
-`quantsam.portfolio.problem`) on {relaxed} of the weekly rebalances; each relaxed turnover limit lets the whole
-portfolio turn over, which is where most of the costs below come from — read `attr_costs` beside `attr_excess`.
+index is shown beside it. The portfolio had to relax constraints on {relaxed} of the weekly rebalances
+(`portfolio.relax=graded`: the risk bounds — size, styles, tracking error, industries — widened x1.5 / x2 / x3 before
+any extra turnover, `GRADED_STEPS` in `quantsam.portfolio.problem`); read `attr_costs` beside `attr_excess`.
 """
 
 

@@ -28,7 +28,7 @@ from quantsam.tracking.mlflow_run import Tracker
 
 log = logging.getLogger(__name__)
 
-BACKTEST_VERSION = 2  # 2: styles, risk model, attribution, benchmark basis
+BACKTEST_VERSION = 3  # 2: styles, risk model, attribution, benchmark basis; 3: graded relaxation widens industries
 
 
 @dataclass

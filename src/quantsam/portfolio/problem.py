@@ -38,8 +38,8 @@ from quantsam.errors import InfeasibleError
 log = logging.getLogger(__name__)
 
 RELAX_ORDER = ("turnover", "tracking_error", "style", "size", "industry")
-#: portfolio.relax=graded: before RELAX_ORDER, widen the risk bounds (size, styles, tracking error) in steps, then allow
-#: a bounded extra turnover — (label, risk tolerance multiplier, turnover multiplier). A drifted portfolio then drifts
+#: portfolio.relax=graded: before RELAX_ORDER, widen the risk bounds (size, styles, tracking error, industries) in steps,
+#: then allow a bounded extra turnover — (label, risk tolerance multiplier, turnover multiplier). A drifted portfolio then drifts
 #: back over a few rebalances instead of being rebuilt at once (turnover_first frees turnover entirely at the first
 #: infeasibility: on real CSI500 that cost 4-7%/yr in trading, docs/results/real_csi500_cpu)
 GRADED_STEPS = (("risk x1.5", 1.5, 1.0), ("risk x2", 2.0, 1.0), ("risk x3", 3.0, 1.0), ("turnover x1.5", 3.0, 1.5),
@@ -186,8 +186,9 @@ class IndexEnhancedProblem:
         means the first rebalance: no turnover limit, no frozen names). ``styles``: ``[m, len(style_bounds)]``
         exposures (NaN -> 0, neutral) when style bounds are configured; ``risk``: ``(B [m, K], specific variance
         [m])`` daily, when ``te_target`` is. If infeasible (``portfolio.relax=turnover_first``), relax turnover, then the
-        tracking error, the styles, size and industry; ``relax=graded`` first widens the risk bounds x1.5, x2, x3 and
-        then allows turnover x1.5, x2 (:data:`GRADED_STEPS`) before that chain; if still infeasible, hold
+        tracking error, the styles, size and industry; ``relax=graded`` first widens the risk bounds (industries
+        included) x1.5, x2, x3 and then allows turnover x1.5, x2 (:data:`GRADED_STEPS`) before that chain; if still
+        infeasible, hold
         ``prev_weight`` (``status='held'``)."""
         m = len(score)
         if m > self.n:
@@ -221,7 +222,7 @@ class IndexEnhancedProblem:
             if isinstance(step, tuple):
                 label, risk_x, turn_x = step
                 relaxed.append(label)
-                for k in ("size", "style", "tracking_error"):
+                for k in ("size", "style", "tracking_error", "industry"):
                     tol[k] = base[k] * risk_x
                 tol["turnover"] = base["turnover"] * turn_x
                 log.info("rebalance %s: infeasible, %s", date, label)
