@@ -65,11 +65,17 @@ def _run(setup, sig):
                               figures=False, risk=risk).summary
 
 
+def _line(s: dict) -> str:
+    return (f"excess {s['excess_ann']:+.2%}, TE {s['tracking_error']:.2%}, costs {s['attr_costs']:+.2%}, "
+            f"turnover {s['turnover']:.2f}, relaxed {s['relaxed_share']:.0%}")
+
+
 @pytest.mark.parametrize("draw", [0, 1])
 def test_random_signal_loses_little_more_than_costs(setup, draw):
     panel = setup[2]
     sig = np.random.default_rng(100 + draw).normal(size=panel.traded.shape)
     s = _run(setup, sig)
+    print(f"random {draw}: " + _line(s))
     assert s["excess_ann"] > s["attr_costs"] - 0.06, s
     assert s["tracking_error"] < 0.06, s
     # the attribution's costs against a back-of-the-envelope estimate from the turnover: two-sided turnover per weekly
@@ -90,5 +96,6 @@ def test_style_free_noisy_oracle_earns_a_clear_excess_at_a_fund_like_te(setup):
     ric = float(np.nanmean(rank_ic_rows(oracle[rows], fwd[rows])))
     assert 0.05 < ric < 0.15, ric  # the signal is weak, like a real factor
     s = _run(setup, oracle)
+    print(f"oracle (weekly RankIC {ric:.3f}): " + _line(s))
     assert s["excess_ann"] > 0.08, s
     assert s["tracking_error"] < 0.06, s

@@ -59,7 +59,9 @@ class TunedConfigCallback(Callback):
         doc = yaml.safe_load(res.read_text())
         name = str(config.optimizer.name)
         space = OmegaConf.to_container(config.hydra.sweeper.params, resolve=False) or {}
-        text = tuned_yaml(name, doc["best_params"], float(doc["best_value"]), space, sweep_dir,
+        root = Path(str(config.paths.root))
+        shown = sweep_dir.relative_to(root) if sweep_dir.is_relative_to(root) else sweep_dir
+        text = tuned_yaml(name, doc["best_params"], float(doc["best_value"]), space, shown,
                           int(config.hydra.sweeper.n_trials), config.hydra.sweeper.sampler.get("seed"))
         out = sweep_dir / f"{name}_tuned.yaml"
         out.write_text(text)
