@@ -25,7 +25,7 @@ def client(tmp: Path):
 
 def test_tune_writes_the_best_neighbourhood_found_on_validation_data(tmp_path):
     cmd = [sys.executable, "-m", "quantsam", "tune", "optimizer=gsam", "experiment=tune", *SMOKE,
-           "hydra.sweeper.n_trials=4", f"paths.runs={tmp_path}/out", f"tracking.uri=sqlite:///{tmp_path}/mlruns.db",
+           "hydra.sweeper.n_trials=2", f"paths.runs={tmp_path}/out", f"tracking.uri=sqlite:///{tmp_path}/mlruns.db",
            f"tracking.artifact_root={tmp_path}/art", f"hydra.sweep.dir={tmp_path}/sweep",
            f"tune.write_dir={tmp_path}/conf"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
@@ -41,7 +41,7 @@ def test_tune_writes_the_best_neighbourhood_found_on_validation_data(tmp_path):
     c, rs = client(tmp_path)
     parent = next(r for r in rs if r.data.tags.get("kind") == "sweep")
     kids = [r for r in rs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert len(kids) == 4 and all(r.info.status == "FINISHED" for r in kids)
+    assert len(kids) == 2 and all(r.info.status == "FINISHED" for r in kids)
     values = []
     for r in kids:
         hist = [json.loads(p.read_text()) for p in Path(r.data.tags["work_dir"]).glob("history/*.json")]
@@ -59,7 +59,9 @@ def test_tune_without_a_search_space_says_which_exist():
 
 
 def test_new_arms_train_in_one_sweep_and_the_matched_arm_gets_twice_the_budget(tmp_path):
-    arms = "adamw,adamw_matched,looksam,esam,mesa,rst,csam"
+    # the arms whose training path differs (ESAM / MESA need the trainer's BatchClosure); RST and CSAM take any closure
+    # and ran end to end in the measured study_extended (README)
+    arms = "adamw,adamw_matched,looksam,esam,mesa"
     cmd = [sys.executable, "-m", "quantsam", "train", "--multirun", "experiment=smoke", "launcher=joblib",
            f"optimizer={arms}", "trainer.max_epochs=1", "trainer.patience=1", f"paths.runs={tmp_path}/out",
            f"tracking.uri=sqlite:///{tmp_path}/mlruns.db", f"tracking.artifact_root={tmp_path}/art",
@@ -71,7 +73,7 @@ def test_new_arms_train_in_one_sweep_and_the_matched_arm_gets_twice_the_budget(t
     assert sorted(kids) == sorted(f"{a}-all-s0" for a in arms.split(","))
     assert all(r.info.status == "FINISHED" for r in kids.values())
     assert kids["adamw_matched-all-s0"].data.tags["optimizer_name"] == "adamw"
-    assert kids["esam-all-s0"].data.tags["family"] == "efficiency"
+    assert kids["esam-all-s0"].data.tags["family"] == "efficiency" and kids["mesa-all-s0"].data.metrics["cost/grad_evals"] > 0
 
     def epochs(arm):
         w = Path(kids[f"{arm}-all-s0"].data.tags["work_dir"])
