@@ -4,9 +4,9 @@ The host path (:class:`quantsam.features.dataset.FeatureSet`) gathers and normal
 copies the batch to the device: at full cross-section (5,000 names x 30 steps x 6 fields = 3.6 MB per date) that copy
 and the numpy work dominate a GPU step. Here, once per process, the adjusted daily bars ``[T, N, 6]``, the completed
 weekly bars ``[W, N, 6]`` and every day's week-to-date bar ``[T, N, 6]`` (the same numpy functions as the host path)
-go to the device; a batch is then a slice + ``index_select`` + :func:`normalize_window_torch` on the device. Only the
-batch's row indices (a few hundred ints) cross per step. Memory: ~2 x T x N x 24 bytes (0.64 GB for 2,658 days x
-5,000 names). Numbers equal the host path to float32 summation order (test: ``tests/unit/test_device_path.py``).
+go to the device with the labels; a batch is then a slice + ``index_select`` + :func:`normalize_window_torch` on the
+device. Only the batch's row indices cross per step. Memory: ~2 x T x N x 24 bytes + the labels (0.75 GB for 2,658
+days x 5,000 names). Numbers equal the host path to float32 summation order (test: ``tests/unit/test_device_path.py``).
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ class DeviceFeatures:
             every = np.arange(len(panel.codes))
             for t in range(T):  # the host path's own week-to-date aggregation, once per day
                 self.wtd[t] = torch.from_numpy(wk.week_to_date(t, every)).to(self.device)
+        self.label = torch.from_numpy(np.ascontiguousarray(fs.label)).to(self.device)  # [T, N], as the host's
         self._names: dict[int, tuple[np.ndarray, torch.Tensor]] = {}
 
     def names(self, t: int) -> tuple[np.ndarray, torch.Tensor]:
@@ -79,3 +80,9 @@ class DeviceFeatures:
             done = self.bars[wk - L + 1: wk].index_select(1, idx)
             win = torch.cat([done, self.wtd[t].index_select(0, idx)[None]], dim=0)
         return normalize_window_torch(win.permute(1, 0, 2)), names
+
+    def batch(self, freq: str, t: int, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, labels) of ``rows`` (positions among date ``t``'s eligible names) — only ``rows`` crosses."""
+        x, _ = self.inputs(freq, t)
+        r = torch.from_numpy(np.asarray(rows)).to(self.device)
+        return x.index_select(0, r), self.label[t].index_select(0, self.names(t)[1].index_select(0, r))

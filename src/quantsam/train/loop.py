@@ -112,22 +112,18 @@ def train_epoch(model: torch.nn.Module, opt, loss_fn, fs: FeatureSet, freq: str,
     losses = []
     ac = autocast_for(device, precision)
     for t in dates:
-        names = fs.names(int(t)) if dev is not None else None
-        x, names = (None, names) if dev is not None else fs.inputs(freq, int(t))
+        t = int(t)
+        x, names = fs.inputs(freq, t) if dev is None else (None, fs.names(t))
         y = fs.label[t, names]
         rows = np.nonzero(np.isfinite(y))[0]
         if len(rows) < 3:
             continue
         if max_names and len(rows) > max_names:
             rows = np.sort(rng.choice(rows, max_names, replace=False))
-        if dev is not None:
-            xd, _ = dev.inputs(freq, int(t))
-            r = torch.from_numpy(rows).to(device)
-            xb = xd.index_select(0, r)
-            yb = torch.from_numpy(y[rows]).to(device)
+        if dev is None:
+            xb, yb = torch.from_numpy(x[rows]).to(device), torch.from_numpy(y[rows]).to(device)
         else:
-            xb = torch.from_numpy(x[rows]).to(device)
-            yb = torch.from_numpy(y[rows]).to(device)
+            xb, yb = dev.batch(freq, t, rows)
         closure = BatchClosure(model, loss_fn, xb, yb, SAMPLE_LOSSES.get(loss_fn), autocast=ac)
         losses.append(float(opt.step(closure)))
     return losses
