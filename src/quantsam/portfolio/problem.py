@@ -216,7 +216,7 @@ class IndexEnhancedProblem:
                 "risk": risk}
         relaxed: list[str] = []
         base = dict(tol)
-        graded = [] if str(getattr(self.c, "relax", "turnover_first")) != "graded" else \
+        graded = [] if str(self.c.relax) != "graded" else \
             [g for g in GRADED_STEPS if not (first and g[2] != 1.0)]
         for step in (None, *graded, *RELAX_ORDER):
             if isinstance(step, tuple):

@@ -188,7 +188,7 @@ def _fit_config(cfg: DictConfig) -> FitConfig:
                      max_epochs=math.ceil(int(tr.max_epochs) * scale), patience=math.ceil(int(tr.patience) * scale),
                      loss=str(tr.loss),
                      max_names_per_batch=None if tr.max_names_per_batch is None else int(tr.max_names_per_batch),
-                     shuffle_dates=bool(tr.shuffle_dates), precision=str(tr.get("precision", "fp32")),
+                     shuffle_dates=bool(tr.shuffle_dates), precision=str(tr.precision),
                      grad_clip=None if tr.grad_clip is None else float(tr.grad_clip))
 
 
@@ -245,15 +245,15 @@ def train_units(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, tracker: Track
     ctx = job_context()
     threads = set_threads(None if tr.num_threads is None else int(tr.num_threads), ctx.n_jobs)
     device = pick_device(str(tr.device))
-    configure_determinism(device, bool(tr.get("deterministic", True)))
-    on_device = tr.get("device_data", "auto")
+    configure_determinism(device, bool(tr.deterministic))
+    on_device = tr.device_data
     dev = None
     if on_device is True or (on_device == "auto" and device.type == "cuda"):
         t0 = time.perf_counter()
         dev = DeviceFeatures(fs, device)
         log.info("device-resident bars on %s (%.1f s)", device, time.perf_counter() - t0)
     tracker.set_tags(run_id, {"device": str(device), "torch_threads": str(threads), "device_data": str(dev is not None),
-                              "precision": str(tr.get("precision", "fp32"))})
+                              "precision": str(tr.precision)})
     fc = _fit_config(cfg)
     step = {f: 0 for f in cfg.model.frequencies}
     totals = {"grad_evals": 0, "seconds": 0.0}
