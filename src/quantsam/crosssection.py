@@ -12,6 +12,8 @@ so temporaries stay in cache.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 BLOCK = 128  # rows per block: keeps temporaries in cache instead of page-faulting [T, N] arrays
@@ -44,6 +46,34 @@ def zscore_vector(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
         sd = v.std()
         out[ok] = (v - v.mean()) / (sd if sd > 0 else 1.0)
     return out
+
+
+def mad_winsorize(x: np.ndarray, k: float = 5.0) -> np.ndarray:
+    """Clip each row to ``median +- k * MAD`` with ``MAD = median(|x - median|)`` (unscaled), over finite values
+    (the factor test's ``factor_test.mad_k`` and the signal's ``signal.mad_k``)."""
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
+        med = np.nanmedian(x, axis=1, keepdims=True)
+        mad = np.nanmedian(np.abs(x - med), axis=1, keepdims=True)
+    return np.clip(x, med - k * mad, med + k * mad)
+
+
+def kurtosis_rows(x: np.ndarray, min_names: int = 4) -> np.ndarray:
+    """Per-row excess kurtosis (Fisher, biased: ``m4 / m2^2 - 3``, as ``scipy.stats.kurtosis``'s defaults) over the
+    finite values; NaN for rows with fewer than ``min_names`` values or no dispersion. A normal cross-section gives
+    ~0; heavy-tailed scores (a few extreme names) give tens."""
+    x = np.asarray(x, dtype=np.float64)
+    ok = np.isfinite(x)
+    n = ok.sum(axis=1)
+    xs = np.where(ok, x, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mu = xs.sum(axis=1, keepdims=True) / n[:, None]
+        d = np.where(ok, x - mu, 0.0)
+        m2 = (d ** 2).sum(axis=1) / n
+        m4 = (d ** 4).sum(axis=1) / n
+        k = m4 / (m2 * m2) - 3.0
+    return np.where((n >= min_names) & (m2 > 0), k, np.nan)
 
 
 # ---- ranks --------------------------------------------------------------------------------------------------------

@@ -227,3 +227,25 @@ def test_backtest_stage_logs_per_index_metrics(smoke_run, shared):
     assert run_backtest(c500, out.signal, market_of(c500), out.run_id).skipped == ["csi500"]
     # training on all A-shares is one run for every index: universe=csi500 did not retrain
     assert len(list((shared / "a" / "out" / "train").glob("gsam-*"))) == 1
+
+
+def test_two_workers_share_the_units_and_give_the_same_numbers(smoke_run, shared):
+    """trainer.workers=2: a spawned worker and this process split the units (file locks), and the predictions and the
+    logged epochs equal the one-worker run's."""
+    import json
+
+    from mlflow import MlflowClient
+
+    from quantsam.train.stage import run_train
+
+    out, cfg = smoke_run
+    two = compose(overrides(shared / "w", "optimizer=gsam", "trainer.n_seeds=2", "trainer.workers=2"))
+    one = compose(overrides(shared / "w1", "optimizer=gsam", "trainer.n_seeds=2"))
+    r2, r1 = run_train(two, market_of(two)), run_train(one, market_of(one))
+    assert r2.work_dir.name == r1.work_dir.name  # workers change no number: same key
+    pd.testing.assert_frame_equal(pd.read_parquet(r2.predictions), pd.read_parquet(r1.predictions))
+    c2, c1 = MlflowClient(str(two.tracking.uri)), MlflowClient(str(one.tracking.uri))
+    h2 = [(h.step, h.value) for h in c2.get_metric_history(r2.run_id, "weekly/valid/rank_ic")]
+    assert h2 == [(h.step, h.value) for h in c1.get_metric_history(r1.run_id, "weekly/valid/rank_ic")]
+    assert c2.get_run(r2.run_id).data.tags["train_workers"] == "2"
+    assert all(json.loads(p.read_text())["stage"] == "train_unit" for p in (r2.work_dir / "units").glob("*.json"))

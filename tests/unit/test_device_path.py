@@ -35,6 +35,8 @@ def test_normalisation_in_torch_equals_numpy():
     got = normalize_window_torch(torch.from_numpy(win)).numpy()
     want = normalize_window(win)
     assert np.isfinite(got).all() and np.abs(got - want).max() < 1e-5  # float32 sums in another order
+    got_r = normalize_window_torch(torch.from_numpy(win), "robust").numpy()
+    assert np.isfinite(got_r).all() and np.abs(got_r - normalize_window(win, "robust")).max() < 1e-4
 
 
 @pytest.mark.parametrize("device", devices())

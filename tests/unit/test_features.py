@@ -151,3 +151,25 @@ def test_features_have_no_look_ahead(small_market):
     # sanity: the future did change
     assert not np.array_equal(DailyWindows(p1, 30).batch(t + 20, names), DailyWindows(p2, 30).batch(t + 20, names))
     assert not np.array_equal(w1.batch(t + 20, names), w2.batch(t + 20, names))
+
+
+def test_normalize_window_robust_float64_reference():
+    """``method="robust"`` against pandas' median (float64): (x - median) / (1.4826 MAD), clipped at +-3."""
+    rng = np.random.default_rng(1)
+    win = rng.lognormal(size=(61, 4, 3)).astype(np.float32)
+    win[5, 0, 1] = 1e6  # an extreme value: clipped, and it moves neither the median nor the MAD much
+    win[9, 2, 0] = np.nan
+    win[11, -1, 2] = np.nan
+    z = normalize_window(win, "robust")
+    x = pd.DataFrame((win.astype(np.float64) / win[:, -1:, :].astype(np.float64)).reshape(61, -1))
+    med = x.median()
+    mad = (x - med).abs().median() * 1.4826
+    expect = ((x - med) / mad).clip(-3, 3).fillna(0.0).replace([np.inf, -np.inf], 0.0).to_numpy().reshape(61, 4, 3).copy()
+    expect[:, -1, :] = 0.0  # the last step is 1 for everyone: MAD 0 -> 0
+    assert np.allclose(z, expect, atol=1e-5)
+    assert z.max() <= 3 and z.min() >= -3 and z[5, 0, 1] == 3.0 and z[9, 2, 0] == 0 and (z[11, :, 2] == 0).all()
+
+
+def test_normalize_window_rejects_unknown_method():
+    with pytest.raises(ValueError, match="zscore"):
+        normalize_window(np.ones((3, 2, 1), np.float32), "minmax")

@@ -121,9 +121,10 @@ CASES = [(n, DEFAULTS[n]) for n in SEVEN] + EXTRA_CASES
 def test_trajectory_matches_float64_reference(name, hp):
     w_impl, l_impl, opt = run_impl(name, hp, schedule=True)
     w_ref, l_ref, ref = run_ref(name, hp, schedule=True)
-    # float64 roundoff amplified by Adam's normalisation stays below ~3e-9 here; a 1% change of any hyperparameter
-    # moves the weights by > 1e-5 (test below), so 1e-8 separates right from wrong by orders of magnitude
-    assert max_rel_diff(w_impl, w_ref) < 1e-8
+    # float64 roundoff amplified by Adam's normalisation stays below ~3e-9 for most cases (1.7e-8 for wsam-8 with
+    # torch 2.13's CPU kernels); a 1% change of any hyperparameter moves the weights by > 1e-5 (test below), so 1e-7
+    # still separates right from wrong by two orders of magnitude
+    assert max_rel_diff(w_impl, w_ref) < 1e-7
     assert max(abs(a - b) for a, b in zip(l_impl, l_ref, strict=True)) < 1e-8
     assert opt.grad_evals == ref.evals == 25 * PASSES[name]
     # the unused parameter was never touched

@@ -22,6 +22,10 @@ from omegaconf import OmegaConf
 
 #: the style exposures quantsam computes (quantsam.features.styles), by name: the keys portfolio.style_bounds takes
 STYLES = ("size", "nonlinear_size", "beta", "momentum", "residual_volatility", "liquidity", "reversal")
+#: the study's 6 K-line inputs, in order (quantsam.features.kline)
+KLINE_FIELDS = ("open", "high", "low", "close", "vwap", "volume")
+#: features.normalize: the source's z-score, or the robust z-score clipped at +-3 (features.kline.normalize_window)
+NORMALIZE_METHODS = ("zscore", "robust")
 
 
 @dataclass
@@ -61,6 +65,9 @@ class FeaturesConfig:
     weekly_window: int = 30  # weeks [I]
     label_horizon: int = 10  # label = return t+1 -> t+11 [S]
     label_price: str = "close"  # close | vwap
+    # zscore: each window / its last value, z-scored across names [S]; robust: median / 1.4826 MAD, clipped at +-3
+    # (qlib RobustZScoreNorm) — quantsam.features.kline.normalize_window
+    normalize: str = "zscore"
 
 
 @dataclass
@@ -80,6 +87,8 @@ class TrainerConfig:
     loss: str = "ic"  # ic (negative Pearson IC of one day's cross-section) | mse
     sample_every: int = 5  # sample dates every 5th trading day [S]
     max_names_per_batch: int | None = None  # cap on names per one-day batch (random subset); null = all
+    # validate on at most this many names per date (a fixed random subset per date); null = all [S]
+    valid_names: int | None = None
     shuffle_dates: bool = True
     train_days: int = 1512  # 6 years x 252 [S]
     valid_days: int = 504  # 2 years [S]
@@ -101,6 +110,9 @@ class TrainerConfig:
     precision: str = "fp32"  # fp32 | bf16 (torch.autocast around the forward passes; the loss in fp32)
     deterministic: bool = True  # CUDA: cudnn.deterministic + deterministic algorithms; false: cudnn.benchmark (faster)
     num_threads: int | None = None  # torch CPU threads; null = cores (or cores / jobs under the joblib launcher)
+    # local worker processes that share this config's units (each takes the next unit no one holds; 1 torch thread
+    # each unless num_threads is set): 2 x 1 thread beats 1 x 2 threads on 2 cores (scripts/bench/real_fit.py)
+    workers: int = 1
     progress: Any = "auto"  # auto (only on a TTY) | true | false
     checkpoint: bool = True
     cache_mb: float = 1024.0  # byte budget for normalised batches kept across epochs (windows are built lazily)
@@ -111,6 +123,9 @@ class TrainerConfig:
 class SignalConfig:
     method: str = "equal_weight"  # per-day z-score of each model's prediction, equal weight [C structure, I z-score]
     models: list[str] = field(default_factory=lambda: ["daily", "weekly"])
+    # winsorise each model's seed-averaged prediction per date at median +- mad_k x MAD before its z-score
+    # (null: the source's plain z-score); the factor test's own winsorisation is factor_test.mad_k
+    mad_k: float | None = None
 
 
 @dataclass

@@ -17,10 +17,9 @@ import pandas as pd
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from quantsam.config.schema import GROUP_SCHEMAS, STYLES
+from quantsam.config.schema import GROUP_SCHEMAS, KLINE_FIELDS, NORMALIZE_METHODS, STYLES
 from quantsam.errors import ConfigError
 
-KLINE_FIELDS = ("open", "high", "low", "close", "vwap", "volume")
 UNIVERSES = ("all", "csi300", "csi500", "csi1000")
 DATA_SOURCES = ("synthetic", "dir", "tidy", "qlib")
 #: tracking URI schemes MLflow serves (the plain file store is rejected by current MLflow)
@@ -140,6 +139,7 @@ def _rules(cfg: DictConfig) -> list[tuple[str, Callable[[], bool], str | Callabl
         ("features.weekly_window", lambda: 2 <= int(f.get("weekly_window")) <= 200, "an integer in [2, 200]"),
         ("features.label_horizon", lambda: 1 <= int(f.get("label_horizon")) <= 250, "an integer in [1, 250]"),
         ("features.label_price", lambda: f.get("label_price") in ("close", "vwap"), "close or vwap"),
+        ("features.normalize", lambda: f.get("normalize") in NORMALIZE_METHODS, " or ".join(NORMALIZE_METHODS)),
         ("model.input_size", lambda: int(m.get("input_size", 0)) == len(f.get("fields", [])),
          f"equal to the number of features.fields ({len(f.get('fields', []))})"),
         ("model.hidden_size", lambda: _int_at_least(m.get("hidden_size"), 1), "an integer >= 1"),
@@ -155,6 +155,8 @@ def _rules(cfg: DictConfig) -> list[tuple[str, Callable[[], bool], str | Callabl
         ("trainer.n_seeds", lambda: _int_at_least(t.get("n_seeds"), 1), "an integer >= 1"),
         ("trainer.max_names_per_batch", lambda: t.get("max_names_per_batch") is None
          or _int_at_least(t.get("max_names_per_batch"), 3), "null (all names) or an integer >= 3"),
+        ("trainer.valid_names", lambda: t.get("valid_names") is None or _int_at_least(t.get("valid_names"), 3),
+         "null (all names) or an integer >= 3"),
         ("trainer.max_windows", lambda: t.get("max_windows") is None or _int_at_least(t.get("max_windows"), 1),
          "null (all windows) or an integer >= 1"),
         ("trainer.windows", lambda: _ints_or_null(t.get("windows")),
@@ -178,6 +180,7 @@ def _rules(cfg: DictConfig) -> list[tuple[str, Callable[[], bool], str | Callabl
          or str(t.get("device")).startswith("cuda:"), "auto, cpu, cuda or cuda:N"),
         ("trainer.num_threads", lambda: t.get("num_threads") is None or _int_at_least(t.get("num_threads"), 1),
          "null or an integer >= 1"),
+        ("trainer.workers", lambda: _int_at_least(t.get("workers"), 1), "an integer >= 1"),
         ("trainer.progress", lambda: t.get("progress") in ("auto", True, False), "auto, true or false"),
         ("trainer.device_data", lambda: t.get("device_data") in ("auto", True, False), "auto, true or false"),
         ("trainer.precision", lambda: t.get("precision") in ("fp32", "bf16"), "fp32 or bf16"),
@@ -189,6 +192,7 @@ def _rules(cfg: DictConfig) -> list[tuple[str, Callable[[], bool], str | Callabl
          "null or a finite number > 0"),
         # signal
         ("signal.method", lambda: sg.get("method") == "equal_weight", "equal_weight"),
+        ("signal.mad_k", lambda: sg.get("mad_k") is None or _num(sg.get("mad_k")) > 0, "null or a number > 0"),
         ("signal.models", lambda: len(sg.get("models", [])) > 0 and set(sg.get("models")) <= set(freqs),
          f"a non-empty subset of model.frequencies {freqs}"),
         # factor test

@@ -27,7 +27,7 @@ import pandas as pd
 from scipy import stats
 
 from quantsam import stageio
-from quantsam.crosssection import annualize, ic_rows, rank_ic_rows, series_stats
+from quantsam.crosssection import annualize, ic_rows, kurtosis_rows, rank_ic_rows, series_stats
 from quantsam.errors import DataError
 from quantsam.factor_test.preprocess import preprocess
 from quantsam.factor_test.quantiles import assign_layers, equal_weight_turnover, layer_means
@@ -178,11 +178,14 @@ def analyze(signal: pd.DataFrame | np.ndarray, panel: Panel, industry: pd.DataFr
         "long_short_ann": annualize((top - bottom)[keep], ppy),
         "monotonicity": float(stats.spearmanr(np.arange(n_q), layer_annual.to_numpy()).statistic),
         "n_dates": float(keep.sum()),
+        # the signal's tails before the test's own winsorisation: median per-date excess kurtosis (normal ~ 0)
+        "score_kurtosis_median": _nanmedian(kurtosis_rows(x)),
         **{f"layer{k + 1}_ann": float(v) for k, v in enumerate(layer_annual.to_numpy())},
         **{f"rank_ic_decay_h{int(r['horizon'])}": r["rank_ic_mean"] for r in decay},
     }
     table = pd.Series({"RankIC mean": summary["rank_ic_mean"], "RankIC std": summary["rank_ic_std"],
                        "ICIR": summary["rank_icir"], "IC>0": summary["rank_ic_pos"],
+                       "IC (Pearson) mean": summary["ic_mean"], "score kurtosis (median)": summary["score_kurtosis_median"],
                        "TOP excess": summary["top_excess_ann"], "TOP IR": summary["top_ir"],
                        "TOP win": summary["top_win_rate"], "TOP turnover": summary["top_turnover"]}, name="value")
     log.info("factor test: %d dates (%d skipped), RankIC %.4f, ICIR %.2f, TOP excess %.2f%%; drops %s",
@@ -200,6 +203,11 @@ def analyze(signal: pd.DataFrame | np.ndarray, panel: Panel, industry: pd.DataFr
 
         res.figures = factor_figures(res)
     return res
+
+
+def _nanmedian(v: np.ndarray) -> float:
+    v = v[np.isfinite(v)]
+    return float(np.median(v)) if len(v) else float("nan")
 
 
 def style_correlation(x: np.ndarray, styles: StyleExposures, rows: np.ndarray, dates) -> pd.DataFrame:

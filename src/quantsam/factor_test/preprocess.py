@@ -10,20 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from quantsam.crosssection import zscore
+from quantsam.crosssection import mad_winsorize, zscore
 
-
-def mad_winsorize(x: np.ndarray, k: float = 5.0) -> np.ndarray:
-    """Clip each row to ``median +- k * MAD`` with ``MAD = median(|x - median|)`` (unscaled), over finite values."""
-    x = np.asarray(x, dtype=np.float64)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
-            med = np.nanmedian(x, axis=1, keepdims=True)
-            mad = np.nanmedian(np.abs(x - med), axis=1, keepdims=True)
-    return np.clip(x, med - k * mad, med + k * mad)
+__all__ = ["mad_winsorize", "neutralize", "preprocess"]
 
 
 def _group_mean(v: np.ndarray, ok: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:

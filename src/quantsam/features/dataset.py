@@ -58,17 +58,18 @@ class FeatureSet:
     def __init__(self, panel: Panel, daily_window: int = 30, weekly_window: int = 30, label_horizon: int = 10,
                  label_price: str = "close", eligible: np.ndarray | None = None,
                  frequencies: tuple[str, ...] = ("daily", "weekly"), cache_mb: float = 1024.0,
-                 label: np.ndarray | None = None):
+                 label: np.ndarray | None = None, normalize: str = "zscore"):
         self.panel = panel
         self.eligible = eligible_mask(panel) if eligible is None else eligible
         self.windows: dict[str, DailyWindows] = {}
         if "daily" in frequencies:
-            self.windows["daily"] = DailyWindows(panel, daily_window)
+            self.windows["daily"] = DailyWindows(panel, daily_window, normalize)
         if "weekly" in frequencies:
-            self.windows["weekly"] = WeeklyWindows(panel, weekly_window)
+            self.windows["weekly"] = WeeklyWindows(panel, weekly_window, normalize=normalize)
         self.label = (make_label(panel, horizon=label_horizon, price=label_price, mask=self.eligible)
                       if label is None else label)
         self.label_horizon = label_horizon
+        self.normalize = normalize
         self._cache: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
         self._cache_bytes = 0
         self._cache_limit = int(cache_mb * 2**20)

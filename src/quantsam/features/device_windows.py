@@ -15,18 +15,26 @@ import numpy as np
 import torch
 
 from quantsam.features.dataset import FeatureSet
-from quantsam.features.kline import adjust
+from quantsam.features.kline import MAD_SCALE, ROBUST_CLIP, adjust
 from quantsam.features.windows import WeeklyWindows
 
 
-def normalize_window_torch(win: torch.Tensor) -> torch.Tensor:
-    """:func:`quantsam.features.kline.normalize_window` in torch (same operations, on any device)."""
+def normalize_window_torch(win: torch.Tensor, method: str = "zscore") -> torch.Tensor:
+    """:func:`quantsam.features.kline.normalize_window` in torch (same operations, on any device). The robust
+    median is ``nanquantile(0.5)`` (linear interpolation, as numpy's median; ``nanmedian`` takes the lower one)."""
     x = win / win[:, -1:, :]
     ok = torch.isfinite(x)
+    zero = torch.zeros((), dtype=torch.float32, device=x.device)
+    if method == "robust":
+        xf = torch.where(ok, x, torch.full((), float("nan"), dtype=x.dtype, device=x.device)).float()
+        flat = xf.reshape(xf.shape[0], -1)
+        med = torch.nanquantile(flat, 0.5, dim=0, keepdim=True)
+        mad = torch.nanquantile((flat - med).abs(), 0.5, dim=0, keepdim=True) * MAD_SCALE
+        z = ((flat - med) / mad).reshape(xf.shape)
+        return torch.where(torch.isfinite(z), z.clamp(-ROBUST_CLIP, ROBUST_CLIP), zero)
     x = torch.where(ok, x, torch.zeros((), dtype=x.dtype, device=x.device)).float()
     n = ok.sum(dim=0, keepdim=True).float()
     mu = x.sum(dim=0, keepdim=True) / n
-    zero = torch.zeros((), dtype=x.dtype, device=x.device)
     d = torch.where(ok, x - mu, zero)
     sd = torch.sqrt((d * d).sum(dim=0, keepdim=True) / n)
     z = torch.where(ok, d / sd, zero)
@@ -79,7 +87,7 @@ class DeviceFeatures:
             wk = int(self.weekly.weekly.week_of_day[t])
             done = self.bars[wk - L + 1: wk].index_select(1, idx)
             win = torch.cat([done, self.wtd[t].index_select(0, idx)[None]], dim=0)
-        return normalize_window_torch(win.permute(1, 0, 2)), names
+        return normalize_window_torch(win.permute(1, 0, 2), self.fs.normalize), names
 
     def batch(self, freq: str, t: int, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """(inputs, labels) of ``rows`` (positions among date ``t``'s eligible names) — only ``rows`` crosses."""

@@ -11,14 +11,18 @@ ends with the *week-to-date* bar of t's week, aggregated on demand from that wee
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
+from quantsam.config.schema import KLINE_FIELDS, NORMALIZE_METHODS
 from quantsam.data.calendar import week_ids
 from quantsam.features.panel import Panel
 
-KLINE_FIELDS = ("open", "high", "low", "close", "vwap", "volume")
+__all__ = ["KLINE_FIELDS", "NORMALIZE_METHODS", "adjust", "aggregate", "daily_kline", "kline_index",
+           "normalize_window", "weekly_kline"]
+
 _PRICE = slice(0, 5)
 _VOLUME = 5
 
@@ -111,15 +115,37 @@ def weekly_kline(panel: Panel) -> WeeklyKline:
     return WeeklyKline(bars=bars, week_of_day=wk, week_start=starts, week_end=ends)
 
 
-def normalize_window(win: np.ndarray) -> np.ndarray:
+#: 1.4826 x MAD estimates the standard deviation of a normal distribution (consistency constant)
+MAD_SCALE = 1.4826
+#: robust z-scores are clipped to [-ROBUST_CLIP, ROBUST_CLIP]
+ROBUST_CLIP = 3.0
+
+
+def normalize_window(win: np.ndarray, method: str = "zscore") -> np.ndarray:
     """Study normalisation of a batch of windows ``[n, L, F]``.
 
-    Each field's window is divided by its own last value, then z-scored across the ``n`` names for every (step, field);
-    NaN (suspended days, or a missing/zero last value) -> 0.
+    Each field's window is divided by its own last value, then standardised across the ``n`` names for every
+    (step, field); NaN (suspended days, or a missing/zero last value) -> 0.
+
+    ``method="zscore"`` (the source's recipe, Huatai AI-84): mean / standard deviation. ``method="robust"``: median
+    / (1.4826 x MAD), clipped to [-3, 3] — qlib's ``RobustZScoreNorm(clip_outlier=True)`` used by its Alpha158/360
+    handlers; a name whose last value is tiny (e.g. a near-zero volume day) no longer gets z-scores in the tens
+    that dominate the GRU's input (issue 25: median per-date kurtosis of the scores 24 under ``zscore``).
     """
+    if method not in NORMALIZE_METHODS:
+        raise ValueError(f"normalize method {method!r}: choose one of {NORMALIZE_METHODS}")
     with np.errstate(invalid="ignore", divide="ignore"):
         x = win / win[:, -1:, :]
     ok = np.isfinite(x)
+    if method == "robust":
+        xf = np.where(ok, x, np.nan).astype(np.float32)
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN (step, field): its z stays 0
+            med = np.nanmedian(xf, axis=0, keepdims=True)
+            mad = np.nanmedian(np.abs(xf - med), axis=0, keepdims=True) * np.float32(MAD_SCALE)
+            z = (xf - med) / mad
+        z = np.where(np.isfinite(z), np.clip(z, -ROBUST_CLIP, ROBUST_CLIP), 0.0)
+        return z.astype(np.float32, copy=False)
     x = np.where(ok, x, 0.0).astype(np.float32)
     n = ok.sum(axis=0, keepdims=True).astype(np.float32)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -16,11 +16,12 @@ from quantsam.features.panel import Panel
 class DailyWindows:
     """Windows of the last ``length`` trading days ending at t (inclusive)."""
 
-    def __init__(self, panel: Panel, length: int = 30):
+    def __init__(self, panel: Panel, length: int = 30, normalize: str = "zscore"):
         if length < 1:
             raise ValueError(f"window length={length} must be >= 1")
         self.panel = panel
         self.length = length
+        self.normalize = normalize  # features.normalize (:func:`normalize_window`'s method)
         self._idx, self._adj = kline_index(panel)
 
     def first_valid(self) -> int:
@@ -44,14 +45,14 @@ class DailyWindows:
 
     def batch(self, t: int, names: np.ndarray) -> np.ndarray:
         """Normalised ``[n, L, 6]`` model input (:func:`normalize_window`)."""
-        return normalize_window(self.raw(t, names))
+        return normalize_window(self.raw(t, names), self.normalize)
 
 
 class WeeklyWindows(DailyWindows):
     """Windows of the last ``length`` weeks seen on day t: ``length - 1`` completed weeks + t's week-to-date bar."""
 
-    def __init__(self, panel: Panel, length: int = 30, weekly: WeeklyKline | None = None):
-        super().__init__(panel, length)
+    def __init__(self, panel: Panel, length: int = 30, weekly: WeeklyKline | None = None, normalize: str = "zscore"):
+        super().__init__(panel, length, normalize)
         self.weekly = weekly_kline(panel) if weekly is None else weekly
 
     def first_valid(self) -> int:

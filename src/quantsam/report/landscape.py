@@ -177,7 +177,8 @@ def study_diagnostics(cfg, all_jobs: list, market) -> dict:
     panel = market.panel()
     fs = FeatureSet(panel, int(cfg.features.daily_window), int(cfg.features.weekly_window),
                     int(cfg.features.label_horizon), str(cfg.features.label_price), market.eligible(cfg.universe),
-                    ("daily",), cache_mb=0, label=market.label(cfg.features, cfg.universe))
+                    ("daily",), cache_mb=0, label=market.label(cfg.features, cfg.universe),
+                    normalize=str(cfg.features.normalize))
     split = next(iter(jobs.values())).splits[0]
 
     def pick(rng_dates):

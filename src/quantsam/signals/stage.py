@@ -17,7 +17,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from quantsam import stageio
-from quantsam.crosssection import ic_rows, rank_ic_rows
+from quantsam.crosssection import ic_rows, kurtosis_rows, rank_ic_rows
 from quantsam.features.market import Market
 from quantsam.signals.combine import combine_equal_weight
 from quantsam.signals.io import seed_averaged, to_long
@@ -38,8 +38,9 @@ class SignalOutputs:
 
 def test_metrics(columns: dict[str, np.ndarray], rows: np.ndarray, cols: np.ndarray, label: np.ndarray
                  ) -> dict[str, float]:
-    """Test RankIC mean, RankICIR (mean / std) and IC mean of each ``[D, C]`` column against ``label`` on the panel
-    rows ``rows`` and columns ``cols``: ``test/...`` for ``score``, ``<model>/test/...`` for the models."""
+    """Test RankIC mean, RankICIR (mean / std), IC (Pearson) mean and the median per-date excess kurtosis of each
+    ``[D, C]`` column against ``label`` on the panel rows ``rows`` and columns ``cols``: ``test/...`` for ``score``,
+    ``<model>/test/...`` for the models (``raw_<model>`` columns: a model's predictions before winsorisation)."""
     lab = label[rows]
     out: dict[str, float] = {}
     for name, a in columns.items():
@@ -52,6 +53,9 @@ def test_metrics(columns: dict[str, np.ndarray], rows: np.ndarray, cols: np.ndar
         out[f"{prefix}/rank_ic_mean"] = float(np.mean(ric)) if len(ric) else float("nan")
         out[f"{prefix}/rank_icir"] = float(np.mean(ric) / sd) if sd and np.isfinite(sd) else float("nan")
         out[f"{prefix}/ic_mean"] = float(np.nanmean(ic)) if np.isfinite(ic).any() else float("nan")
+        kurt = kurtosis_rows(a)
+        out[f"{prefix}/kurtosis_median"] = float(np.median(kurt[np.isfinite(kurt)])) if np.isfinite(kurt).any() \
+            else float("nan")
     return out
 
 
@@ -76,18 +80,22 @@ def run_signal(cfg: DictConfig, predictions: Path, market: Market, run_id: str |
         stageio.invalidate(manifest)
         dates, codes, scores = seed_averaged(preds)
         models = list(cfg.signal.models)
-        score, z = combine_equal_weight(scores, models)
+        score, z = combine_equal_weight(scores, models, cfg.signal.mad_k)
         frame = to_long(dates, codes, {"score": score, **{m: z[m] for m in models}})
         panel = market.panel()
         rows = panel.dates.get_indexer(dates)
         cols = panel.codes.get_indexer(codes)
-        metrics = test_metrics({"score": score, **{m: z[m] for m in models}}, rows, cols,
+        metrics = test_metrics({"score": score, **{m: z[m] for m in models},
+                                **{f"raw_{m}": scores[m] for m in models}}, rows, cols,
                                market.label(cfg.features, cfg.universe))
         stageio.atomic_write_parquet(frame, out)
         stageio.atomic_write_json(metrics_file, metrics)
         stageio.write_manifest(manifest, "signal", key, [out, metrics_file], data_fingerprint=market.fingerprint)
     tracker.log_metrics(run_id, metrics)
     tracker.log_artifact(run_id, out)
-    log.info("signal: test RankIC %.4f (ICIR %.2f) -> %s", metrics.get("test/rank_ic_mean", float("nan")),
-             metrics.get("test/rank_icir", float("nan")), out)
+    log.info("signal: test RankIC %.4f (ICIR %.2f), IC %.4f, median kurtosis %.1f — daily, against the training "
+             "label (T+1 -> T+%d %s) -> %s", metrics.get("test/rank_ic_mean", float("nan")),
+             metrics.get("test/rank_icir", float("nan")), metrics.get("test/ic_mean", float("nan")),
+             metrics.get("test/kurtosis_median", float("nan")), int(cfg.features.label_horizon) + 1,
+             cfg.features.label_price, out)
     return SignalOutputs(out, metrics)

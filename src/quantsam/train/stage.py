@@ -58,14 +58,15 @@ from quantsam.train.runtime import configure_determinism, pick_device, set_threa
 log = logging.getLogger(__name__)
 
 #: bump when training's outputs change for the same config and data
-TRAIN_VERSION = 1
-#: config groups whose values change the training stage's numbers
-TRAIN_GROUPS = ("seed", "universe", "features", "model", "optimizer", "trainer", "signal")
+TRAIN_VERSION = 2  # 2: predictions in chunks of loop.PREDICT_CHUNK names; the signal config left the key
+#: config groups whose values change the training stage's numbers (the signal stage keys its own config)
+TRAIN_GROUPS = ("seed", "universe", "features", "model", "optimizer", "trainer")
 #: trainer keys that change no number (or only select which units this job trains)
 NON_RESULT_TRAINER = ("progress", "num_threads", "checkpoint", "cache_mb", "save_trajectory", "device", "windows",
-                      "models", "seeds", "device_data", "deterministic")
+                      "models", "seeds", "device_data", "deterministic", "workers")
 #: (group, key, default): part of the stage key only when not at the default (added after work was done)
-KEY_IF_SET = (("optimizer", "arm", None), ("optimizer", "match_passes", None), ("trainer", "precision", "fp32"))
+KEY_IF_SET = (("optimizer", "arm", None), ("optimizer", "match_passes", None), ("trainer", "precision", "fp32"),
+              ("features", "normalize", "zscore"), ("trainer", "valid_names", None))
 
 
 @dataclass
@@ -88,6 +89,8 @@ class TrainPlan:
     units: list[Unit]  # what this job trains, in the canonical order
     complete: bool  # the job covers every unit of the config (then it assembles)
     selection: str  # "all" or e.g. "w03" / "w03-daily" / "w03-daily-s1"
+    data_dir: Path | None = None  # the market (spawned workers reopen it)
+    data_fingerprint: str = ""
 
 
 @dataclass
@@ -143,7 +146,8 @@ def feature_set(cfg: DictConfig, market: Market) -> FeatureSet:
     fs = FeatureSet(panel, int(cfg.features.daily_window), int(cfg.features.weekly_window),
                     int(cfg.features.label_horizon), str(cfg.features.label_price), market.eligible(cfg.universe),
                     tuple(cfg.model.frequencies), cache_mb=float(cfg.trainer.cache_mb),
-                    label=market.label(cfg.features, cfg.universe))
+                    label=market.label(cfg.features, cfg.universe),
+                    normalize=str(cfg.features.normalize))
     if fs.first_usable >= len(panel.dates) - int(cfg.features.label_horizon) - 2:
         raise ConfigError([f"features.daily_window={cfg.features.daily_window} / features.weekly_window="
                            f"{cfg.features.weekly_window}: the first full window ends on date {fs.first_usable} of "
@@ -175,7 +179,8 @@ def plan_training(cfg: DictConfig, market: Market, fs: FeatureSet) -> TrainPlan:
     selection = "-".join(p for p in parts if p) or "all"
     key = train_key(cfg, market.fingerprint)
     return TrainPlan(key, run_name(cfg), work_dir(cfg, market.fingerprint), splits, units,
-                     complete=len(units) == len(every), selection=selection)
+                     complete=len(units) == len(every), selection=selection, data_dir=market.dir,
+                     data_fingerprint=market.fingerprint)
 
 
 # ---- step 2: units --------------------------------------------------------------------------------------------------
@@ -189,6 +194,7 @@ def _fit_config(cfg: DictConfig) -> FitConfig:
                      loss=str(tr.loss),
                      max_names_per_batch=None if tr.max_names_per_batch is None else int(tr.max_names_per_batch),
                      shuffle_dates=bool(tr.shuffle_dates), precision=str(tr.precision),
+                     valid_names=None if tr.valid_names is None else int(tr.valid_names),
                      grad_clip=None if tr.grad_clip is None else float(tr.grad_clip))
 
 
@@ -238,12 +244,9 @@ def _epoch_metrics(freq: str, rec: dict) -> dict[str, float]:
             f"{freq}/valid/rank_ic": rec["valid_rank_ic"], f"{freq}/valid/rank_icir": rec["valid_rank_icir"]}
 
 
-def train_units(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, tracker: Tracker, run_id: str | None) -> dict:
-    """Train (or find done) every unit of the plan; log each unit's epochs at steps that count epochs per model
-    across windows and seeds in the canonical order. Returns totals (grad evals, training seconds)."""
+def _device_setup(cfg: DictConfig, fs: FeatureSet, threads: int):
     tr = cfg.trainer
-    ctx = job_context()
-    threads = set_threads(None if tr.num_threads is None else int(tr.num_threads), ctx.n_jobs)
+    torch.set_num_threads(threads)
     device = pick_device(str(tr.device))
     configure_determinism(device, bool(tr.deterministic))
     on_device = tr.device_data
@@ -252,6 +255,31 @@ def train_units(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, tracker: Track
         t0 = time.perf_counter()
         dev = DeviceFeatures(fs, device)
         log.info("device-resident bars on %s (%.1f s)", device, time.perf_counter() - t0)
+    return device, dev
+
+
+def _threads(cfg: DictConfig) -> int:
+    """torch threads of one training process: ``trainer.num_threads``, else cores / (parallel jobs x workers)."""
+    tr = cfg.trainer
+    workers = int(tr.workers)
+    if tr.num_threads is not None:
+        return int(tr.num_threads)
+    return max(1, (os.cpu_count() or 1) // max(1, job_context().n_jobs * workers))
+
+
+def train_units(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, tracker: Tracker, run_id: str | None) -> dict:
+    """Train (or find done) every unit of the plan; log each unit's epochs at steps that count epochs per model
+    across windows and seeds in the canonical order. Returns totals (grad evals, training seconds).
+
+    With ``trainer.workers=k > 1`` this process and k - 1 spawned ones share the units: each takes the next unit
+    nobody holds (its file lock), so the units spread over the workers whatever they cost; every unit's epochs are
+    then logged from its history file, in the canonical order (the same steps as a one-worker run)."""
+    tr = cfg.trainer
+    threads = _threads(cfg)
+    set_threads(threads)
+    if int(tr.workers) > 1 and sum(not unit_done(plan, u) for u in plan.units) > 1:
+        return _train_units_shared(cfg, plan, fs, tracker, run_id, threads)
+    device, dev = _device_setup(cfg, fs, threads)
     tracker.set_tags(run_id, {"device": str(device), "torch_threads": str(threads), "device_data": str(dev is not None),
                               "precision": str(tr.precision)})
     fc = _fit_config(cfg)
@@ -282,6 +310,94 @@ def train_units(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, tracker: Track
         totals["seconds"] += hist["seconds"]
         bar.update(1)
     bar.close()
+    return totals
+
+
+def claim_units(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, threads: int, wait: bool,
+                label: str = "worker 0") -> int:
+    """Train every unit of ``plan`` that is not done and that no other process holds, in the canonical order;
+    with ``wait`` keep polling until every unit is done (units held by others finish there). Returns the count."""
+    from filelock import FileLock, Timeout
+
+    device, dev = _device_setup(cfg, fs, threads)
+    fc = _fit_config(cfg)
+    pending = [u for u in plan.units if not unit_done(plan, u)]
+    trained = 0
+    while pending:
+        for u in list(pending):
+            lock = FileLock(str(plan.work / "units" / u.tag) + ".lock", timeout=0)
+            try:
+                lock.acquire()
+            except Timeout:
+                continue  # another worker trains it
+            try:
+                if not unit_done(plan, u):
+                    t0 = time.perf_counter()
+                    hist = _train_unit(cfg, plan, fs, u, fc, device, None, None, dev)
+                    trained += 1
+                    log.info("%s %s: %s, %d epochs (best %d, valid RankIC %.4f), %.0f s", plan.name, label, u.tag,
+                             len(hist["history"]), hist["best_epoch"], hist["best_valid_rank_ic"],
+                             time.perf_counter() - t0)
+            finally:
+                lock.release()
+            pending.remove(u)
+        if pending and not wait:
+            break
+        if pending:
+            time.sleep(1.0)
+            pending = [u for u in pending if not unit_done(plan, u)]
+    return trained
+
+
+def _worker_main(cfg_yaml: str, data_dir: str, fingerprint: str, threads: int, index: int) -> None:
+    """A spawned training worker (``trainer.workers``): rebuild the features, then claim units until none is left."""
+    from quantsam.data.io import DataRef
+    from quantsam.features.market import open_market
+
+    logging.basicConfig(level=logging.INFO, format=f"[%(asctime)s][worker {index}][%(levelname)s] - %(message)s")
+    torch.set_num_threads(threads)
+    cfg = OmegaConf.create(cfg_yaml)
+    market = open_market(DataRef(Path(data_dir), fingerprint))
+    fs = feature_set(cfg, market)
+    claim_units(cfg, plan_training(cfg, market, fs), fs, threads, wait=False, label=f"worker {index}")
+
+
+def _train_units_shared(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, tracker: Tracker, run_id: str | None,
+                        threads: int) -> dict:
+    import multiprocessing as mp
+
+    k = int(cfg.trainer.workers)
+    tracker.set_tags(run_id, {"device": str(cfg.trainer.device), "torch_threads": str(threads),
+                              "train_workers": str(k), "precision": str(cfg.trainer.precision)})
+    ctx = mp.get_context("spawn")  # a clean interpreter: no forked torch/MLflow state
+    cfg_yaml = OmegaConf.to_yaml(cfg, resolve=True)
+    data_dir, fingerprint = str(plan.data_dir), plan.data_fingerprint
+    procs = [ctx.Process(target=_worker_main, args=(cfg_yaml, data_dir, fingerprint, threads, i), daemon=True)
+             for i in range(1, k)]
+    for pr in procs:
+        pr.start()
+    log.info("%s: %d workers x %d torch thread(s) share %d units", plan.name, k, threads, len(plan.units))
+    try:
+        claim_units(cfg, plan, fs, threads, wait=False)
+        for pr in procs:
+            pr.join()
+        bad = [pr.exitcode for pr in procs if pr.exitcode != 0]
+        if bad:
+            raise RuntimeError(f"{plan.name}: training worker(s) exited with {bad}; rerun the same command to resume")
+        claim_units(cfg, plan, fs, threads, wait=True)  # anything a dead worker left (it resumes from checkpoints)
+    finally:
+        for pr in procs:
+            if pr.is_alive():
+                pr.terminate()
+    step = {f: 0 for f in cfg.model.frequencies}
+    totals = {"grad_evals": 0, "seconds": 0.0}
+    for u in plan.units:
+        hist = unit_history(plan, u)
+        tracker.log_history(run_id, [(step[u.freq] + i, _epoch_metrics(u.freq, r))
+                                     for i, r in enumerate(hist["history"])])
+        step[u.freq] += len(hist["history"])
+        totals["grad_evals"] += hist["grad_evals"]
+        totals["seconds"] += hist["seconds"]
     return totals
 
 
