@@ -1,25 +1,47 @@
-"""Write the real replication's results into the repository: ``docs/results/<name>/`` gets the study report as
-Markdown with its figures (the same report ``make report`` renders), a table of each arm's return attribution and
-active style exposures, and a header with the command, the caveats and the run's provenance.
+"""Write a real study's results into the repository: ``docs/results/<name>/`` gets the study report as Markdown with
+its figures (the same report ``make report`` renders), a table of each arm's return attribution and active style
+exposures, the paired tests with their power, a machine-readable ``summary.json`` (per arm and index: test RankIC /
+ICIR / IC / kurtosis — all names and within each index —, weekly factor RankIC, TOP excess, excess, IR, TE and its
+bias statistic, turnover, costs, seeds, windows, wall times), and a header with the command, the caveats and the
+run's provenance.
 
-    python scripts/real_results.py multirun/<date>/<time> [--name real_csi500_cpu]
+    python scripts/real_results.py multirun/<date>/<time> --name real_cpu [--train-log <file>]
 
-The sweep directory is what ``make study experiment=real_csi500_cpu`` wrote. Only results are written (tables of
-metrics, figures of NAVs and ICs) — no market data.
+The sweep directory is what ``make study experiment=<name>`` wrote (the experiment is read from its
+``multirun.yaml``). Only results are written (tables of metrics, figures of NAVs and ICs) — no market data.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from omegaconf import OmegaConf
 
 from quantsam.report.collect import collect
 from quantsam.report.render import md_table, write_report
+from quantsam.report.tables import power_table
 
 ROOT = Path(__file__).resolve().parents[1]
+
+CAVEATS_REAL_CPU = """\
+**Read with care.** Trained on this 2-core CPU: all A-shares that pass the universe filters (point in time), at
+most 500 random names per one-day batch, every 5th date, 3 y train + 1 y valid, <= 5 epochs with patience 2
+(validation on a fixed 1,000-name subset per date), 3 seeds per model averaged — the source trains 6 y + 2 y for up
+to 100 epochs with patience 10 (see `conf/experiment/real_cpu.yaml` for every cut and the README for the measurements
+behind them). {n_windows} half-yearly windows are the only replication beyond the seeds (paired tests over
+window x seed; their power is stated below). Float shares after 2022-01-14 are carried forward split-adjusted (the
+shared data has none), amounts after that date are missing, so VWAP fills use the (high + low + close) / 3 proxy from
+2022-01-17 on; the ST flag is unknown after 2022-01-14 (names are treated as not ST). Benchmarks (total return: index
+weights x adjusted returns, dividends reinvested): CSI500 with its published daily weights; CSI300 and CSI1000 with
+float-cap weights within their point-in-time members (no weight history exists in the shared data), so their
+excess is against an approximation of the index. Constraints were relaxed on {relaxed} of the weekly rebalances
+(`portfolio.relax=graded`).
+"""
 
 CAVEATS = """\
 **Read with care.** One seed per arm; the rolling windows are the only replication (paired tests over {n_windows}
@@ -38,7 +60,8 @@ def _attribution(jobs) -> pd.DataFrame:
     rows = {}
     for j in jobs:
         for u, s in (j.backtests or {}).items():
-            keys = ["excess_ann", "excess_ann_vs_price_index", "tracking_error", "info_ratio", "ex_ante_te_mean",
+            keys = ["excess_ann", "excess_ann_vs_price_index", "tracking_error", "info_ratio", "ex_ante_te_mean", "te_bias",
+                    "te_realised_over_forecast",
                     "turnover", "relaxed_share",
                     "attr_industry", *[k for k in s if k.startswith("attr_") and k not in (
                         "attr_industry", "attr_costs", "attr_specific", "attr_excess")],
@@ -48,25 +71,77 @@ def _attribution(jobs) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _num(v) -> float | None:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return v if np.isfinite(v) else None
+
+
+def summary(jobs, sweep: Path, power: pd.DataFrame, extra: dict) -> dict:
+    """The machine-readable summary: per arm, the signal, factor-test and per-index backtest numbers."""
+    arms = {}
+    for j in jobs:
+        t, f = j.train, j.factor
+        sig = {k.replace("/", "."): _num(v) for k, v in t.items() if k.startswith(("test", "daily/test", "weekly/test"))}
+        arm = {"seed": j.seed, "n_seeds_per_model": None, "windows": len(j.splits),
+               "test_period": [j.splits[0]["test"][0], j.splits[-1]["test"][1]] if j.splits else None,
+               "signal": sig,
+               "factor_test_weekly": {k: _num(f.get(k)) for k in (
+                   "rank_ic_mean", "rank_icir", "ic_mean", "icir", "top_excess_ann", "top_ir", "top_turnover",
+                   "long_short_ann", "score_kurtosis_median", "n_dates")},
+               "indices": {}, "grad_evals": _num(t.get("cost/grad_evals")), "train_cpu_s": _num(t.get("cost/wall_s")),
+               "stage_wall_s": {k: _num(v) for k, v in j.stage_seconds.items()}}
+        if j.windows is not None:
+            arm["n_seeds_per_model"] = int(j.windows["seed"].nunique())
+        for u, b in j.backtests.items():
+            arm["indices"][u] = {k: _num(b.get(k)) for k in (
+                "excess_ann", "excess_ann_vs_price_index", "info_ratio", "tracking_error", "ex_ante_te_mean", "te_bias",
+                "te_bias_band", "te_realised_over_forecast", "turnover", "attr_costs", "relaxed_share", "max_drawdown",
+                "excess_max_drawdown", "ann_return", "bench_tr_ann_return")}
+            arm["indices"][u]["benchmark_weights"] = j.notes.get(u, {}).get("benchmark_weights")
+            arm["indices"][u]["benchmark"] = j.notes.get(u, {}).get("benchmark")
+        arms[j.optimizer] = arm
+    tests = []
+    for _, r in power.iterrows():
+        tests.append({"arm": r.iloc[0], "difference": r.iloc[1], **{k: _num(v) for k, v in r.iloc[2:].items()}})
+    return {"sweep": sweep.name, "arms": arms, "paired_tests_vs_adamw": tests, **extra}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("sweep")
-    ap.add_argument("--name", default="real_csi500_cpu")
+    ap.add_argument("--name", default=None, help="docs/results/<name> (default: the sweep's experiment)")
+    ap.add_argument("--wall", action="append", default=[], metavar="STEP=SECONDS",
+                    help="measured wall time of a step of the run (repeatable), recorded in summary.json")
     a = ap.parse_args()
     sweep = Path(a.sweep)
+    mr = OmegaConf.load(sweep / "multirun.yaml") if (sweep / "multirun.yaml").exists() else None
+    experiment = next((o.split("=", 1)[1] for o in (mr.hydra.overrides.task if mr is not None else [])
+                       if o.startswith("experiment=")), "real_csi500_cpu")
+    a.name = a.name or experiment
     out = ROOT / "docs" / "results" / a.name
     jobs = collect(sweep)
     rep = write_report(jobs, sweep, out_dir=out)
+    power = power_table(jobs)
     (out / "report.html").unlink(missing_ok=True)  # the Markdown + PNGs are what the repository keeps
     (out / "jobs.json").unlink(missing_ok=True)  # local paths
     attr = _attribution(jobs)
     sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     n_windows = max(len(j.splits) for j in jobs) or "the"
-    head = [f"# Real replication: `{a.name}`", "",
-            "Made by `make study experiment=real_csi500_cpu` and then "
-            f"`python scripts/real_results.py <its multirun dir> --name {a.name}` (code at {sha.strip() or '?'}).",
-            "", CAVEATS.format(n_windows=n_windows, relaxed=" / ".join(
-                f"{100 * float(v):.0f}% ({k.split()[0]})" for k, v in attr.loc["relaxed_share"].items())), "",
+    caveats = CAVEATS_REAL_CPU if experiment == "real_cpu" else CAVEATS
+    walls = {k: float(v) for k, v in (w.split("=", 1) for w in a.wall)}
+    doc = summary(jobs, sweep, power, {"experiment": experiment, "code": sha.strip(), "measured_wall_s": walls})
+    (out / "summary.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    head = [f"# Real study: `{a.name}`", "",
+            f"Made by `make study experiment={experiment}` and then "
+            f"`python scripts/real_results.py <its multirun dir> --name {a.name}` (code at {sha.strip() or '?'}); "
+            "machine-readable: [summary.json](summary.json).",
+            "", caveats.format(n_windows=n_windows, relaxed=" / ".join(
+                f"{100 * float(v):.0f}% ({' '.join(k.split()[::2])})" for k, v in attr.loc["relaxed_share"].items())),
+            "", "## Paired tests and their power (each arm minus AdamW)", "",
+            md_table(power.set_index("arm")) if len(power) else "(one arm only)", "",
             "## Return attribution and active styles (annualised; arithmetic, so the parts add up to attr_excess)",
             "", md_table(attr), ""]
     body = rep.md_path.read_text().splitlines()

@@ -7,6 +7,7 @@ given its input artifacts). With ``pipeline.py`` this is the only module that ca
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import hydra
@@ -181,7 +182,6 @@ def plan_main(cfg: DictConfig) -> None:
     from quantsam.data.stage import run_data
     from quantsam.features.market import open_market
     from quantsam.train.plan import study_plan
-    from quantsam.train.runtime import set_threads
 
     validate(cfg)
     hc = HydraConfig.get()
@@ -193,21 +193,31 @@ def plan_main(cfg: DictConfig) -> None:
     task = [o for o in hc.overrides.task if not o.startswith(("optimizer=", "seed="))]
     optimizers = {n: OmegaConf.to_container(compose("config", [*task, f"optimizer={n}"]).optimizer, resolve=True)
                   for n in names}
-    set_threads(cfg.trainer.num_threads)
-    rows, info = study_plan(cfg, open_market(run_data(cfg)), optimizers, n_seeds)
     jobs = int(OmegaConf.select(cfg, "hydra.launcher.n_jobs", default=0) or 0) or (
         2 if str(hc.runtime.choices.get("hydra/launcher", "")) == "joblib" else 1)
+    workers = int(cfg.trainer.workers)
+    cores = os.cpu_count() or 1
+    threads = int(cfg.trainer.num_threads) if cfg.trainer.num_threads is not None else max(1, cores // (jobs * workers))
+    rows, info = study_plan(cfg, open_market(run_data(cfg)), optimizers, n_seeds, threads)
     print(f"{info['windows']} windows x {len(cfg.model.frequencies)} models x {cfg.trainer.n_seeds} seeds = "
-          f"{info['units_per_job']} fits per job, {info['names']} names, <= {info['max_epochs']} epochs; "
-          f"{n_seeds} seed job(s) per optimizer")
-    print(f"{'optimizer':<10} {'fits':>6} {'steps':>12} {'grad evals':>14} {'est. hours':>11}")
+          f"{info['units_per_job']} fits per job, {info['names']} names, <= {info['max_epochs']} epochs "
+          f"(expected {info['expected_epochs']:.1f}: {info['epochs_basis']}); {n_seeds} seed job(s) per optimizer")
+    print(f"{'optimizer':<10} {'fits':>6} {'steps':>12} {'grad evals':>14} {'CPU h':>8} {'CPU h max':>10}")
     for r in rows:
-        print(f"{r.optimizer:<10} {r.fits:>6} {r.steps:>12,} {r.grad_evals:>14,} {r.hours:>11.2f}")
-    total = sum(r.hours for r in rows)
+        print(f"{r.optimizer:<10} {r.fits:>6} {r.steps:>12,} {r.grad_evals:>14,} {r.hours:>8.2f} {r.hours_max:>10.2f}")
+    total, total_max = sum(r.hours for r in rows), sum(r.hours_max for r in rows)
     print(f"{'total':<10} {sum(r.fits for r in rows):>6} {sum(r.steps for r in rows):>12,} "
-          f"{sum(r.grad_evals for r in rows):>14,} {total:>11.2f}")
-    print(f"estimated wall time on this machine: {total / jobs:.2f} h with {jobs} parallel job(s) — an upper bound "
-          "(every fit at max_epochs; early stopping usually ends sooner), calibrated on the first window")
+          f"{sum(r.grad_evals for r in rows):>14,} {total:>8.2f} {total_max:>10.2f}")
+    print("calibration (CPU seconds per sample, first window, " + f"{threads} torch thread(s) per process):")
+    for r in rows:
+        c = r.calibration
+        print(f"  {r.optimizer:<10} train {1e6 * c.cpu_per_sample:7.1f} us/name-step ({c.names_per_step:.0f} names, "
+              f"{c.evals_per_step:.0f} grad evals/step), valid {1e6 * c.cpu_per_valid_sample:6.1f} us/name, test "
+              f"{1e6 * c.cpu_per_test_sample:6.1f} us/name")
+    par = max(1, min(cores, jobs * workers * threads))
+    print(f"estimated training wall time: {total / par:.2f} h expected, {total_max / par:.2f} h at max_epochs — "
+          f"{jobs} job(s) x {workers} worker(s) x {threads} thread(s) on {cores} cores; data, signal, factor tests "
+          "and backtests come on top")
 
 
 def bt_table(summary: dict) -> str:

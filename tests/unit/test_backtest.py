@@ -148,3 +148,26 @@ def test_fill_decision_ignores_flags_after_the_fill_day(small_market, small_pane
     p2.limit_up_one[f] = True  # the fill day itself: nothing can be bought -> a different first fill
     c = run_index_enhanced(signal, small_market, p2, "000905.SH", "csi500", PC, bc, figures=False)
     assert c.daily["cash"].iloc[0] > 0.99
+
+
+def test_te_bias_statistic_is_one_for_a_right_forecast_and_flags_under_forecasts():
+    """Barra's bias statistic: std of (period active return / its forecast); a model whose forecast equals the true
+    TE gives ~1 (inside 1 +- 2 sqrt(1/2K)), one that forecasts half the true TE gives ~2."""
+    from quantsam.backtest.runner import te_bias
+
+    rng = np.random.default_rng(7)
+    days = pd.bdate_range("2020-01-01", periods=5 * 400)
+    true_te = 0.05
+    excess = pd.Series(rng.normal(0, true_te / np.sqrt(252), len(days)), index=days)
+    fills = pd.Series(days[::5])
+    right = te_bias(excess, fills, pd.Series(np.full(400, true_te)))
+    half = te_bias(excess, fills, pd.Series(np.full(400, true_te / 2)))
+    assert right["te_bias_periods"] == 400 and abs(right["te_bias"] - 1) < right["te_bias_band"]
+    assert abs(half["te_bias"] - 2 * right["te_bias"]) < 1e-12
+    assert abs(right["te_realised_over_forecast"] - 1) < 0.05
+    # hand-derived: two periods of 5 days, +0.1% a day then -0.2% a day, forecasts 4% and 8%
+    d = pd.bdate_range("2021-01-04", periods=10)
+    e = pd.Series([0.001] * 5 + [-0.002] * 5, index=d)
+    got = te_bias(e, pd.Series(d[[0, 5]]), pd.Series([0.04, 0.08]))
+    z = [0.005 / (0.04 * np.sqrt(5 / 252)), -0.010 / (0.08 * np.sqrt(5 / 252))]
+    assert np.allclose(got["z"], z) and np.isclose(got["te_bias"], np.std(z, ddof=1))

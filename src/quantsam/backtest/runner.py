@@ -115,6 +115,34 @@ def benchmark_series(market, panel: Panel, bench_w: np.ndarray, close_adj: np.nd
     return tr, price
 
 
+def te_bias(excess: pd.Series, fill_dates: pd.Series, ex_ante_te: pd.Series) -> dict:
+    """The bias statistic of the tracking-error forecast (Barra's convention, e.g. Menchero et al., *Barra CNE5*
+    notes, "bias statistics"): each holding period's realised active return (sum of the daily excess from its fill
+    day to the day before the next fill) over its forecast ``te x sqrt(days / 252)``; the statistic is the standard
+    deviation of those z-scores — 1 when forecasts are right, > 1 when the risk model under-forecasts — with the
+    approximate 95% band 1 +- 2 sqrt(1 / (2K)) for K periods. Also the realised TE over the mean forecast."""
+    d = excess.index
+    starts = d.searchsorted(pd.to_datetime(fill_dates.to_numpy()))
+    ends = np.r_[starts[1:], len(d)]
+    period, z = np.full(len(starts), np.nan), np.full(len(starts), np.nan)
+    e = excess.to_numpy(dtype=np.float64)
+    te = ex_ante_te.to_numpy(dtype=np.float64)
+    for k, (a, b) in enumerate(zip(starts, ends, strict=True)):
+        if b > a:
+            period[k] = e[a:b].sum()
+            if np.isfinite(te[k]) and te[k] > 0:
+                z[k] = period[k] / (te[k] * np.sqrt((b - a) / DAYS))
+    ok = np.isfinite(z)
+    n = int(ok.sum())
+    b_stat = float(np.std(z[ok], ddof=1)) if n > 1 else float("nan")
+    realised = float(np.std(e, ddof=1) * np.sqrt(DAYS)) if len(e) > 1 else float("nan")
+    mean_te = float(np.nanmean(te)) if np.isfinite(te).any() else float("nan")
+    return {"te_bias": b_stat, "te_bias_periods": float(n),
+            "te_bias_band": float(2 * np.sqrt(1 / (2 * n))) if n else float("nan"),
+            "te_realised_over_forecast": realised / mean_te if mean_te and np.isfinite(mean_te) else float("nan"),
+            "period_active": period, "z": z}
+
+
 def run_index_enhanced(signal: pd.DataFrame | np.ndarray, market, panel: Panel, index_code: str, universe: str,
                        portfolio_cfg, backtest_cfg, figures: bool = True, risk: RiskInputs | None = None
                        ) -> BacktestResult:
@@ -265,6 +293,9 @@ def run_index_enhanced(signal: pd.DataFrame | np.ndarray, market, panel: Panel, 
         summary.update({f"active_{k}": float(styles_df[k].mean()) for k in styles_df.columns})
         if "ex_ante_te" in rebal:
             summary["ex_ante_te_mean"] = float(rebal["ex_ante_te"].mean())
+            bias = te_bias(r_p - r_b, rebal["fill_date"], rebal["ex_ante_te"])
+            rebal["active_period"], rebal["active_z"] = bias.pop("period_active"), bias.pop("z")
+            summary.update(bias)
         if bc.attribution:
             costs = np.zeros(len(dates))
             for f_local, c in sim.costs.items():

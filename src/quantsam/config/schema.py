@@ -22,6 +22,8 @@ from omegaconf import OmegaConf
 
 #: the style exposures quantsam computes (quantsam.features.styles), by name: the keys portfolio.style_bounds takes
 STYLES = ("size", "nonlinear_size", "beta", "momentum", "residual_volatility", "liquidity", "reversal")
+#: the benchmark indices by universe name (conf/universe/<name>.yaml holds the same code as universe.index_code)
+INDEX_CODES = {"csi300": "000300.SH", "csi500": "000905.SH", "csi1000": "000852.SH"}
 #: the study's 6 K-line inputs, in order (quantsam.features.kline)
 KLINE_FIELDS = ("open", "high", "low", "close", "vwap", "volume")
 #: features.normalize: the source's z-score, or the robust z-score clipped at +-3 (features.kline.normalize_window)

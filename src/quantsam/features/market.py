@@ -67,6 +67,18 @@ class Market:
             self._memo[key] = eligible_mask(panel, key[1], key[2], members)
         return self._memo[key]
 
+    def index_members_masks(self) -> dict[str, np.ndarray]:
+        """``{universe name: [T, N] point-in-time membership}`` for every benchmark index the market's
+        ``index_members`` table holds (:data:`quantsam.config.schema.INDEX_CODES`), once."""
+        from quantsam.config.schema import INDEX_CODES
+
+        if ("members",) not in self._memo:
+            mem = self.tables().index_members
+            have = set(mem["index_code"].astype(str)) if mem is not None and len(mem) else set()
+            self._memo[("members",)] = {u: membership_mask(self.panel(), mem, code)
+                                        for u, code in INDEX_CODES.items() if code in have}
+        return self._memo[("members",)]
+
     def styles(self) -> StyleExposures:
         """The style exposures of every name and date (estimation universe: listed >= 63 days, not ST), once."""
         if ("styles",) not in self._memo:

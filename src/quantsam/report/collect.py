@@ -36,6 +36,7 @@ class JobResult:
     notes: dict[str, dict] = field(default_factory=dict)
     optimizer_name: str = ""  # the optimizer behind the arm (``optimizer`` is the arm, e.g. adamw_matched)
     family: str = ""  # baseline | generalisation | efficiency | combined
+    windows: pd.DataFrame | None = None  # signal_windows.parquet: test RankIC / IC per (window, seed index)
 
 
 def _read_json(p: Path) -> dict:
@@ -53,6 +54,8 @@ def load_job(doc: dict) -> JobResult:
     except ValueError:
         job.family = "generalisation"
     job.train = {**_read_json(w / "metrics.json"), **_read_json(w / "signal_metrics.json")}
+    if (w / "signal_windows.parquet").exists():
+        job.windows = pd.read_parquet(w / "signal_windows.parquet")
     job.splits = json.loads((w / "splits.json").read_text()) if (w / "splits.json").exists() else []
     ft = Path(doc["factor_dir"]) if doc.get("factor_dir") else None
     if ft is not None and (ft / "summary.json").exists():

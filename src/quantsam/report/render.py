@@ -64,6 +64,7 @@ def build_tables(jobs: list[JobResult]) -> dict[str, pd.DataFrame]:
     out["last_year"] = T.last_year_table(jobs)
     out["summary"] = T.summary_table(jobs)
     out["significance"] = T.significance(jobs)
+    out["power"] = T.power_table(jobs)
     out["cost"] = T.cost_table(jobs)
     out["arms"] = T.arms_table(jobs)
     return out
@@ -112,6 +113,11 @@ def render(report: StudyReport, out_dir: str | Path, title: str = "quantsam stud
          report.tables["last_year"], []),
         ("Significance", "Each variant vs AdamW on per-window test RankIC, paired over seeds x rolling windows "
                          "(Wilcoxon signed-rank, two-sided).", report.tables["significance"], []),
+        ("Power", "Each arm vs AdamW, paired: test RankIC per (rolling window, seed index) against the training label "
+                  "(all names; within each index's members), and each portfolio's weekly excess per week — mean "
+                  "difference, t-test and Wilcoxon p-values, and the smallest difference each test detects with 80% "
+                  "power at the 5% level (MDE).",
+         report.tables["power"].set_index("arm") if len(report.tables["power"]) else None, []),
         ("Cost", "Gradient evaluations and wall time (seconds) per arm; stage times of the pipeline; test RankIC per "
                  "1,000 gradient evaluations.",
          report.tables["cost"], ["cost"]),

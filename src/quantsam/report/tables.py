@@ -153,6 +153,81 @@ def significance(jobs) -> pd.DataFrame:
     return pd.DataFrame(rows).T
 
 
+def min_detectable_difference(sd: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest true mean difference that a two-sided paired t-test at level ``alpha`` detects with probability
+    ``power``, for ``n`` pairs whose differences have standard deviation ``sd`` — from the noncentral t distribution
+    (Cohen 1988, ch. 2), not the normal approximation (z_{1-a/2} + z_power) sd / sqrt(n), which is too small for few
+    pairs."""
+    if n < 3 or not np.isfinite(sd) or sd <= 0:  # with 2 pairs (1 df) scipy's noncentral t is unreliable
+        return float("nan")
+    from scipy.optimize import brentq
+
+    df = n - 1
+    tc = stats.t.ppf(1 - alpha / 2, df)
+
+    def gap(delta: float) -> float:
+        nc = delta * np.sqrt(n) / sd
+        return float(stats.nct.sf(tc, df, nc) + stats.nct.cdf(-tc, df, nc)) - power
+
+    hi = (stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * sd / np.sqrt(n)  # the normal approximation
+    for _ in range(60):  # the t-test needs more than the normal approximation: widen until bracketed
+        if gap(hi) > 0:
+            return float(brentq(gap, 0.0, hi))
+        hi *= 1.5
+    return float("nan")
+
+
+def paired_test(d) -> dict[str, float]:
+    """Paired differences ``d``: their count, mean, std, the two-sided paired t-test and Wilcoxon signed-rank
+    p-values, and the smallest difference detectable at 80% power (:func:`min_detectable_difference`)."""
+    d = np.asarray(d, dtype=float)
+    d = d[np.isfinite(d)]
+    n = len(d)
+    sd = float(np.std(d, ddof=1)) if n > 1 else float("nan")
+    out = {"pairs": float(n), "mean": float(d.mean()) if n else float("nan"), "std": sd,
+           "t p": float(stats.ttest_1samp(d, 0.0).pvalue) if n > 1 and sd > 0 else float("nan"),
+           "Wilcoxon p": float(stats.wilcoxon(d).pvalue) if n > 1 and np.any(d != 0) else float("nan"),
+           "MDE (80% power)": min_detectable_difference(sd, n)}
+    return out
+
+
+def _weekly_excess(job: JobResult, universe: str) -> pd.Series:
+    daily = job.daily.get(universe)
+    if daily is None:
+        return pd.Series(dtype=float)
+    return daily["excess"].groupby(pd.DatetimeIndex(daily.index).to_period("W-FRI")).sum()
+
+
+def power_table(jobs, base: str = "adamw") -> pd.DataFrame:
+    """Every arm against ``base``: paired differences of the test RankIC per (rolling window, seed index) — over all
+    names and within each index's members — and of the weekly excess return of each index's portfolio (per week),
+    with the paired t-test, the Wilcoxon test and the smallest difference each could detect at 80% power."""
+    ref = [j for j in jobs if j.optimizer == base]
+    rows: dict[tuple[str, str], dict] = {}
+    for o in optimizers(jobs):
+        if o == base:
+            continue
+        for j in (j for j in jobs if j.optimizer == o):
+            b = next((r for r in ref if r.seed == j.seed), None)
+            if b is None:
+                continue
+            if j.windows is not None and b.windows is not None:
+                m = j.windows.merge(b.windows, on=["window", "seed"], suffixes=("", "_base"))
+                for col in [c for c in j.windows.columns if c.endswith("rank_ic") and f"{c}_base" in m]:
+                    what = "test RankIC (window x seed)" if col == "rank_ic" else \
+                        f"test RankIC in {col[:-len('_rank_ic')]} (window x seed)"
+                    rows[(o, what)] = paired_test(m[col] - m[f"{col}_base"])
+            for u in sorted(set(j.daily) & set(b.daily)):
+                a, c = _weekly_excess(j, u), _weekly_excess(b, u)
+                idx = a.index.intersection(c.index)
+                rows[(o, f"{u} weekly excess (week)")] = paired_test(a[idx] - c[idx])
+    if not rows:
+        return pd.DataFrame()
+    df = pd.DataFrame(rows).T
+    df.index.names = ["arm", f"difference vs {base}"]
+    return df.reset_index()
+
+
 def summary_table(jobs) -> pd.DataFrame:
     """The side-by-side headline of a study (mean over seeds): test RankIC and ICIR of the signal, TOP-layer excess,
     each index's annualised excess and IR, gradient evaluations and training wall time."""

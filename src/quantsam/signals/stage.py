@@ -25,7 +25,7 @@ from quantsam.tracking.mlflow_run import Tracker
 
 log = logging.getLogger(__name__)
 
-SIGNAL_VERSION = 1
+SIGNAL_VERSION = 2  # 2: kurtosis, within-index metrics, per (window, seed) metrics
 MANIFEST = "signal.manifest.json"
 
 
@@ -59,6 +59,36 @@ def test_metrics(columns: dict[str, np.ndarray], rows: np.ndarray, cols: np.ndar
     return out
 
 
+def window_seed_metrics(preds, models: list[str], mad_k, panel, label: np.ndarray,
+                        members: dict[str, np.ndarray] | None = None):
+    """Per (rolling window, seed index): the signal each seed alone would give (its models' z-scores, equal weight,
+    with ``signal.mad_k``) scored against the label on every test day of the window — the test RankIC and IC mean
+    over all names and, for each ``members`` mask (``[T, N]`` point-in-time index membership), within the index.
+    These are the pairs of the study's paired tests (``quantsam.report.tables.paired_test``)."""
+    import pandas as pd
+
+    rows = []
+    for k, pk in preds.groupby("seed", sort=True):
+        dates, codes, scores = seed_averaged(pk)
+        score, _ = combine_equal_weight(scores, models, mad_k)
+        r, c = panel.dates.get_indexer(dates), panel.codes.get_indexer(codes)
+        lab = label[r][:, c]
+        win = pk.groupby("date")["window"].first().reindex(dates).to_numpy()
+        masks = {"": None, **{f"{u}_": m[r][:, c] for u, m in (members or {}).items()}}
+        per = {}
+        for prefix, m in masks.items():
+            x = score if m is None else np.where(m, score, np.nan)
+            per[prefix] = (rank_ic_rows(x, lab), ic_rows(x, lab))
+        for w in np.unique(win):
+            sel = win == w
+            row = {"window": int(w), "seed": int(k), "days": int(sel.sum())}
+            for prefix, (ric, ic) in per.items():
+                row[f"{prefix}rank_ic"] = float(np.nanmean(ric[sel])) if np.isfinite(ric[sel]).any() else np.nan
+                row[f"{prefix}ic"] = float(np.nanmean(ic[sel])) if np.isfinite(ic[sel]).any() else np.nan
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def run_signal(cfg: DictConfig, predictions: Path, market: Market, run_id: str | None = None) -> SignalOutputs:
     predictions = Path(predictions)
     out = predictions.parent / "signal.parquet"
@@ -88,9 +118,18 @@ def run_signal(cfg: DictConfig, predictions: Path, market: Market, run_id: str |
         metrics = test_metrics({"score": score, **{m: z[m] for m in models},
                                 **{f"raw_{m}": scores[m] for m in models}}, rows, cols,
                                market.label(cfg.features, cfg.universe))
+        members = market.index_members_masks()
+        label = market.label(cfg.features, cfg.universe)
+        for u, m in members.items():  # the combined signal within each index's point-in-time members
+            sub = test_metrics({"score": np.where(m[rows][:, cols], score, np.nan)}, rows, cols, label)
+            metrics.update({k.replace("test/", f"test_{u}/"): v for k, v in sub.items()})
+        per_window = window_seed_metrics(preds, models, cfg.signal.mad_k, panel, label, members)
+        windows_file = predictions.parent / "signal_windows.parquet"
+        stageio.atomic_write_parquet(per_window, windows_file)
         stageio.atomic_write_parquet(frame, out)
         stageio.atomic_write_json(metrics_file, metrics)
-        stageio.write_manifest(manifest, "signal", key, [out, metrics_file], data_fingerprint=market.fingerprint)
+        stageio.write_manifest(manifest, "signal", key, [out, metrics_file, windows_file],
+                               data_fingerprint=market.fingerprint)
     tracker.log_metrics(run_id, metrics)
     tracker.log_artifact(run_id, out)
     log.info("signal: test RankIC %.4f (ICIR %.2f), IC %.4f, median kurtosis %.1f — daily, against the training "
