@@ -211,7 +211,7 @@ def plan_main(cfg: DictConfig) -> None:
     print("calibration (CPU seconds per sample, first window, " + f"{threads} torch thread(s) per process):")
     for r in rows:
         c = r.calibration
-        print(f"  {r.optimizer:<10} train {1e6 * c.cpu_per_sample:7.1f} us/name-step ({c.names_per_step:.0f} names, "
+        print(f"  {r.optimizer + ':':<11} train {1e6 * c.cpu_per_sample:7.1f} us/name-step ({c.names_per_step:.0f} names, "
               f"{c.evals_per_step:.0f} grad evals/step), valid {1e6 * c.cpu_per_valid_sample:6.1f} us/name, test "
               f"{1e6 * c.cpu_per_test_sample:6.1f} us/name")
     par = max(1, min(cores, jobs * workers * threads))

@@ -25,3 +25,7 @@ class ConfigError(QuantsamError, ValueError):
 
 class InfeasibleError(QuantsamError, RuntimeError):
     """A portfolio problem stayed infeasible after the relaxation chain."""
+
+
+class SolverFailure(QuantsamError, RuntimeError):
+    """A portfolio solve failed numerically (not infeasible): nothing is relaxed on its account."""

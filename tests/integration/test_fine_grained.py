@@ -68,5 +68,5 @@ def test_plan_counts_fits_and_grad_evals_before_spending(tmp_path):
     fits, steps, evals = (int(rows["adamw"][i].replace(",", "")) for i in range(3))
     assert fits == 2 * 2 * 1 * 2  # 2 windows x 2 models x 1 seed per job x 2 seed jobs
     assert evals == steps and int(rows["gam"][2].replace(",", "")) == 4 * steps
-    assert "estimated wall time" in proc.stdout
+    assert "estimated training wall time" in proc.stdout and "us/name-step" in proc.stdout  # the calibration used
     assert not (tmp_path / "out" / "train").exists()  # nothing trained

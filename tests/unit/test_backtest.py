@@ -171,3 +171,12 @@ def test_te_bias_statistic_is_one_for_a_right_forecast_and_flags_under_forecasts
     got = te_bias(e, pd.Series(d[[0, 5]]), pd.Series([0.04, 0.08]))
     z = [0.005 / (0.04 * np.sqrt(5 / 252)), -0.010 / (0.08 * np.sqrt(5 / 252))]
     assert np.allclose(got["z"], z) and np.isclose(got["te_bias"], np.std(z, ddof=1))
+
+
+def test_a_single_date_signal_is_an_error(small_market, small_panel, signal):
+    from quantsam.errors import DataError
+
+    day = signal.index[signal.index >= pd.Timestamp("2020-09-01")][0]
+    one = signal.where(pd.Series(signal.index == day, index=signal.index), axis=0)
+    with pytest.raises(DataError, match="1 rebalance date.*at least 2"):
+        run_index_enhanced(one, small_market, small_panel, "000905.SH", "csi500", PC, BC, figures=False)

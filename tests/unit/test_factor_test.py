@@ -213,3 +213,11 @@ def test_layer_edges_equal_numpy_quantile_bit_for_bit():
             v = np.sort(rng.normal(size=m) * 1e3)[None, :]
             got = _edges_sorted(v, np.array([m]), n)[0]
             assert np.array_equal(got, np.quantile(v[0], qcut_quantiles(n)))
+
+
+def test_a_single_date_signal_is_an_error_not_an_annualised_figure(small_market, small_panel):
+    """One testable date would give an 'annualised' TOP excess from one week: a clear DataError instead."""
+    a = small_market.alpha
+    one = a.iloc[[300]]
+    with pytest.raises(DataError, match="1 testable rebalance date.*at least 2.*factor_test.start/end"):
+        analyze(one, small_panel, small_market.industry, CFG, figures=False)

@@ -225,3 +225,26 @@ def test_style_bounds_and_tracking_error_hold():
     loose = IndexEnhancedProblem(70, 4, cfg("direct"), n_risk_factors=0).solve(
         **{k: v for k, v in case.items() if k not in ("styles", "risk")})
     assert loose.objective > res.objective  # the constraints bind: risk control costs expected return
+
+
+def test_a_numerical_failure_is_reported_not_relaxed(monkeypatch):
+    """A solve that fails numerically (neither optimal nor infeasible) loosens nothing: the first rebalance raises
+    SolverFailure naming the status and the fix; a later one holds its weights as 'solver_failed'."""
+    from quantsam.errors import SolverFailure
+
+    rng = np.random.default_rng(5)
+    case = random_case(rng)
+    prob = IndexEnhancedProblem(40, 4, C)
+    prev = prob.solve(**case).weights
+    calls = []
+
+    def failing(self, d, tol, m, first):
+        calls.append(dict(tol))
+        return "solver_error", None, float("nan"), "HIGHS (direct)"
+
+    monkeypatch.setattr(IndexEnhancedProblem, "_solve_step", failing)
+    with pytest.raises(SolverFailure, match="solver_error.*numerical failure.*portfolio.backend=cvxpy"):
+        prob.solve(**case)
+    assert len(calls) == 1  # no relaxation was tried
+    res = prob.solve(**case, prev_weight=prev)
+    assert res.status == "solver_failed" and res.relaxed == [] and np.array_equal(res.weights, prev)

@@ -156,3 +156,37 @@ def test_attribution_of_an_exact_factor_market_has_no_specific_return():
     np.testing.assert_allclose(df["industry"], ind, atol=1e-15)
     ann = annual_attribution(df)
     assert ann["attr_costs"] == pytest.approx(-252e-4)
+
+
+def test_vra_multipliers_equal_a_pandas_ewm_computation():
+    """The volatility regime adjustment against pandas' own EWMA (``adjust=True``, absolute positions): returns
+    standardised by their one-step-ahead EWMA volatility, the day's mean square, its EWMA over the previous days.
+    A market whose volatility doubles half-way gets multipliers well above 1 after the change."""
+    import pandas as pd
+
+    from quantsam.portfolio.risk import FactorReturns, RiskModel, vra_multipliers
+
+    rng = np.random.default_rng(5)
+    T, K, N = 300, 4, 30
+    scale = np.r_[np.full(150, 0.01), np.full(150, 0.02)]
+    f = rng.normal(size=(T, K)) * scale[:, None]
+    u = rng.normal(size=(T, N)) * 0.02
+    u[rng.random(u.shape) < 0.05] = np.nan
+    fr = FactorReturns([f"k{i}" for i in range(K)], f, u)
+    lam_f, lam_s = vra_multipliers(fr, halflife=30, vra_halflife=20, min_obs=10)
+
+    def reference(x):
+        df = pd.DataFrame(x)
+        var = (df ** 2).ewm(halflife=30, adjust=True).mean().shift(1)
+        n = df.notna().cumsum().shift(1).fillna(0)
+        z2 = (df ** 2 / var).where(n >= 10)
+        b2 = z2.mean(axis=1)
+        return b2.ewm(halflife=20, adjust=True).mean().shift(1).fillna(1.0).to_numpy()
+
+    assert np.allclose(lam_f, reference(f), rtol=1e-10) and np.allclose(lam_s, reference(u), rtol=1e-10)
+    # right after the change the lagging volatilities under-forecast: scaled up; the specific side did not change
+    assert lam_f[160:190].mean() > 1.5 and abs(lam_s[160:190].mean() - 1) < 0.2 and abs(lam_f[100:150].mean() - 1) < 0.2
+    plain, adj = RiskModel(fr, 30, min_obs=10), RiskModel(fr, 30, min_obs=10, vra_halflife=20)
+    F0, s0 = plain.at(250)
+    F1, s1 = adj.at(250)
+    assert np.allclose(F1, F0 * lam_f[250]) and np.allclose(s1, s0 * lam_s[250])

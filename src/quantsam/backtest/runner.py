@@ -181,6 +181,10 @@ def run_index_enhanced(signal: pd.DataFrame | np.ndarray, market, panel: Panel, 
     # the backtest ends one holding period after the signal's last date (no drifting on stale weights beyond it)
     t_last = min(int(np.nonzero(window)[0][-1]), int(np.nonzero(window & has_sig)[0][-1]) + every)
     decisions = [t for t in range(t0, t_last, every) if has_sig[t]]
+    if len(decisions) < 2:
+        raise DataError(f"backtest {universe}: the signal gives {len(decisions)} rebalance date(s) between "
+                        f"backtest.start={start.date()} and backtest.end={end.date()}; an annualised backtest needs at "
+                        "least 2. Fix: a signal covering more dates, or a wider backtest.start/end")
     s0, s1 = decisions[0] + 1, t_last + 1  # simulate from the first fill day through the end
     adj = panel.field("adj_factor").astype(np.float64)
     arrays = MarketArrays(
@@ -273,6 +277,7 @@ def run_index_enhanced(signal: pd.DataFrame | np.ndarray, market, panel: Panel, 
     summary["n_rebalances"] = float(len(rebal))
     summary["relaxed_share"] = float((rebal["relaxed"] != "").mean())
     summary["held_share"] = float((rebal["status"] == "held").mean())
+    summary["failed_share"] = float((rebal["status"] == "solver_failed").mean())  # numerical failures: held
     summary["bench_tr_ann_return"] = annualize(r_tr, DAYS)
     yearly = yearly_table(r_p, r_b)
     if r_price is not None:

@@ -28,7 +28,8 @@ from quantsam.tracking.mlflow_run import Tracker
 
 log = logging.getLogger(__name__)
 
-BACKTEST_VERSION = 3  # 2: styles, risk model, attribution, benchmark basis; 3: graded relaxation widens industries
+BACKTEST_VERSION = 4  # 2: styles, risk model, attribution, benchmark basis; 3: graded relaxation widens industries;
+#                      4: the TE forecast's bias statistic
 
 
 @dataclass
@@ -77,7 +78,8 @@ def risk_inputs(cfg: DictConfig, market: Market) -> RiskInputs | None:
     r0, r1 = risk_window(panel, cfg.backtest, pc)
     adj = panel.field("adj_factor").astype(np.float64)
     return build_risk_inputs(panel.field("close") * adj, market.styles(), codes, len(labels), labels, r0, r1,
-                             float(pc.risk_halflife))
+                             float(pc.risk_halflife),
+                             None if pc.risk_vra_halflife is None else float(pc.risk_vra_halflife))
 
 
 def run_backtest(cfg: DictConfig, signal: Path, market: Market, run_id: str | None = None) -> BacktestOutputs:

@@ -162,6 +162,9 @@ class PortfolioConfig:
     te_target: float | None = None  # annualised ex-ante tracking error limit through the factor risk model
     risk_halflife: float = 90.0  # EWMA half-life (days) of factor covariance and specific variance [CNE5]
     risk_history: int = 504  # days of factor returns before the backtest start that warm the risk model
+    # volatility regime adjustment of the risk model (USE4 / CNE5): half-life (days) of the bias-statistic EWMA that
+    # scales factor covariance and specific variance (quantsam.portfolio.risk.vra_multipliers); null = off
+    risk_vra_halflife: float | None = None
     # when a rebalance is infeasible: turnover_first frees turnover, then the risk bounds; graded widens the risk
     # bounds x1.5/x2/x3, then allows turnover x1.5/x2, then the same chain (quantsam.portfolio.problem.GRADED_STEPS)
     relax: str = "turnover_first"

@@ -222,6 +222,8 @@ def _rules(cfg: DictConfig) -> list[tuple[str, Callable[[], bool], str | Callabl
         ("portfolio.te_target", lambda: pf.get("te_target") is None or 0 < _num(pf.get("te_target")) <= 0.5,
          "null (no risk model constraint) or an annualised tracking error in (0, 0.5], e.g. 0.05"),
         ("portfolio.risk_halflife", lambda: _num(pf.get("risk_halflife")) > 0, "a number of days > 0"),
+        ("portfolio.risk_vra_halflife", lambda: pf.get("risk_vra_halflife") is None
+         or _num(pf.get("risk_vra_halflife")) > 0, "null (off) or a number of days > 0"),
         ("portfolio.risk_history", lambda: _int_at_least(pf.get("risk_history"), 63), "an integer >= 63"),
         ("portfolio.extra_pool", lambda: pf.get("extra_pool") in ("all", "neighbours"), "all or neighbours"),
         ("portfolio.backend", lambda: pf.get("backend") in ("direct", "cvxpy"), "direct or cvxpy"),

@@ -83,6 +83,10 @@ def universe_mask(panel: Panel, rows: np.ndarray, min_listed_days: int = 63) -> 
     return ~bad, reasons
 
 
+#: fewer testable rebalance dates than this is an error, not a result (an annualised return from one week)
+MIN_TEST_DATES = 2
+
+
 def analyze(signal: pd.DataFrame | np.ndarray, panel: Panel, industry: pd.DataFrame, cfg, column: str = "score",
             figures: bool = True, extra_drops: dict[str, int] | None = None,
             styles: StyleExposures | None = None) -> FactorTestResult:
@@ -165,6 +169,11 @@ def analyze(signal: pd.DataFrame | np.ndarray, panel: Panel, industry: pd.DataFr
                              index=[f"L{k}" for k in range(1, n_q + 1)], name="ann_return")
     drops["dates_skipped_fewer_names_than_layers"] = int(skipped.sum())
     drops["dates_tested"] = int(keep.sum())
+    if keep.sum() < MIN_TEST_DATES:  # annualised figures from one observation are no figures
+        shown = ", ".join(str(d.date()) for d in dates[keep][:3])
+        raise DataError(f"factor test: {int(keep.sum())} testable rebalance date(s) ({shown}) "
+                        f"between factor_test.start and end; annualised returns, ICIR and t-stats need at least "
+                        f"{MIN_TEST_DATES}. Fix: a signal covering more dates, or a wider factor_test.start/end")
 
     ric, icst, ex = series_stats(ric_s, ppy), series_stats(ic_s, ppy), series_stats(excess[keep], ppy)
     summary = {
@@ -188,9 +197,10 @@ def analyze(signal: pd.DataFrame | np.ndarray, panel: Panel, industry: pd.DataFr
                        "IC (Pearson) mean": summary["ic_mean"], "score kurtosis (median)": summary["score_kurtosis_median"],
                        "TOP excess": summary["top_excess_ann"], "TOP IR": summary["top_ir"],
                        "TOP win": summary["top_win_rate"], "TOP turnover": summary["top_turnover"]}, name="value")
-    log.info("factor test: %d dates (%d skipped), RankIC %.4f, ICIR %.2f, TOP excess %.2f%%; drops %s",
-             keep.sum(), skipped.sum(), summary["rank_ic_mean"], summary["rank_icir"],
-             100 * summary["top_excess_ann"], drops)
+    log.info("factor test: %d dates (%d skipped), weekly RankIC %.4f (ICIR %.2f), IC %.4f against the T+1 -> T+%d %s "
+             "return after industry/size neutralisation, score kurtosis %.1f, TOP excess %.2f%%; drops %s",
+             keep.sum(), skipped.sum(), summary["rank_ic_mean"], summary["rank_icir"], summary["ic_mean"],
+             horizon + 1, price, summary["score_kurtosis_median"], 100 * summary["top_excess_ann"], drops)
     res = FactorTestResult(summary=summary, table=table, ic=ic_df, ic_decay=decay_df, layers=layers_df,
                            layer_annual=layer_annual, drops=drops)
     if styles is not None:

@@ -115,8 +115,8 @@ def solve_lp_highs(score: np.ndarray, lb: np.ndarray, ub: np.ndarray, rows: Rows
     if st == highspy.HighsModelStatus.kOptimal:
         x = np.asarray(h.getSolution().col_value)
         return "optimal", x[:m], float(score @ x[:m])
-    if st == highspy.HighsModelStatus.kInfeasible:
-        return "infeasible", None, float("nan")
+    if st in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible):
+        return "infeasible", None, float("nan")  # the weights are boxed: "unbounded or infeasible" is infeasible
     return str(st), None, float("nan")
 
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from quantsam.config.schema import PortfolioConfig
 from quantsam.crosssection import zscore_vector
-from quantsam.errors import InfeasibleError
+from quantsam.errors import InfeasibleError, SolverFailure
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,10 @@ RELAX_ORDER = ("turnover", "tracking_error", "style", "size", "industry")
 GRADED_STEPS = (("risk x1.5", 1.5, 1.0), ("risk x2", 2.0, 1.0), ("risk x3", 3.0, 1.0), ("turnover x1.5", 3.0, 1.5),
                 ("turnover x2", 3.0, 2.0))
 _LOOSE = 1e6  # a tolerance that never binds (weights are in [0, 1])
+
+
+#: solver statuses (cvxpy's names; the direct paths map theirs onto them) that mean the constraints cannot be met
+INFEASIBLE = ("infeasible", "infeasible_inaccurate")
 
 
 @dataclass
@@ -237,6 +241,16 @@ class IndexEnhancedProblem:
             if status in ("optimal", "optimal_inaccurate"):
                 w = np.clip(w, 0.0, None)
                 return PortfolioResult(w / w.sum(), status, relaxed, objective, solver)
+            if status not in INFEASIBLE:  # a numerical failure says nothing about the constraints: never relax on it
+                msg = (f"rebalance {date}: the solver returned '{status}' ({solver or 'no solver succeeded'}) with "
+                       f"{', '.join(relaxed) or 'no constraint'} relaxed — a numerical failure, not infeasibility, so "
+                       "nothing is loosened on its account")
+                if first:
+                    raise SolverFailure(f"{msg}. Fix: another path (portfolio.backend=cvxpy with portfolio.solver="
+                                        "CLARABEL or HIGHS), or check the scores and risk inputs of that date")
+                log.warning("%s; holding the previous weights (status 'solver_failed', counted in the backtest's "
+                            "failed_share)", msg)
+                return PortfolioResult(prev.copy(), "solver_failed", relaxed, float(sc @ prev), solver)
         binding = self._binding_group(lb, ub, in_index)
         if first:
             raise InfeasibleError(f"rebalance {date}: no feasible portfolio even with {', '.join(RELAX_ORDER[1:])} "

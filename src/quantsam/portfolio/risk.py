@@ -14,6 +14,7 @@ Active risk of weights ``w`` against ``b``: ``TE^2 = (w - b)' (X F X' + D) (w - 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,12 +68,58 @@ def factor_returns(r_next: np.ndarray, industry: np.ndarray, n_industries: int, 
     return FactorReturns([*industry_names, *styles.names], np.concatenate([fi, fs], axis=1), u)
 
 
-class RiskModel:
-    """EWMA factor covariance and specific variance from :class:`FactorReturns`, queried at decision dates."""
+def _ewma_forecast(x: np.ndarray, a: float) -> tuple[np.ndarray, np.ndarray]:
+    """One-step-ahead EWMA mean of ``x`` (``[T, ...]``, NaN = no observation): ``out[t]`` = the weighted mean of
+    ``x[0 .. t-1]`` with weights ``a^(t-1-s)`` (absolute positions: a missing day still ages the older ones), and the
+    count of observations behind it. ``pandas.Series.ewm(alpha=1-a, adjust=True).mean().shift(1)`` per column."""
+    num = np.zeros(x.shape[1:])
+    den = np.zeros(x.shape[1:])
+    cnt = np.zeros(x.shape[1:])
+    out = np.full(x.shape, np.nan)
+    n_obs = np.zeros(x.shape)
+    for t in range(len(x)):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[t] = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+        n_obs[t] = cnt
+        ok = np.isfinite(x[t])
+        num = a * num + np.where(ok, x[t], 0.0)
+        den = a * den + ok
+        cnt = cnt + ok
+    return out, n_obs
 
-    def __init__(self, fr: FactorReturns, halflife: float = 90.0, min_obs: int = 42):
+
+def vra_multipliers(fr: FactorReturns, halflife: float, vra_halflife: float, min_obs: int = 42
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Volatility regime adjustment (Menchero, Orr & Wang, *The Barra US Equity Model (USE4)*, MSCI 2011, §4.3; CNE5
+    §4): ``[T]`` multipliers of the factor covariance and of the specific variances at each date. Each day's
+    cross-sectional bias statistic ``B_t^2 = mean_k (f_kt / sigma_kt)^2`` of the returns standardised by their own
+    one-step-ahead EWMA volatility (``halflife``; names / factors with at least ``min_obs`` past returns, equally
+    weighted), then ``lambda_t^2`` = the EWMA of ``B_s^2`` over the days before t (``vra_halflife``). A model whose
+    volatilities lag a rising market has ``B^2 > 1`` and is scaled up; 1 where no history."""
+    a = 0.5 ** (1.0 / halflife)
+    b = 0.5 ** (1.0 / vra_halflife)
+    out = []
+    for x in (fr.f, fr.u):
+        var, n = _ewma_forecast(x * x, a)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z2 = np.where((n >= min_obs) & (var > 0), x * x / var, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # days without a standardised return
+            B2 = np.nanmean(z2, axis=1)
+        lam2, _ = _ewma_forecast(B2, b)
+        out.append(np.where(np.isfinite(lam2), lam2, 1.0))
+    return out[0], out[1]
+
+
+class RiskModel:
+    """EWMA factor covariance and specific variance from :class:`FactorReturns`, queried at decision dates; with
+    ``vra_halflife`` both scaled by the volatility regime adjustment (:func:`vra_multipliers`)."""
+
+    def __init__(self, fr: FactorReturns, halflife: float = 90.0, min_obs: int = 42,
+                 vra_halflife: float | None = None):
         self.fr, self.halflife, self.min_obs = fr, halflife, min_obs
         self._a = 0.5 ** (1.0 / halflife)
+        self.vra = None if vra_halflife is None else vra_multipliers(fr, halflife, vra_halflife, min_obs)
 
     def at(self, t: int, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(daily factor covariance ``[K, K]``, daily specific variance ``[N]``) known at t's close: factor returns of
@@ -91,6 +138,9 @@ class RiskModel:
         enough = ok.sum(axis=0) >= self.min_obs
         med = np.nanmedian(spec[enough]) if enough.any() else np.nan
         spec = np.where(enough & np.isfinite(spec), spec, med)
+        if self.vra is not None:  # lambda^2 at t uses the returns before t, as F and spec do
+            i = min(t, len(self.vra[0]) - 1)
+            F, spec = F * self.vra[0][i], spec * self.vra[1][i]
         return F, spec
 
 
@@ -130,11 +180,12 @@ class RiskInputs:
 
 
 def build_risk_inputs(adjusted_close: np.ndarray, styles: StyleExposures, industry: np.ndarray, n_industries: int,
-                      industry_names: list[str], row0: int, row1: int, halflife: float) -> RiskInputs:
+                      industry_names: list[str], row0: int, row1: int, halflife: float,
+                      vra_halflife: float | None = None) -> RiskInputs:
     """Factor returns over panel rows ``row0 .. row1 - 1`` (each row's return to the next) and the EWMA model."""
     p = adjusted_close[row0:row1 + 1].astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         r_next = p[1:] / p[:-1] - 1.0
     sub = StyleExposures(styles.names, styles.values[row0:row1], styles.cap[row0:row1], styles.estimation[row0:row1])
     fr = factor_returns(r_next[: row1 - row0], industry, n_industries, sub, industry_names)
-    return RiskInputs(styles, industry, n_industries, row0, fr, RiskModel(fr, halflife))
+    return RiskInputs(styles, industry, n_industries, row0, fr, RiskModel(fr, halflife, vra_halflife=vra_halflife))
