@@ -12,6 +12,7 @@ TORCH  ?= torch==2.13.0
 EXTRAS ?= dev,joblib
 STAMP  := $(VENV)/.installed
 PORT   ?= 5000
+WORKERS ?= 1
 HOST   ?= 127.0.0.1
 RUN    ?=
 SWEEP  ?=
@@ -88,10 +89,10 @@ lint: $(STAMP) ## ruff
 
 mlflow-ui: $(STAMP) ## the MLflow UI on the project's SQLite store: http://127.0.0.1:5000 (PORT=...)
 	@echo "open http://127.0.0.1:$(PORT)/#/?workflowType=machine_learning  (MLflow 3's training-runs view; it remembers the choice)"
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port $(PORT)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port $(PORT) --workers $(WORKERS)
 
 mlflow-server: $(STAMP) ## an MLflow tracking server (SQLite store, artifacts proxied) for tracking=server: http://127.0.0.1:5000 (PORT=..., HOST=...)
-	$(BIN)/mlflow server --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --artifacts-destination $(CURDIR)/mlartifacts --serve-artifacts --host $(HOST) --port $(PORT)
+	$(BIN)/mlflow server --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --artifacts-destination $(CURDIR)/mlartifacts --serve-artifacts --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 clean: ## remove outputs and sweeps (keeps data/ and mlruns.db)
 	rm -rf outputs multirun .pytest_cache .ruff_cache
