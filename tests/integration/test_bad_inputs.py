@@ -301,3 +301,50 @@ def test_tidy_carries_float_shares_forward_split_adjusted(tiny, tmp_path):
     assert np.isnan(fs.loc[dates[10 + 21]])  # the limit holds
     rep = out.attrs["ingest"]
     assert rep["float_shares_carried_forward"] == 20 and rep["float_shares_missing"] == len(rows) - 31
+
+
+# ---- tidy doors that used to be silent or raw (issue 21) --------------------------------------------------------------
+def test_tidy_parquet_with_yyyymmdd_integers_and_a_start_date(tiny, tmp_path):
+    """Integer yyyymmdd dates in a parquet file with data.start set: parsed, then filtered (no raw Arrow error)."""
+    from quantsam.data.ingest import load_tidy
+
+    df = tiny.daily.copy()
+    df["date"] = df["date"].dt.strftime("%Y%m%d").astype(int)
+    df.to_parquet(tmp_path / "daily.parquet", index=False)
+    out = load_tidy(tmp_path, preset="contract", start="2019-06-01")
+    assert out["date"].min() >= pd.Timestamp("2019-06-01") and out["date"].max() == tiny.daily["date"].max()
+
+
+def test_tidy_missing_column_is_named_with_the_available_ones(tiny, tmp_path):
+    from quantsam.data.ingest import load_tidy
+
+    tiny.daily.to_parquet(tmp_path / "daily.parquet", index=False)
+    with pytest.raises(DataError, match=r"columns \['vol'\].*not found; available: \[.*'volume'.*mapping="):
+        load_tidy(tmp_path, preset="contract", mapping={"volume": "vol"})
+
+
+def test_tidy_folder_with_csv_files_and_side_tables_beside_a_csv_path(tiny, tmp_path):
+    """A folder holding daily.csv is read (not 'daily.parquet: file not found'); a CSV data.path takes the index
+    members / weights / industry files beside it, parquet or CSV; a missing one is listed, not silently empty."""
+    from quantsam.data.ingest import load_tidy
+    from quantsam.data.ingest.tidy import load_tables
+
+    d = tmp_path / "csv"
+    d.mkdir()
+    tiny.daily.to_csv(d / "daily.csv", index=False)
+    tiny.index_members.to_csv(d / "index_members.csv", index=False)
+    tiny.index_weights.to_parquet(d / "index_weights.parquet", index=False)
+    assert len(load_tidy(d, preset="contract")) == len(tiny.daily)
+    t = load_tables(d / "daily.csv", "shared_real")
+    assert len(t["index_members"]) == len(tiny.index_members) and len(t["index_weights"]) == len(tiny.index_weights)
+    assert t["missing"] == ["industry.parquet", "index_daily.parquet"] and t["industry"].empty
+
+
+def test_truncated_side_table_names_the_file(tiny, tmp_path):
+    from quantsam.data.ingest.tidy import load_tables
+
+    d = write_dir(tmp_path, tiny)
+    raw = (d / "index_members.parquet").read_bytes()
+    (d / "index_members.parquet").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(DataError, match=r"index_members.parquet: not a readable parquet file.*Fix"):
+        load_tables(d, "shared_real")

@@ -61,6 +61,12 @@ def ingest_market(source: str, path: str | Path, out_dir: str | Path, preset: st
     return ref, rep
 
 
+def tidy_missing_effect() -> str:
+    from quantsam.data.ingest.tidy import MISSING_EFFECT
+
+    return MISSING_EFFECT
+
+
 def load_source(source: str, path: str | Path, preset: str = "shared_real", instruments: str = "all", start=None,
                 end=None, ffill_float_shares_days: int = 250, volume_is_adjusted: bool = False,
                 tables_path: str | Path | None = None) -> tuple[MarketData, dict]:
@@ -90,6 +96,10 @@ def load_source(source: str, path: str | Path, preset: str = "shared_real", inst
            "limit_consistency": json.loads(lim.to_json(orient="index")), "seconds": 0.0,
            "notes": [f"is_st not available after {ingest['is_st_available_until']}: treated as not ST"]
            if "is_st_available_until" in ingest else []}
+    missing = list(tables.pop("missing", []) or [])
+    if missing:
+        rep["notes"].append(f"no {', '.join(missing)} found: {tidy_missing_effect()}")
+        rep["missing_tables"] = missing
     if tables["industry"].empty:
         rep["notes"].append("no industry labels: every name in one 'unknown' group")
     else:

@@ -69,22 +69,44 @@ def _read(path: Path, columns: list[str] | None = None, filters=None, categorica
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty (0 bytes). Fix: re-export it")
     if path.suffix == ".csv":
-        df = pd.read_csv(path, usecols=columns, dtype={c: str for c in categorical})
+        header = list(pd.read_csv(path, nrows=0).columns)
+        want = None if columns is None else [c for c in columns if c in header]  # the caller names what is missing
+        df = pd.read_csv(path, usecols=want, dtype={c: str for c in categorical})
         for c in categorical:
             if c in df.columns:
                 df[c] = df[c].astype("category")
+        df.attrs["available"] = header
         return df
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        names = pq.ParquetFile(path).schema_arrow.names
-        t = pq.read_table(path, columns=columns, filters=filters,
-                          read_dictionary=[c for c in categorical if c in names and (columns is None or c in columns)])
+        schema = pq.ParquetFile(path).schema_arrow
     except (OSError, ValueError) as e:  # truncated / foreign files (pyarrow's ArrowInvalid is a ValueError)
         raise DataError(f"{path}: not a readable parquet file ({type(e).__name__}: {str(e)[:120]}). "
                         "Fix: re-export it") from None
+    names = schema.names
+    if columns is not None:  # a missing column is named by the caller's check, with the available ones
+        columns = [c for c in columns if c in names]
+    if filters and "date" in names and not pa.types.is_temporal(schema.field("date").type):
+        filters = None  # e.g. yyyymmdd integers: the dates are parsed and filtered after reading
+    try:
+        t = pq.read_table(path, columns=columns, filters=filters,
+                          read_dictionary=[c for c in categorical if c in names and (columns is None or c in columns)])
+    except (OSError, ValueError, pa.ArrowException) as e:
+        raise DataError(f"{path}: not a readable parquet file ({type(e).__name__}: {str(e)[:120]}). "
+                        "Fix: re-export it") from None
     # free Arrow buffers column by column while converting (halves the peak for a 12 M-row file)
-    return t.to_pandas(self_destruct=True, split_blocks=True)
+    df = t.to_pandas(self_destruct=True, split_blocks=True)
+    df.attrs["available"] = list(names)  # every column of the file, for the caller's "not found" message
+    return df
+
+
+def side_file(folder: Path, name: str) -> Path:
+    """``folder / name``, or its ``.csv`` sibling when only that exists (a preset names the parquet file)."""
+    f = Path(folder) / name
+    alt = f.with_suffix(".csv")
+    return alt if not f.exists() and alt.exists() else f
 
 
 def _date_filters(start, end):
@@ -108,7 +130,7 @@ def load_tidy(path: str | Path, preset: str = "shared_real", start=None, end=Non
         raise DataError(f"preset '{preset}': unknown; choose one of {list(PRESETS)} or pass mapping=")
     p = PRESETS[preset]
     path = Path(path)
-    daily_path = path / p.daily_file if path.is_dir() else path
+    daily_path = side_file(path, p.daily_file) if path.is_dir() else path
     m = {**p.mapping, **(mapping or {})}
     sc = {**p.scale, **(scale or {})}
     src_cols = list(dict.fromkeys(m.values())) if m else None
@@ -117,7 +139,8 @@ def load_tidy(path: str | Path, preset: str = "shared_real", start=None, end=Non
     missing = [s for s in (src_cols or []) if s not in raw.columns]
     if missing:
         raise DataError(f"{daily_path}: columns {missing} (mapped from {[k for k, v in m.items() if v in missing]}) "
-                        f"not found; available: {list(raw.columns)}. Fix: pass mapping={{contract: source}}")
+                        f"not found; available: {raw.attrs.get('available', list(raw.columns))}. Fix: pass "
+                        "mapping={contract: source}")
     if m and len(set(m.values())) == len(m):  # rename in place: no copy of 12 M rows
         df = raw.rename(columns={v: k for k, v in m.items()})[list(m)]
     else:
@@ -239,13 +262,33 @@ def finish_contract(df: pd.DataFrame, ffill_float_shares_days: int = 250, source
 
 
 def load_tables(path: str | Path, preset: str = "shared_real", end=None) -> dict[str, pd.DataFrame]:
-    """Index members, weights, industry and index daily bars of a preset's folder (missing files -> empty frames)."""
+    """Index members, weights, industry and index daily bars of a preset's folder — the folder of ``path`` when it
+    is the daily file itself; each as parquet or CSV. A missing table gives an empty frame and is listed in
+    ``out["missing"]`` (the ingest report says what that disables); an unreadable one raises :class:`DataError`."""
     p = PRESETS[preset]
     path = Path(path)
+    folder = path.parent if path.is_file() else path
     out: dict[str, pd.DataFrame] = {}
+    missing: list[str] = []
+
+    def table(name: str | None, columns: list[str]) -> pd.DataFrame | None:
+        if not name:
+            return None
+        f = side_file(folder, name)
+        if not f.exists():
+            missing.append(name)
+            return None
+        df = _read(f, categorical=("code",))
+        lack = [c for c in columns if c not in df.columns]
+        if lack:
+            raise DataError(f"{f}: columns {lack} not found; available: {list(df.columns)}. Fix: re-export it with "
+                            f"{columns}")
+        return df
+
     mem = pd.DataFrame(columns=["index_code", "code", "start_date", "end_date"])
-    if p.members_file and (path / p.members_file).exists():
-        m = pd.read_parquet(path / p.members_file)
+    m = table(p.members_file, ["index_code", "code", "start_date", "end_date"])
+    if m is not None:
+        m["index_code"] = m["index_code"].astype(str)
         if "source" in m.columns and p.members_source_preference:
             keep = np.ones(len(m), bool)
             for idx, src in p.members_source_preference.items():
@@ -259,25 +302,42 @@ def load_tables(path: str | Path, preset: str = "shared_real", end=None) -> dict
                 best = m[m["index_code"] == idx]["source"].value_counts().index[0]
                 m = m[(m["index_code"] != idx) | (m["source"] == best)]
         m = m[["index_code", "code", "start_date", "end_date"]].copy()
-        m["start_date"] = pd.to_datetime(m["start_date"])
+        m["code"] = m["code"].astype(str)
+        m["start_date"] = parse_dates(m["start_date"], f"{folder / p.members_file} start_date")
         m["end_date"] = pd.to_datetime(m["end_date"])
         if end is not None:
             m["end_date"] = m["end_date"].fillna(pd.Timestamp(end))
         mem = m.reset_index(drop=True)
     out["index_members"] = mem
-    w = pd.DataFrame(columns=["date", "index_code", "code", "weight"])
-    if p.weights_file and (path / p.weights_file).exists():
-        w = pd.read_parquet(path / p.weights_file)[["date", "index_code", "code", "weight"]]
-        w["date"] = pd.to_datetime(w["date"])
+    w = table(p.weights_file, ["date", "index_code", "code", "weight"])
+    if w is None:
+        w = pd.DataFrame(columns=["date", "index_code", "code", "weight"])
+    else:
+        w = w[["date", "index_code", "code", "weight"]].copy()
+        w["date"] = parse_dates(w["date"], str(folder / p.weights_file))
+        w["index_code"], w["code"] = w["index_code"].astype(str), w["code"].astype(str)
     out["index_weights"] = w
     ind = pd.DataFrame(columns=["code", "industry"])
-    if p.industry_file and (path / p.industry_file).exists():
-        i = pd.read_parquet(path / p.industry_file)
+    i = table(p.industry_file, ["code", p.industry_column] if p.industry_column else ["code"])
+    if i is not None:
         ind = i[["code", p.industry_column]].rename(columns={p.industry_column: "industry"}).dropna()
+        ind["code"] = ind["code"].astype(str)
     out["industry"] = ind.reset_index(drop=True)
-    idx = pd.DataFrame(columns=["date", "index_code", "close"])
-    if p.index_daily_file and (path / p.index_daily_file).exists():
-        idx = pd.read_parquet(path / p.index_daily_file)[["date", "index_code", "close"]]
-        idx["date"] = pd.to_datetime(idx["date"])
+    idx = table(p.index_daily_file, ["date", "index_code", "close"])
+    if idx is None:
+        idx = pd.DataFrame(columns=["date", "index_code", "close"])
+    else:
+        idx = idx[["date", "index_code", "close"]].copy()
+        idx["date"] = parse_dates(idx["date"], str(folder / p.index_daily_file))
+        idx["index_code"] = idx["index_code"].astype(str)
     out["index_daily"] = idx
+    if missing:
+        log.warning("%s: no %s beside the daily bars — %s", folder, ", ".join(missing), MISSING_EFFECT)
+    out["missing"] = missing  # type: ignore[assignment]
     return out
+
+
+#: what a missing side table disables (said in the log and the ingest report)
+MISSING_EFFECT = ("without index members there is no index universe, benchmark or train_on_members; without weights "
+                  "benchmarks are float-cap weights within the members; without industry every name is in one "
+                  "'unknown' group; without index bars there is no price-index benchmark")
