@@ -92,13 +92,20 @@ def tune_main(cfg: DictConfig) -> float | None:
 
 def _standalone(cfg: DictConfig, stage: str, spec):
     """A factor test / backtest of an explicit input (``RUN=``): the market of this config, the given signal."""
+    import os
+
     from quantsam.data.stage import run_data
+    from quantsam.errors import DataError
     from quantsam.features.market import open_market
     from quantsam.signals.source import resolve_signal
     from quantsam.tracking.mlflow_run import Tracker
 
     validate(cfg)
     signal, run_id = resolve_signal(str(spec), Tracker(cfg.tracking))
+    if not os.access(signal.parent, os.W_OK | os.X_OK):
+        raise DataError(f"{stage}.input={spec}: results are written beside the signal, in {signal.parent}, which is not "
+                        "writable by this user. Fix: copy the signal (or the training work dir) to a writable folder "
+                        "and point the input there")
     market = open_market(run_data(cfg))
     if stage == "factor_test":
         from quantsam.factor_test.stage import run_factor_test
@@ -189,7 +196,13 @@ def plan_main(cfg: DictConfig) -> None:
     params = dict(params if isinstance(params, dict) else OmegaConf.to_container(params, resolve=False))
     params.update(_PLAN_SWEEP)  # optimizer=a,b / seed=0,1,2 given to `plan` on the command line
     names = str(params.get("optimizer", cfg.optimizer.name)).split(",")
-    n_seeds = len(str(params.get("seed", cfg.seed)).split(","))
+    seeds = str(params.get("seed", cfg.seed)).split(",")
+    bad = [x for x in seeds if not x.strip().isdigit()]
+    if bad:
+        from quantsam.errors import ConfigError
+
+        raise ConfigError([f"seed={','.join(seeds)}: {bad} are not seeds. Fix: integers >= 0, e.g. seed=0,1,2"])
+    n_seeds = len(seeds)
     task = [o for o in hc.overrides.task if not o.startswith(("optimizer=", "seed="))]
     optimizers = {n: OmegaConf.to_container(compose("config", [*task, f"optimizer={n}"]).optimizer, resolve=True)
                   for n in names}
@@ -249,8 +262,42 @@ def _tune_args(argv: list[str]) -> list[str]:
     if name is None or name not in spaces:
         raise ConfigError([f"tune: optimizer={name}: {'give one' if name is None else 'no search space'} — "
                            f"conf/tune_space/ has {spaces} (make tune optimizer=gsam)"])
+    problems = _tune_space_problems(name, given)
+    if problems:
+        raise ConfigError(problems)
     extra = [] if "experiment" in given else ["experiment=tune"]
     return [*argv, *extra, f"+tune_space={name}"]
+
+
+def _tune_space_problems(name: str, given: dict[str, str]) -> list[str]:
+    """Checks the Optuna sweeper would fail on with a raw error: ``hydra.sweeper.n_trials`` >= 1 and every
+    ``interval(lo, hi)`` of the search space (``conf/tune_space/<name>.yaml`` and command-line overrides) with
+    lo < hi, and lo > 0 on a log scale."""
+    import re
+
+    from omegaconf import OmegaConf
+
+    problems = []
+    trials = given.get("hydra.sweeper.n_trials")
+    if trials is not None and not (trials.isdigit() and int(trials) >= 1):
+        problems.append(f"hydra.sweeper.n_trials={trials}: an integer >= 1 (e.g. hydra.sweeper.n_trials=8)")
+    space = {k: str(v) for k, v in OmegaConf.load(config_dir() / "tune_space" / f"{name}.yaml").items()}
+    space.update({k: v for k, v in given.items() if k.startswith("optimizer.")})
+    for key, spec in space.items():
+        m = re.search(r"interval\(\s*([^,\s]+)\s*,\s*([^)\s]+)\s*\)", spec)
+        if not m:
+            continue
+        try:
+            lo, hi = float(m.group(1)), float(m.group(2))
+        except ValueError:
+            problems.append(f"{key}={spec}: interval bounds must be numbers, e.g. interval(0.01, 0.5)")
+            continue
+        if not lo < hi:
+            problems.append(f"{key}={spec}: an empty search range (lower {lo} >= upper {hi}). Fix: interval(lo, hi) "
+                            "with lo < hi")
+        elif "log" in spec and lo <= 0:
+            problems.append(f"{key}={spec}: a log-scale range needs a lower bound > 0, e.g. interval(0.001, {hi})")
+    return problems
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -267,7 +314,13 @@ def main(argv: list[str] | None = None) -> None:
         argv = [a for a in argv if a not in ("--multirun", "-m") and a.split("=", 1)[0] not in sweep]
         argv += ["hydra.mode=RUN"]
     if command == "tune":
-        argv = _tune_args(argv)
+        from quantsam.errors import ConfigError
+
+        try:
+            argv = _tune_args(argv)
+        except ConfigError as e:  # before Hydra starts: the message, no traceback
+            print(f"quantsam tune: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
     sys.argv = [f"quantsam {command}", *argv]
     COMMANDS[command]()
 

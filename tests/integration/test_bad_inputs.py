@@ -348,3 +348,21 @@ def test_truncated_side_table_names_the_file(tiny, tmp_path):
     (d / "index_members.parquet").write_bytes(raw[: len(raw) // 2])
     with pytest.raises(DataError, match=r"index_members.parquet: not a readable parquet file.*Fix"):
         load_tables(d, "shared_real")
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["check", "paths.runs={tmp}/a_file/out"], "paths.runs=.*is a file, not a folder. Fix: point paths.runs at a folder"),
+    (["plan", "experiment=smoke", "seed=a,b"], r"seed=a,b: \['a', 'b'\] are not seeds. Fix: integers >= 0"),
+    (["tune", "optimizer=gsam", "hydra.sweeper.n_trials=0"], r"hydra.sweeper.n_trials=0: an integer >= 1"),
+    (["tune", "optimizer=gsam", "optimizer.alpha=interval(0.3, 0.1)"], r"empty search range.*Fix: interval"),
+    (["tune", "optimizer=gsam", "optimizer.rho=tag(log, interval(0, 0.5))"], r"log-scale range needs a lower bound > 0"),
+], ids=["runs-under-a-file", "plan-bad-seeds", "tune-no-trials", "tune-empty-range", "tune-log-zero"])
+def test_command_line_doors_fail_clearly(tmp_path, args, needle):
+    """Bad paths, seeds and search spaces: a non-zero exit with the key and the fix, before any work (issue 21)."""
+    import re
+
+    (tmp_path / "a_file").write_text("")
+    cmd = [sys.executable, "-m", "quantsam", *[a.format(tmp=tmp_path) for a in args], f"paths.data={tmp_path}/data"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and re.search(needle, proc.stdout + proc.stderr), proc.stderr[-2000:]
+    assert not (tmp_path / "data").exists()  # nothing was generated

@@ -313,5 +313,33 @@ def validate(cfg: DictConfig, groups: tuple[str, ...] | None = None) -> None:
         if not good:
             problems.append(f"{key}={_plain(OmegaConf.select(cfg, key))!r}: must be {fix() if callable(fix) else fix}")
             flagged.add(key)
+    if groups is None:
+        problems += path_problems(cfg)
     if problems:
         raise ConfigError(problems)
+
+
+def path_problems(cfg: DictConfig) -> list[str]:
+    """``paths.runs`` / ``paths.data`` must be (or be creatable as) writable folders: the nearest existing part of
+    each path is a folder this user can write into."""
+    import os
+    from pathlib import Path
+
+    out = []
+    for key in ("paths.runs", "paths.data"):
+        try:
+            value = OmegaConf.select(cfg, key)
+        except OmegaConfBaseException:
+            continue
+        if value is None:
+            continue
+        p = Path(str(value)).expanduser()
+        probe = p
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            out.append(f"{key}={value!r}: {probe} is a file, not a folder. Fix: point {key} at a folder")
+        elif not os.access(probe, os.W_OK | os.X_OK):
+            out.append(f"{key}={value!r}: {probe} is not writable by this user. Fix: a writable folder, e.g. "
+                       f"{key}=$HOME/quantsam/{key.split('.')[1]}")
+    return out
