@@ -90,6 +90,31 @@ def tune_main(cfg: DictConfig) -> float | None:
     return _in_sweep(go)
 
 
+def _with_the_runs_market(cfg: DictConfig, signal) -> DictConfig:
+    """A signal from a training work dir was made on that run's market: use its ``data`` config (saved in the dir's
+    ``config.yaml``) unless the command line chose the data (``data=...``, ``data.*=...`` or an ``experiment``)."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    run_cfg = signal.parent / "config.yaml"
+    try:
+        task = list(HydraConfig.get().overrides.task)
+    except ValueError:
+        task = []
+    chosen = any(o.lstrip("+~").startswith(("data=", "data.", "experiment=")) for o in task)
+    if not run_cfg.exists() or chosen:
+        return cfg
+    data = OmegaConf.load(run_cfg).get("data")
+    if data is None:
+        return cfg
+    cfg = cfg.copy()
+    OmegaConf.set_struct(cfg, False)
+    cfg.data = data
+    log.info("using the market the signal was made on (%s: data.source=%s, data.dir=%s); data=... overrides",
+             run_cfg, data.get("source"), data.get("dir"))
+    return cfg
+
+
 def _standalone(cfg: DictConfig, stage: str, spec):
     """A factor test / backtest of an explicit input (``RUN=``): the market of this config, the given signal."""
     import os
@@ -106,6 +131,7 @@ def _standalone(cfg: DictConfig, stage: str, spec):
         raise DataError(f"{stage}.input={spec}: results are written beside the signal, in {signal.parent}, which is not "
                         "writable by this user. Fix: copy the signal (or the training work dir) to a writable folder "
                         "and point the input there")
+    cfg = _with_the_runs_market(cfg, signal)
     market = open_market(run_data(cfg))
     if stage == "factor_test":
         from quantsam.factor_test.stage import run_factor_test
@@ -142,7 +168,7 @@ def backtest_main(cfg: DictConfig) -> None:
         dirs, summaries, skipped = out.out_dirs, out.summaries, out.skipped
     else:
         res = run_pipeline(cfg, stages=["backtest"])
-        dirs, summaries, skipped = res.backtest_dirs, res.backtest_summaries, []
+        dirs, summaries, skipped = res.backtest_dirs, res.backtest_summaries, res.backtest_skipped
     for name, summary in summaries.items():
         print(f"{name}: {'unchanged' if name in skipped else 'done'} -> {dirs[name]}")
         print(bt_table(summary))

@@ -49,6 +49,7 @@ class PipelineResult:
     factor_summary: dict = field(default_factory=dict)
     backtest_dirs: dict = field(default_factory=dict)
     backtest_summaries: dict = field(default_factory=dict)
+    backtest_skipped: list = field(default_factory=list)  # universes whose cached backtest was reused
     stage_seconds: dict = field(default_factory=dict)
 
 
@@ -108,7 +109,7 @@ def run_pipeline(cfg: DictConfig, stages: list[str] | None = None) -> PipelineRe
         from quantsam.backtest.stage import run_backtest
 
         bt = timed("backtest", run_backtest, cfg, res.signal, market, res.run_id)
-        res.backtest_dirs, res.backtest_summaries = bt.out_dirs, bt.summaries
+        res.backtest_dirs, res.backtest_summaries, res.backtest_skipped = bt.out_dirs, bt.summaries, bt.skipped
     _write_result(cfg, res)
     return res
 
