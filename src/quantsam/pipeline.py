@@ -28,6 +28,7 @@ from quantsam.errors import ConfigError
 from quantsam.features.market import open_market
 from quantsam.optim import arm_name
 from quantsam.tracking.hydra_callback import job_context
+from quantsam.tracking.mlflow_run import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ def stages_to_run(requested: list[str] | None) -> list[str]:
 def run_pipeline(cfg: DictConfig, stages: list[str] | None = None) -> PipelineResult:
     """Run ``stages`` (default: ``cfg.stages``, else all) and what they need."""
     validate(cfg)
+    Tracker(cfg.tracking).check()  # a dead tracking server fails here, before any stage runs
     todo = stages_to_run(stages or cfg.get("stages"))
     res = PipelineResult()
 

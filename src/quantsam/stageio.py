@@ -19,6 +19,7 @@ Work that several processes may ask for at once (parallel sweep jobs) runs under
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -130,14 +131,18 @@ def _json_default(v: Any) -> Any:
 def write_manifest(path: str | Path, stage: str, key: str, outputs: dict[str, str | Path] | list[str | Path],
                    **meta: Any) -> Path:
     """Record that ``outputs`` (files; paths relative to the manifest's folder are stored) are the complete result of
-    ``stage`` for ``key``. Written atomically and last."""
+    ``stage`` for ``key``: each file's size and the sha256 of its bytes (:func:`file_hash`), and ``meta`` (e.g.
+    ``code=code_version(...)``). Written atomically and last."""
     path = Path(path)
     items = outputs.values() if isinstance(outputs, dict) else outputs
-    files = {}
+    files, hashes = {}, {}
     for p in items:
         p = Path(p)
-        files[os.path.relpath(p, path.parent)] = p.stat().st_size
-    doc = {"stage": stage, "key": key, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "outputs": files, **meta}
+        rel = os.path.relpath(p, path.parent)
+        files[rel] = p.stat().st_size
+        hashes[rel] = file_hash(p)
+    doc = {"stage": stage, "key": key, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "outputs": files,
+           "hashes": hashes, **meta}
     return atomic_write_json(path, doc)
 
 
@@ -155,18 +160,51 @@ def read_manifest(path: str | Path) -> dict | None:
     return doc if isinstance(doc, dict) and "key" in doc else None
 
 
-def is_done(path: str | Path, key: str) -> bool:
-    """The done rule: the manifest at ``path`` records ``key`` and each listed output exists with its size."""
+def is_done(path: str | Path, key: str, code: str | None = None) -> bool:
+    """The done rule: the manifest at ``path`` records ``key``, and each listed output exists with its size and the
+    sha256 of its bytes (manifests written before hashes were recorded are checked on sizes). A result computed by
+    other code than ``code`` (:func:`code_version` of the stage's modules) is still served — the key says the inputs
+    are the same — but with a loud warning naming ``+rerun=true``."""
     doc = read_manifest(path)
     if doc is None or doc.get("key") != key:
         return False
     base = Path(path).parent
+    hashes = doc.get("hashes") or {}
     for rel, size in doc.get("outputs", {}).items():
         f = base / rel
-        if not f.is_file() or f.stat().st_size != size:
+        if not f.is_file() or f.stat().st_size != size or (rel in hashes and file_hash(f) != hashes[rel]):
             log.warning("%s: output %s is missing or changed since it was written; redoing", path, f)
             return False
+    if code is not None and doc.get("code") not in (None, code):
+        warn_code_changed(path, doc.get("stage", "?"), doc.get("created", "?"))
     return True
+
+
+_WARNED: set[str] = set()
+
+
+def warn_code_changed(path: str | Path, stage: str, created: str) -> None:
+    """Once per manifest and process: the cached result was computed by code that has changed since."""
+    if str(path) in _WARNED:
+        return
+    _WARNED.add(str(path))
+    log.warning("%s: this cached %s result (%s) was computed by code that has changed since (the stage's modules "
+                "differ); it is served because its inputs are the same. If the change alters results, add "
+                "+rerun=true to recompute it", path, stage, created)
+
+
+@functools.cache
+def code_version(*parts: str) -> str:
+    """Hash of the source of the project's modules ``parts`` (package or module names under ``quantsam``, e.g.
+    ``"train", "features", "crosssection"``): what a stage's results depend on besides its inputs. Taken once per
+    process, so it names the code this process runs."""
+    root = Path(__file__).parent
+    items = []
+    for part in parts:
+        p = root / part
+        files = sorted(p.rglob("*.py")) if p.is_dir() else [p.with_suffix(".py")]
+        items += [(str(f.relative_to(root)), file_hash(f)) for f in files if f.is_file()]
+    return digest(items)
 
 
 def invalidate(path: str | Path) -> None:
@@ -210,7 +248,7 @@ class OutputDir:
         for f in files:
             with open(f, "rb+") as fh:
                 os.fsync(fh.fileno())
-        write_manifest(self.path / MANIFEST, self.stage, self.key, files, **self.meta)
+        write_manifest(self.path / MANIFEST, self.stage, self.key, files, **self.meta)  # sizes + hashes
         swap_into_place(self.path, self.target)
         return False
 

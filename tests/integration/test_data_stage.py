@@ -45,3 +45,50 @@ def test_parallel_jobs_share_one_generation(tmp_path):
     assert all(p.returncode == 0 for p in procs), outs
     assert outs[0][0] == outs[1][0]
     assert not list(tmp_path.glob("synthetic/.*tmp*")) and not list(tmp_path.glob("synthetic/*/.*tmp*"))
+
+
+def _edit_one_close_same_size(path):
+    """Change one day's volume in a parquet file (a valid bar still), rewriting until the file keeps its size."""
+    df = pd.read_parquet(path)
+    size = path.stat().st_size
+    for bump in (100, 200, 300, 500, 700, 1100, 1300, 1700, 1900, 2300):
+        e = df.copy()
+        e.loc[e.index[10], "volume"] = e["volume"].iloc[10] + bump
+        e.to_parquet(path, index=False)
+        if path.stat().st_size == size:
+            return e
+    raise AssertionError("could not keep the size")
+
+
+def test_an_edit_that_keeps_the_size_is_not_served(tmp_path, caplog):
+    """The done rule checks each output's sha256, not only its size: one volume edited in the synthetic
+    market's own dir regenerates it; in a data.source=dir copy it gives a new fingerprint (so every later stage
+    recomputes) — issue 21."""
+    import shutil
+
+    cfg = compose(["data.n_stocks=40", "data.start=2019-01-01", "data.end=2020-06-30", f"paths.data={tmp_path}"])
+    ref = run_data(cfg)
+    _edit_one_close_same_size(ref.dir / "daily.parquet")
+    with caplog.at_level("WARNING"):
+        again = run_data(cfg)
+    assert "changed since it was written" in caplog.text
+    assert again == ref  # regenerated: the same market as before the edit
+    copy = tmp_path / "copy"
+    shutil.copytree(ref.dir, copy)
+    dcfg = compose(["data.source=dir", f"data.dir={copy}", f"paths.data={tmp_path}"])
+    assert run_data(dcfg).fingerprint == ref.fingerprint
+    _edit_one_close_same_size(copy / "daily.parquet")
+    assert run_data(dcfg).fingerprint != ref.fingerprint
+
+
+def test_a_result_of_changed_code_is_served_with_a_warning(tmp_path, caplog):
+    from quantsam import stageio
+
+    f = tmp_path / "out.json"
+    f.write_text("{}")
+    stageio.write_manifest(tmp_path / "manifest.json", "signal", "k", [f], code="old-code")
+    with caplog.at_level("WARNING"):
+        assert stageio.is_done(tmp_path / "manifest.json", "k", code="new-code")
+    assert "computed by code that has changed since" in caplog.text and "+rerun=true" in caplog.text
+    assert stageio.is_done(tmp_path / "manifest.json", "k", code="old-code")
+    assert stageio.code_version("signals") != stageio.code_version("train")

@@ -28,6 +28,7 @@ from quantsam.tracking.mlflow_run import Tracker
 
 log = logging.getLogger(__name__)
 
+BACKTEST_CODE = ("backtest", "portfolio", "crosssection")  # the modules its numbers depend on
 BACKTEST_VERSION = 4  # 2: styles, risk model, attribution, benchmark basis; 3: graded relaxation widens industries;
 #                      4: the TE forecast's bias statistic
 
@@ -94,7 +95,7 @@ def run_backtest(cfg: DictConfig, signal: Path, market: Market, run_id: str | No
         d = signal.parent / "backtest" / n / key
         out_dirs[n] = d
         with stageio.locked(d):
-            if stageio.is_done(d / stageio.MANIFEST, key):
+            if stageio.is_done(d / stageio.MANIFEST, key, code=stageio.code_version(*BACKTEST_CODE)):
                 summaries[n] = stageio.read_json(d / "summary.json", "backtest summary", "delete the folder")["summary"]
                 skipped.append(n)
                 tracker.log_stage(run_id, {f"bt/{n}/{k}": v for k, v in summaries[n].items()}, d, f"backtest/{n}",
@@ -106,7 +107,8 @@ def run_backtest(cfg: DictConfig, signal: Path, market: Market, run_id: str | No
                 risk = risk_inputs(cfg, market)
             res = run_index_enhanced(sig, market.tables(), market.panel(), code, n, cfg.portfolio, cfg.backtest,
                                      risk=risk)
-            with stageio.OutputDir(d, "backtest", key, signal=str(signal), index_code=code) as out:
+            with stageio.OutputDir(d, "backtest", key, signal=str(signal), index_code=code,
+                                   code=stageio.code_version(*BACKTEST_CODE)) as out:
                 res.save(out.path)
             stageio.close_figures(res.figures)
         tracker.log_stage(run_id, res.metrics(), d, f"backtest/{n}")

@@ -70,7 +70,7 @@ def write_market(m, directory: str | Path, key: str, extra_meta: dict | None = N
         out.attrs = {}
         return out
 
-    with stageio.OutputDir(target, "data", key) as out:
+    with stageio.OutputDir(target, "data", key, code=stageio.code_version("data")) as out:
         for t in TABLES:
             plain(getattr(m, t)).to_parquet(out.path / f"{t}.parquet", index=False)
         idx = getattr(m, "index_daily", None)

@@ -25,6 +25,8 @@ from quantsam.errors import DataError
 
 log = logging.getLogger(__name__)
 
+DATA_CODE = ("data",)  # the modules a market directory depends on (stageio.code_version)
+
 SYNTHETIC_KEYS = ("seed", "n_stocks", "start", "end", "n_industries", "signal_strength")
 INGEST_KEYS = ("source", "path", "preset", "start", "end", "instruments", "volume_is_adjusted", "tables_path",
                "ffill_float_shares_days")
@@ -65,7 +67,7 @@ def run_data(cfg: DictConfig) -> DataRef:
                         f"data.path=/path/to/{'qlib_data/cn_data' if source == 'qlib' else 'export'}")
     key = data_key(cfg)
     with stageio.locked(d):
-        if stageio.is_done(d / stageio.MANIFEST, key):
+        if stageio.is_done(d / stageio.MANIFEST, key, code=stageio.code_version(*DATA_CODE)):
             ref = market_ref(d)
             if ref is not None:
                 log.info("data: cache hit %s (fingerprint %s)", d, ref.fingerprint)

@@ -25,6 +25,7 @@ from quantsam.tracking.mlflow_run import Tracker
 log = logging.getLogger(__name__)
 
 FACTOR_TEST_VERSION = 2  # 2: style correlations
+FACTOR_TEST_CODE = ("factor_test", "crosssection")  # the modules its numbers depend on
 
 
 @dataclass
@@ -49,7 +50,7 @@ def run_factor_test(cfg: DictConfig, signal: Path, market: Market, run_id: str |
     out_dir = signal.parent / "factor_test" / key
     tracker = Tracker(cfg.tracking)
     with stageio.locked(out_dir):
-        if stageio.is_done(out_dir / stageio.MANIFEST, key):
+        if stageio.is_done(out_dir / stageio.MANIFEST, key, code=stageio.code_version(*FACTOR_TEST_CODE)):
             summary = stageio.read_json(out_dir / "summary.json", "factor test summary", "delete the folder")["summary"]
             tracker.log_stage(run_id, {f"factor/{k}": v for k, v in summary.items()}, out_dir, "factor_test",
                               only_if_missing=True)
@@ -60,7 +61,8 @@ def run_factor_test(cfg: DictConfig, signal: Path, market: Market, run_id: str |
         res = analyze(x, panel, market.tables().industry, cfg.factor_test,
                       extra_drops={"rows_nan_score": int(frame["score"].isna().sum())},
                       styles=market.styles() if cfg.factor_test.style_diagnostics else None)
-        with stageio.OutputDir(out_dir, "factor_test", key, signal=str(signal)) as out:
+        with stageio.OutputDir(out_dir, "factor_test", key, signal=str(signal),
+                               code=stageio.code_version(*FACTOR_TEST_CODE)) as out:
             res.save(out.path)
         stageio.close_figures(res.figures)
     tracker.log_stage(run_id, res.metrics(), out_dir, "factor_test")

@@ -79,6 +79,11 @@ class FeatureSet:
         """First date index with a full window for every frequency."""
         return max(w.first_valid() for w in self.windows.values())
 
+    def clear_cache(self) -> None:
+        """Forget the normalised batches kept so far (a timing that must build windows as a fresh fit does)."""
+        self._cache.clear()
+        self._cache_bytes = 0
+
     def names(self, t: int) -> np.ndarray:
         return np.nonzero(self.eligible[t])[0]
 

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 SIGNAL_VERSION = 2  # 2: kurtosis, within-index metrics, per (window, seed) metrics
 MANIFEST = "signal.manifest.json"
+SIGNAL_CODE = ("signals", "crosssection")  # the modules its numbers depend on (stageio.code_version)
 
 
 @dataclass
@@ -102,7 +103,7 @@ def run_signal(cfg: DictConfig, predictions: Path, market: Market, run_id: str |
                             universe=OmegaConf.to_container(cfg.universe, resolve=True))
     tracker = Tracker(cfg.tracking)
     with stageio.locked(out):
-        if stageio.is_done(manifest, key):
+        if stageio.is_done(manifest, key, code=stageio.code_version(*SIGNAL_CODE)):
             metrics = stageio.read_json(metrics_file, "signal metrics", fix)
             tracker.log_stage(run_id, metrics, out, None, only_if_missing=True)
             log.info("signal: inputs unchanged (%s)", out)
@@ -129,7 +130,7 @@ def run_signal(cfg: DictConfig, predictions: Path, market: Market, run_id: str |
         stageio.atomic_write_parquet(frame, out)
         stageio.atomic_write_json(metrics_file, metrics)
         stageio.write_manifest(manifest, "signal", key, [out, metrics_file, windows_file],
-                               data_fingerprint=market.fingerprint)
+                               data_fingerprint=market.fingerprint, code=stageio.code_version(*SIGNAL_CODE))
     tracker.log_metrics(run_id, metrics)
     tracker.log_artifact(run_id, out)
     log.info("signal: test RankIC %.4f (ICIR %.2f), IC %.4f, median kurtosis %.1f — daily, against the training "

@@ -89,6 +89,9 @@ def _finite(v: Any) -> bool:
     return f == f and abs(f) != float("inf")
 
 
+_CHECKED: set[str] = set()  # HTTP tracking URIs that answered as MLflow servers in this process
+
+
 class Tracker:
     """One configured MLflow store and experiment (``cfg.tracking``). Every method is a no-op when disabled."""
 
@@ -107,8 +110,35 @@ class Tracker:
 
             if self.uri.startswith("sqlite:///"):
                 Path(self.uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+            self.check()
             self._client = MlflowClient(tracking_uri=self.uri)
         return self._client
+
+    def check(self, timeout: float = 5.0) -> None:
+        """For an HTTP tracking URI: one ``GET /health`` before anything is logged, so a dead or wrong server is a
+        clear :class:`ConfigError` at once — not minutes of client retries and a traceback after the data stage."""
+        if not self.enabled or not self.uri.startswith(("http://", "https://")) or self.uri in _CHECKED:
+            return
+        import urllib.error
+        import urllib.request
+
+        from quantsam.errors import ConfigError
+
+        url = self.uri.rstrip("/") + "/health"
+        fix = ("Fix: start one (make mlflow-server PORT=<port>) and point tracking.uri at it, or use the local store "
+               "(tracking=mlflow)")
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 (the configured server)
+                status, body = r.status, r.read(64).decode(errors="replace").strip()
+        except urllib.error.HTTPError as e:
+            raise ConfigError([f"tracking.uri={self.uri}: the server answers GET /health with {e.code}: not an MLflow "
+                               f"tracking server. {fix}"]) from None
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise ConfigError([f"tracking.uri={self.uri}: no MLflow server answers ({reason}). {fix}"]) from None
+        if status != 200 or body.upper() != "OK":
+            raise ConfigError([f"tracking.uri={self.uri}: GET /health gave {status} {body!r}, not MLflow's 'OK'. {fix}"])
+        _CHECKED.add(self.uri)
 
     def _lock_path(self) -> Path:
         if self.uri.startswith("sqlite:///"):

@@ -82,8 +82,7 @@ def calibrate(cfg: DictConfig, fs, split, optimizer_cfg: dict, n_dates: int = 8,
     names = float(np.mean([batch_names(fs, int(t), fc.max_names_per_batch) for t in dates[1:]]))
     evals = (opt.grad_evals - e0) / n_steps
     vd, td = split.valid[:n_dates], split.test[:n_dates]
-    fs._cache.clear()  # time the windows as a fresh fit builds them
-    fs._cache_bytes = 0
+    fs.clear_cache()  # time the windows as a fresh fit builds them
     v_cpu = _cpu(lambda: evaluate(model, fs, freq, vd, device, max_names=fc.valid_names))
     t_cpu = _cpu(lambda: predict_dates(model, fs, freq, td, device))
     v_n = sum(min(len(fs.names(int(t))), fc.valid_names or 10**9) for t in vd)

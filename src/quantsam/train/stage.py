@@ -198,12 +198,17 @@ def _fit_config(cfg: DictConfig) -> FitConfig:
                      grad_clip=None if tr.grad_clip is None else float(tr.grad_clip))
 
 
+#: the project's modules a training's numbers depend on (a change warns on a cache hit: stageio.is_done)
+TRAIN_CODE = ("train", "features", "optim", "models", "crosssection")
+
+
 def _unit_key(plan: TrainPlan, u: Unit) -> str:
     return stageio.digest({"train": plan.key, "unit": u.tag})
 
 
 def unit_done(plan: TrainPlan, u: Unit) -> bool:
-    return stageio.is_done(plan.work / "units" / f"{u.tag}.json", _unit_key(plan, u))
+    return stageio.is_done(plan.work / "units" / f"{u.tag}.json", _unit_key(plan, u),
+                           code=stageio.code_version(*TRAIN_CODE))
 
 
 def unit_history(plan: TrainPlan, u: Unit) -> dict:
@@ -234,7 +239,8 @@ def _train_unit(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, u: Unit, fc: F
             "grad_evals": res.grad_evals, "seconds": res.seconds, "device": str(device),
             **u.split.describe(fs.panel.dates)}
     stageio.atomic_write_json(outputs["history"], hist)
-    stageio.write_manifest(w / "units" / f"{u.tag}.json", "train_unit", _unit_key(plan, u), outputs)
+    stageio.write_manifest(w / "units" / f"{u.tag}.json", "train_unit", _unit_key(plan, u), outputs,
+                           code=stageio.code_version(*TRAIN_CODE))
     ckpt.unlink(missing_ok=True)
     return hist
 
@@ -461,11 +467,16 @@ def run_train(cfg: DictConfig, market: Market) -> TrainOutputs:
     parent = parent_run_id(job_context().sweep_dir)
     kind = "train" if plan.complete else "fit"
     name = plan.name if plan.complete else f"{plan.name}-{plan.selection}"
-    done = (stageio.is_done(plan.work / stageio.MANIFEST, plan.key) if plan.complete
+    done = (stageio.is_done(plan.work / stageio.MANIFEST, plan.key, code=stageio.code_version(*TRAIN_CODE))
+            if plan.complete
             else all(unit_done(plan, u) for u in plan.units))
     if cfg.get("rerun"):
         _abandoned(tracker, plan, kind)
         if plan.complete and plan.work.exists():
+            below = {d: len(list((plan.work / d).glob("*/*" if d == "backtest" else "*")))
+                     for d in ("factor_test", "backtest") if (plan.work / d).is_dir()}
+            log.warning("+rerun=true: deleting %s — the training and everything computed from it there: the signal%s",
+                        plan.work, "".join(f", {n} cached {d.replace('_', ' ')} result(s)" for d, n in below.items()))
             shutil.rmtree(plan.work)
         done = False
     if done:
@@ -498,7 +509,7 @@ def run_train(cfg: DictConfig, market: Market) -> TrainOutputs:
         tracker.log_artifact(run_id, preds)
         stageio.write_manifest(plan.work / stageio.MANIFEST, "train", plan.key,
                                [preds, plan.work / "metrics.json", plan.work / "splits.json"],
-                               data_fingerprint=market.fingerprint)
+                               data_fingerprint=market.fingerprint, code=stageio.code_version(*TRAIN_CODE))
     log.info("%s: %d units, %d grad evals, %.0fs -> %s", name, len(plan.units), totals["grad_evals"],
              time.perf_counter() - t0, plan.work)
     return TrainOutputs(plan.work, preds, run_id, metrics)
