@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from quantsam.config import register
+from quantsam.stageio import pid_alive
 
 log = logging.getLogger(__name__)
 PARENT_FILE = "mlflow_parent.json"
@@ -49,6 +52,51 @@ def job_context() -> JobContext:
     return JobContext(str(hc.job.get("num", 0)), n_jobs, sweep, Path(str(hc.runtime.output_dir)))
 
 
+OWNER_FILE = ".sweep-owner.json"
+
+
+def claim_sweep_dir(sweep_dir: Path) -> None:
+    """Make this process the sweep dir's only owner: two sweeps started in the same second get the same
+    ``multirun/<date>/<time>/`` and would merge their jobs, parents and ``multirun.yaml``; the second one stops here
+    with the fix instead. A dir whose owner process is gone (a killed sweep) is taken over."""
+    from quantsam.errors import ConfigError
+
+    f = sweep_dir / OWNER_FILE
+    me = {"pid": os.getpid(), "host": socket.gethostname()}
+    for _ in range(2):
+        try:
+            fd = os.open(f, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                other = json.loads(f.read_text())
+            except (OSError, ValueError):
+                other = {}
+            pid = int(other.get("pid", -1)) if str(other.get("pid", "")).lstrip("-").isdigit() else -1
+            if other.get("host") == me["host"] and pid == me["pid"]:
+                return  # our own claim (a callback called twice)
+            if other.get("host") == me["host"] and pid > 0 and pid_alive(pid):
+                raise ConfigError([f"hydra.sweep.dir={sweep_dir}: another sweep (pid {pid}) started in the same second "
+                                   "and owns this folder; two sweeps never share one. Fix: start this one again a "
+                                   "second later, or give it its own hydra.sweep.dir=..."]) from None
+            f.unlink(missing_ok=True)  # a dead owner (killed sweep) or another host's copy: take it over
+            continue
+        with os.fdopen(fd, "w") as fh:
+            json.dump(me, fh)
+        return
+
+
+def close_dead_sweeps(tracker) -> None:
+    """Parent runs of sweeps on this host whose process is gone (kill -9) stay RUNNING forever: mark them KILLED."""
+    host = socket.gethostname()
+    for r in tracker.find({"kind": "sweep"}, status="RUNNING"):
+        t = r.data.tags
+        pid = t.get("pid", "")
+        if t.get("host") == host and pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            tracker.client.set_tag(r.info.run_id, "killed_because", "its sweep process is gone")
+            tracker.client.set_terminated(r.info.run_id, status="KILLED")
+            log.info("MLflow: parent run %s of a dead sweep (%s) marked KILLED", r.info.run_id, t.get("sweep_dir"))
+
+
 class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         import shutil
@@ -56,6 +104,7 @@ class MlflowSweepCallback(Callback):
         register()
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
+        claim_sweep_dir(sweep_dir)
         shutil.rmtree(sweep_dir / FAILED_DIR, ignore_errors=True)  # a rerun reports only its own failures
         (sweep_dir / PARENT_FILE).unlink(missing_ok=True)
         if not config.tracking.enabled:
@@ -63,9 +112,11 @@ class MlflowSweepCallback(Callback):
         from quantsam.tracking.mlflow_run import Tracker, git_info
 
         tracker = Tracker(config.tracking)
+        close_dead_sweeps(tracker)
         name = f"sweep-{config.universe.name}-{sweep_dir.name}"
         run = tracker.client.create_run(tracker.experiment_id(), run_name=name,
-                                        tags={"sweep_dir": str(sweep_dir), "kind": "sweep", **git_info()})
+                                        tags={"sweep_dir": str(sweep_dir), "kind": "sweep", "host": socket.gethostname(),
+                                              "pid": str(os.getpid()), **git_info()})
         (sweep_dir / PARENT_FILE).write_text(json.dumps({"run_id": run.info.run_id,
                                                          "experiment_id": tracker.experiment_id()}))
         log.info("MLflow parent run %s (%s)", run.info.run_id, name)
