@@ -249,3 +249,19 @@ def test_two_workers_share_the_units_and_give_the_same_numbers(smoke_run, shared
     assert h2 == [(h.step, h.value) for h in c1.get_metric_history(r1.run_id, "weekly/valid/rank_ic")]
     assert c2.get_run(r2.run_id).data.tags["train_workers"] == "2"
     assert all(json.loads(p.read_text())["stage"] == "train_unit" for p in (r2.work_dir / "units").glob("*.json"))
+
+
+def test_two_identical_commands_at_once_leave_one_finished_run(tmp_path):
+    """The second of two identical `train` commands waits for the first, then reuses its work and its MLflow run."""
+    from mlflow import MlflowClient
+
+    args = [sys.executable, "-m", "quantsam", "train", *overrides(tmp_path, "trainer.max_epochs=1"),
+            f"hydra.run.dir={tmp_path}/hydra"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    errs = [p.communicate(timeout=900)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errs[0][-2000:] + errs[1][-2000:]
+    c = MlflowClient(f"sqlite:///{tmp_path}/mlruns.db")
+    runs = c.search_runs([c.get_experiment_by_name("quantsam").experiment_id], filter_string="tags.kind = 'train'")
+    assert [r.info.status for r in runs] == ["FINISHED"], [(r.info.run_name, r.info.status) for r in runs]

@@ -467,6 +467,14 @@ def run_train(cfg: DictConfig, market: Market) -> TrainOutputs:
     parent = parent_run_id(job_context().sweep_dir)
     kind = "train" if plan.complete else "fit"
     name = plan.name if plan.complete else f"{plan.name}-{plan.selection}"
+    # two identical commands at once: the second waits here, then finds the work done and reuses the first's MLflow
+    # run (instead of a second FINISHED run with the same key); other unit selections of the config run in parallel
+    with stageio.locked(plan.work.parent / f"{plan.work.name}.{plan.selection}"):
+        return _run_train(cfg, market, fs, plan, tracker, parent, kind, name, t0)
+
+
+def _run_train(cfg: DictConfig, market: Market, fs: FeatureSet, plan: TrainPlan, tracker: Tracker, parent: str | None,
+               kind: str, name: str, t0: float) -> TrainOutputs:
     done = (stageio.is_done(plan.work / stageio.MANIFEST, plan.key, code=stageio.code_version(*TRAIN_CODE))
             if plan.complete
             else all(unit_done(plan, u) for u in plan.units))
