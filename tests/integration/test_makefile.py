@@ -41,12 +41,12 @@ CASES = [
     (["test-slow"], '.venv/bin/python -m pytest -q -m "slow or not slow"'),
     (["lint"], ".venv/bin/ruff check src tests scripts notebooks"),
     (["mlflow-ui"], f".venv/bin/mlflow ui --backend-store-uri sqlite:///{ROOT}/mlruns.db --default-artifact-root "
-                    f"{ROOT}/mlartifacts --host 127.0.0.1 --port 5000"),
+                    f"{ROOT}/mlartifacts --host 127.0.0.1 --port 5000 --workers 1"),
     (["mlflow-server"], f".venv/bin/mlflow server --backend-store-uri sqlite:///{ROOT}/mlruns.db --artifacts-destination "
-                        f"{ROOT}/mlartifacts --serve-artifacts --host 127.0.0.1 --port 5000"),
+                        f"{ROOT}/mlartifacts --serve-artifacts --host 127.0.0.1 --port 5000 --workers 1"),
     (["mlflow-server", "HOST=0.0.0.0", "PORT=5001"],
      f".venv/bin/mlflow server --backend-store-uri sqlite:///{ROOT}/mlruns.db --artifacts-destination "
-     f"{ROOT}/mlartifacts --serve-artifacts --host 0.0.0.0 --port 5001"),
+     f"{ROOT}/mlartifacts --serve-artifacts --host 0.0.0.0 --port 5001 --workers 1"),
     (["clean"], "rm -rf outputs multirun .pytest_cache .ruff_cache"),
 ]
 

@@ -469,7 +469,7 @@ def run_train(cfg: DictConfig, market: Market) -> TrainOutputs:
     name = plan.name if plan.complete else f"{plan.name}-{plan.selection}"
     # two identical commands at once: the second waits here, then finds the work done and reuses the first's MLflow
     # run (instead of a second FINISHED run with the same key); other unit selections of the config run in parallel
-    with stageio.locked(plan.work.parent / f"{plan.work.name}.{plan.selection}"):
+    with stageio.locked(plan.work.parent / ".locks" / f"{plan.work.name}.{plan.selection}"):
         return _run_train(cfg, market, fs, plan, tracker, parent, kind, name, t0)
 
 
