@@ -1,6 +1,6 @@
 """Ingest a whole market (daily bars + index members/weights + industry + index bars) into the parquet layout.
 
-The ingest key hashes the adapter parameters and a stamp (size, mtime) of every source file, so a changed export is
+The ingest key hashes the adapter parameters and a stamp (size, content hash) of every source file, so a changed export is
 ingested again and the data stage never serves the old copy.
 """
 
@@ -25,8 +25,10 @@ INGEST_VERSION = 3  # 3: float shares carried forward split-adjusted
 
 
 def source_stamp(*paths: str | Path | None) -> str:
-    """Hash of (relative path, size, mtime) of every file under ``paths`` — cheap change detection for large
-    source trees (a qlib folder holds tens of thousands of files)."""
+    """Hash of (relative path, size, content hash) of every file under ``paths``. The content is hashed (sha256,
+    ~1 GB/s here: the 133 MiB of ``../shared/data/real`` in 0.13 s) because a corrected export copied with
+    ``cp -p`` / ``rsync -a`` keeps its size and mtime; the mtime is left out, so touching a file re-ingests
+    nothing."""
     items = []
     for p in paths:
         if p is None:
@@ -34,8 +36,7 @@ def source_stamp(*paths: str | Path | None) -> str:
         root = Path(p).expanduser()
         files = [root] if root.is_file() else sorted(f for f in root.rglob("*") if f.is_file()) if root.exists() else []
         for f in files:
-            st = f.stat()
-            items.append((str(f.relative_to(root.parent)), st.st_size, st.st_mtime_ns))
+            items.append((str(f.relative_to(root.parent)), f.stat().st_size, stageio.file_hash(f)))
     return stageio.digest(items)
 
 
