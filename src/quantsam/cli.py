@@ -49,7 +49,10 @@ def check_main(cfg: DictConfig) -> None:
     """Compose and validate the config, print it: ``python -m quantsam check optimizer=gsam``."""
     from omegaconf import OmegaConf
 
+    from quantsam.train.runtime import pick_device
+
     validate(cfg)
+    pick_device(str(cfg.trainer.device))  # a device this machine does not have fails here, as training would
     print(OmegaConf.to_yaml(cfg, resolve=True))
 
 

@@ -353,10 +353,11 @@ def test_truncated_side_table_names_the_file(tiny, tmp_path):
 @pytest.mark.parametrize("args,needle", [
     (["check", "paths.runs={tmp}/a_file/out"], "paths.runs=.*is a file, not a folder. Fix: point paths.runs at a folder"),
     (["plan", "experiment=smoke", "seed=a,b"], r"seed=a,b: \['a', 'b'\] are not seeds. Fix: integers >= 0"),
+    (["check", "trainer.device=cuda:7"], r"trainer.device=cuda:7: (CUDA is not available here|this machine has \d+ CUDA)"),
     (["tune", "optimizer=gsam", "hydra.sweeper.n_trials=0"], r"hydra.sweeper.n_trials=0: an integer >= 1"),
     (["tune", "optimizer=gsam", "optimizer.alpha=interval(0.3, 0.1)"], r"empty search range.*Fix: interval"),
     (["tune", "optimizer=gsam", "optimizer.rho=tag(log, interval(0, 0.5))"], r"log-scale range needs a lower bound > 0"),
-], ids=["runs-under-a-file", "plan-bad-seeds", "tune-no-trials", "tune-empty-range", "tune-log-zero"])
+], ids=["runs-under-a-file", "plan-bad-seeds", "check-missing-device", "tune-no-trials", "tune-empty-range", "tune-log-zero"])
 def test_command_line_doors_fail_clearly(tmp_path, args, needle):
     """Bad paths, seeds and search spaces: a non-zero exit with the key and the fix, before any work (issue 21)."""
     import re

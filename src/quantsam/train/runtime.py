@@ -20,6 +20,9 @@ def pick_device(name: str = "auto") -> torch.device:
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError([f"trainer.device={name}: CUDA is not available here. Fix: trainer.device=auto or cpu"])
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError([f"trainer.device={name}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+                           f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1}). Fix: one of those, or auto"])
     return dev
 
 
