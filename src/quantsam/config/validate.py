@@ -320,10 +320,9 @@ def validate(cfg: DictConfig, groups: tuple[str, ...] | None = None) -> None:
 
 
 def path_problems(cfg: DictConfig) -> list[str]:
-    """``paths.runs`` / ``paths.data`` must be (or be creatable as) writable folders: the nearest existing part of
-    each path is a folder this user can write into."""
-    import os
-    from pathlib import Path
+    """``paths.runs`` / ``paths.data`` must be (or be creatable as) writable folders
+    (:func:`quantsam.config.resolvers.writable_dir`, the rule Hydra's run/sweep dirs are checked with)."""
+    from quantsam.config.resolvers import writable_dir
 
     out = []
     for key in ("paths.runs", "paths.data"):
@@ -333,13 +332,8 @@ def path_problems(cfg: DictConfig) -> list[str]:
             continue
         if value is None:
             continue
-        p = Path(str(value)).expanduser()
-        probe = p
-        while not probe.exists() and probe != probe.parent:
-            probe = probe.parent
-        if not probe.is_dir():
-            out.append(f"{key}={value!r}: {probe} is a file, not a folder. Fix: point {key} at a folder")
-        elif not os.access(probe, os.W_OK | os.X_OK):
-            out.append(f"{key}={value!r}: {probe} is not writable by this user. Fix: a writable folder, e.g. "
-                       f"{key}=$HOME/quantsam/{key.split('.')[1]}")
+        try:
+            writable_dir(value, key)
+        except ValueError as e:
+            out.append(str(e))
     return out

@@ -297,10 +297,7 @@ def train_units(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, tracker: Track
             if not unit_done(plan, u):
                 ck = plan.work / "checkpoints" / f"{u.tag}.pt"
                 if ck.exists() and cfg.trainer.checkpoint:  # resumed: log the epochs the checkpoint already holds
-                    done_epochs = checkpoint.load(ck)["state"]["history"]
-                    tracker.log_history(run_id, [(step[u.freq] + i, _epoch_metrics(u.freq, r))
-                                                 for i, r in enumerate(done_epochs)])
-                    step[u.freq] += len(done_epochs)
+                    _relog(tracker, run_id, step, u.freq, checkpoint.load(ck)["state"]["history"])
 
                 def on_epoch(rec, freq=u.freq):
                     tracker.log_metrics(run_id, _epoch_metrics(freq, rec), step=step[freq])
@@ -309,9 +306,7 @@ def train_units(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, tracker: Track
                 hist = _train_unit(cfg, plan, fs, u, fc, device, on_epoch, bar, dev)
             else:
                 hist = unit_history(plan, u)
-                tracker.log_history(run_id, [(step[u.freq] + i, _epoch_metrics(u.freq, r))
-                                             for i, r in enumerate(hist["history"])])
-                step[u.freq] += len(hist["history"])
+                _relog(tracker, run_id, step, u.freq, hist["history"])
         totals["grad_evals"] += hist["grad_evals"]
         totals["seconds"] += hist["seconds"]
         bar.update(1)
@@ -399,12 +394,16 @@ def _train_units_shared(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, tracke
     totals = {"grad_evals": 0, "seconds": 0.0}
     for u in plan.units:
         hist = unit_history(plan, u)
-        tracker.log_history(run_id, [(step[u.freq] + i, _epoch_metrics(u.freq, r))
-                                     for i, r in enumerate(hist["history"])])
-        step[u.freq] += len(hist["history"])
+        _relog(tracker, run_id, step, u.freq, hist["history"])
         totals["grad_evals"] += hist["grad_evals"]
         totals["seconds"] += hist["seconds"]
     return totals
+
+
+def _relog(tracker: Tracker, run_id: str | None, step: dict, freq: str, rows: list[dict]) -> None:
+    """Log a unit's finished epochs at the model's next steps (``step[freq]`` counts epochs across units)."""
+    tracker.log_history(run_id, [(step[freq] + i, _epoch_metrics(freq, r)) for i, r in enumerate(rows)])
+    step[freq] += len(rows)
 
 
 def _progress(cfg: DictConfig, total: int, desc: str):
@@ -541,9 +540,7 @@ def _reuse_run(cfg: DictConfig, plan: TrainPlan, market: Market, tracker: Tracke
                      parent) as run_id:
         step = {f: 0 for f in cfg.model.frequencies}
         for u in plan.units:
-            rows = unit_history(plan, u)["history"]
-            tracker.log_history(run_id, [(step[u.freq] + i, _epoch_metrics(u.freq, r)) for i, r in enumerate(rows)])
-            step[u.freq] += len(rows)
+            _relog(tracker, run_id, step, u.freq, unit_history(plan, u)["history"])
         if plan.complete:
             tracker.log_metrics(run_id, json.loads((plan.work / "metrics.json").read_text()))
             for f in ("config.yaml", "splits.json", "predictions.parquet"):
