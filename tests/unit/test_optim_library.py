@@ -14,7 +14,7 @@ HEAVY = ("hydra", "omegaconf", "mlflow", "cvxpy", "pandas", "pyarrow", "scipy", 
 
 def readme_block() -> str:
     text = (ROOT / "README.md").read_text()
-    section = text[text.index("### Using quantsam's optimizers in your own loop"):]
+    section = text[text.index("**In your own loop:**"):]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
