@@ -190,3 +190,23 @@ def test_vra_multipliers_equal_a_pandas_ewm_computation():
     F0, s0 = plain.at(250)
     F1, s1 = adj.at(250)
     assert np.allclose(F1, F0 * lam_f[250]) and np.allclose(s1, s0 * lam_s[250])
+
+
+def test_vra_leaves_out_a_residual_a_factor_absorbed():
+    """A name alone in its industry has a specific return of exactly 0 (the industry factor is its return) until a
+    second name joins; its forecast variance is ~0 and its first non-zero residual would be an "infinite" surprise
+    that dominates the day's mean square (on the real market: lambda^2 of 1e24). Such variances are left out, so the
+    multipliers equal those of the market without that name (hand-built case)."""
+    from quantsam.portfolio.risk import FactorReturns, vra_multipliers
+
+    rng = np.random.default_rng(9)
+    T, N = 200, 20
+    f = rng.normal(size=(T, 3)) * 0.01
+    u = rng.normal(size=(T, N)) * 0.02
+    u_deg = u.copy()
+    u_deg[:120, 0] = 1e-19  # the absorbed residual: zero up to rounding
+    lam_ref = vra_multipliers(FactorReturns(["a", "b", "c"], f, np.where(np.arange(N) == 0, np.nan, u)), 30, 20, 10)
+    lam = vra_multipliers(FactorReturns(["a", "b", "c"], f, u_deg), 30, 20, 10)
+    assert np.isfinite(lam[1]).all() and lam[1].max() < 3
+    # up to day 120 the name is left out entirely; after it, its variance is still degenerate for a while
+    np.testing.assert_allclose(lam[1][:121], lam_ref[1][:121], rtol=1e-12)

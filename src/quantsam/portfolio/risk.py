@@ -88,21 +88,38 @@ def _ewma_forecast(x: np.ndarray, a: float) -> tuple[np.ndarray, np.ndarray]:
     return out, n_obs
 
 
+DEGENERATE = 1e-4  # a forecast variance below this share of the day's median is a residual a factor absorbs
+
+
+def usable_variance(var: np.ndarray, n_obs: np.ndarray, min_obs: int) -> np.ndarray:
+    """``var`` (``[T, ...]`` one-step-ahead forecast variances) where it can standardise a return: at least
+    ``min_obs`` observations behind it and not degenerate — below ``DEGENERATE`` x the day's median (a name alone in
+    its industry has a residual of exactly 0, so its variance is ~0 until a second name joins and the first residual
+    is "infinitely" surprising); NaN elsewhere."""
+    v = np.where((n_obs >= min_obs) & (var > 0), var, np.nan)
+    if v.ndim > 1:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # days without any usable variance
+            med = np.nanmedian(v.reshape(len(v), -1), axis=1)
+        v = np.where(v >= DEGENERATE * med.reshape(-1, *([1] * (v.ndim - 1))), v, np.nan)
+    return v
+
+
 def vra_multipliers(fr: FactorReturns, halflife: float, vra_halflife: float, min_obs: int = 42
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Volatility regime adjustment (Menchero, Orr & Wang, *The Barra US Equity Model (USE4)*, MSCI 2011, §4.3; CNE5
     §4): ``[T]`` multipliers of the factor covariance and of the specific variances at each date. Each day's
     cross-sectional bias statistic ``B_t^2 = mean_k (f_kt / sigma_kt)^2`` of the returns standardised by their own
     one-step-ahead EWMA volatility (``halflife``; names / factors with at least ``min_obs`` past returns, equally
-    weighted), then ``lambda_t^2`` = the EWMA of ``B_s^2`` over the days before t (``vra_halflife``). A model whose
-    volatilities lag a rising market has ``B^2 > 1`` and is scaled up; 1 where no history."""
+    weighted; degenerate variances left out, see :func:`usable_variance`), then ``lambda_t^2`` = the EWMA of ``B_s^2``
+    over the days before t (``vra_halflife``). A model whose volatilities lag a rising market has ``B^2 > 1`` and is
+    scaled up; 1 where no history."""
     a = 0.5 ** (1.0 / halflife)
     b = 0.5 ** (1.0 / vra_halflife)
     out = []
     for x in (fr.f, fr.u):
         var, n = _ewma_forecast(x * x, a)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            z2 = np.where((n >= min_obs) & (var > 0), x * x / var, np.nan)
+        z2 = x * x / usable_variance(var, n, min_obs)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # days without a standardised return
             B2 = np.nanmean(z2, axis=1)

@@ -1,0 +1,106 @@
+"""Benchmark: how well the factor risk model's one-step-ahead volatilities hold on a market (Barra's bias test).
+
+The backtest's ``te_bias`` says whether the *portfolio's* tracking-error forecast holds; this script says where a
+miss comes from, without the optimiser: on the backtest's risk window of a config (e.g. a real study's training
+work dir), for every factor and every name, the realised return over each non-overlapping ``--horizon``-day period
+divided by its forecast volatility at the period's start (EWMA half-life ``portfolio.risk_halflife``, the
+``RiskModel``'s own estimator), and the bias statistic = the standard deviation of those z-scores (1 when the
+forecasts hold; Menchero, Orr & Wang, *USE4*, MSCI 2011, §5). Printed: the bias per style factor, the median over
+industries, the specific returns' bias by float-cap quintile (equal-weighted over names), the volatility regime
+adjustment's multipliers (``--vra-halflife``) and the same biases after it. Nothing is written.
+
+    python scripts/bench/risk_bias.py experiment=real_cpu --vra-halflife 42
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from quantsam.backtest.stage import risk_inputs
+from quantsam.config import compose
+from quantsam.data.stage import run_data
+from quantsam.features.market import open_market
+from quantsam.portfolio.risk import _ewma_forecast, usable_variance, vra_multipliers
+
+
+def period_z(x: np.ndarray, var: np.ndarray, h: int) -> np.ndarray:
+    """``[P, ...]`` z-scores of the sums of ``x`` (``[T, ...]`` daily returns) over periods of ``h`` days, each over
+    ``sqrt(h x var)`` at the period's first day (NaN where a day or the forecast is missing)."""
+    P = len(x) // h
+    xs = x[: P * h].reshape(P, h, *x.shape[1:])
+    s = xs.sum(axis=1)
+    s[np.isnan(xs).any(axis=1)] = np.nan
+    v0 = var[: P * h: h]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(v0 > 0, s / np.sqrt(h * v0), np.nan)
+
+
+def bias(z: np.ndarray) -> float:
+    z = z[np.isfinite(z)]
+    return float(np.std(z, ddof=1)) if len(z) > 2 else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("overrides", nargs="*", help="Hydra overrides of the config, e.g. experiment=real_cpu")
+    ap.add_argument("--horizons", default="1,5", help="days per period, comma-separated (5: the weekly rebalance)")
+    ap.add_argument("--vra-halflife", type=float, default=None)
+    ap.add_argument("--min-obs", type=int, default=42)
+    a = ap.parse_args()
+    cfg = compose(a.overrides)
+    t0 = time.perf_counter()
+    market = open_market(run_data(cfg))
+    ri = risk_inputs(cfg, market)
+    fr, hl = ri.fr, float(cfg.portfolio.risk_halflife)
+    a_ = 0.5 ** (1.0 / hl)
+    fvar, fn = _ewma_forecast(fr.f * fr.f, a_)
+    uvar, un = _ewma_forecast(fr.u * fr.u, a_)
+    fvar, uvar = usable_variance(fvar, fn, a.min_obs), usable_variance(uvar, un, a.min_obs)
+    T = len(fr.f)
+    row0 = ri.row0
+    cap = ri.styles.cap[row0: row0 + T].astype(np.float64)
+    print(f"risk window: {T} days from panel row {row0}, {fr.u.shape[1]} names, half-life {hl:g}, "
+          f"horizons {a.horizons} d ({time.perf_counter() - t0:.0f} s to build)")
+    n_ind = ri.n_industries
+    variants = [("plain", 1.0, 1.0)]
+    if a.vra_halflife:
+        lf, lu = vra_multipliers(fr, hl, a.vra_halflife, a.min_obs)
+        for nm, lam in (("factor", lf), ("specific", lu)):
+            q = np.nanpercentile(lam, [0, 5, 50, 95, 100])
+            print(f"VRA lambda^2 ({nm}): min {q[0]:.3g} p5 {q[1]:.3g} median {q[2]:.3g} p95 {q[3]:.3g} max {q[4]:.3g}")
+        variants.append((f"vra {a.vra_halflife:g}", lf[:, None], lu[:, None]))
+    for (nm, mf, mu), h in ((v, int(h)) for v in variants for h in a.horizons.split(",")):
+        nm = f"{nm}, {h} d"
+        zf = period_z(fr.f, fvar * mf, h)
+        zu = period_z(fr.u, uvar * mu, h)
+        styles = {fr.names[k]: bias(zf[:, k]) for k in range(n_ind, len(fr.names))}
+        ind = np.nanmedian([bias(zf[:, k]) for k in range(n_ind)])
+        print(f"[{nm}] bias: industries (median) {ind:.2f}; " + ", ".join(f"{k} {v:.2f}" for k, v in styles.items()))
+        c0 = cap[: (T // h) * h: h]
+        qs = np.nanpercentile(c0, [20, 40, 60, 80], axis=1).T  # per period
+        bucket = (c0[:, :, None] > qs[:, None, :]).sum(axis=2)
+        row, prow = [], []
+        P = len(c0)
+        us = fr.u[: P * h].reshape(P, h, -1)
+        usum = np.where(np.isnan(us).any(axis=1), np.nan, us.sum(axis=1))
+        v0 = (uvar * mu)[: P * h: h] * h
+        for b in range(5):
+            zb = np.where(bucket == b, zu, np.nan)
+            row.append(f"Q{b + 1} {bias(zb):.2f}")
+            # an equal-weighted portfolio of the quintile's names: its specific return over its forecast (the
+            # names' specific variances / n^2). Independent residuals -> 1; a common component the factors miss
+            # (residuals that co-move) -> > 1, which single-name biases cannot show
+            m = (bucket == b) & np.isfinite(usum) & np.isfinite(v0) & (v0 > 0)
+            n = m.sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                zp = np.where(m, usum, 0.0).sum(axis=1) / n / (np.sqrt(np.where(m, v0, 0.0).sum(axis=1)) / n)
+            prow.append(f"Q{b + 1} {bias(zp[n > 20]):.2f}")
+        print(f"[{nm}] specific bias by float cap (Q1 small), single names: " + ", ".join(row) + f"; all {bias(zu):.2f}")
+        print(f"[{nm}] specific bias of each quintile's equal-weighted portfolio: " + ", ".join(prow))
+
+
+if __name__ == "__main__":
+    main()
