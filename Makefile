@@ -34,7 +34,8 @@ DEMO_VS = $(if $(call given,optimizer),$(value optimizer),gsam)
 
 help: ## list the targets
 	@echo "usage: make <target> [optimizer=gsam seed=1 experiment=demo ... ARGS='key=value ...']"
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+	@if [ -t 1 ]; then c='\033[36m'; r='\033[0m'; else c=''; r=''; fi; \
+	grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -v c="$$c" -v r="$$r" 'BEGIN {FS = ":.*?## "}; {printf "  %s%-12s%s %s\n", c, $$1, r, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -81,8 +82,13 @@ test: $(STAMP) ## install, then run the test suite (fast tests; `make test-slow`
 test-slow: $(STAMP) ## run every test, the slow ones included
 	$(PY) -m pytest -q -m "slow or not slow"
 
+# benchmarks that measure the user's own run or data: run by hand with their arguments (each docstring shows how)
+BENCH_NEEDS_INPUT := signal_treatment risk_bias qlib_gru
+
 bench: $(STAMP) ## run the benchmarks in scripts/bench (each prints ratios measured in one run)
-	@for f in scripts/bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+	@for f in scripts/bench/*.py; do echo "== $$f"; \
+	  case " $(BENCH_NEEDS_INPUT) " in *" $$(basename $$f .py) "*) echo "   needs your input (a run, qlib data): see its docstring"; continue;; esac; \
+	  $(PY) $$f || exit 1; done
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check src tests scripts notebooks

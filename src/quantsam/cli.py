@@ -54,6 +54,8 @@ def check_main(cfg: DictConfig) -> None:
     validate(cfg)
     pick_device(str(cfg.trainer.device))  # a device this machine does not have fails here, as training would
     print(OmegaConf.to_yaml(cfg, resolve=True))
+    print(f"config OK: optimizer={cfg.optimizer.name}, data={cfg.data.source}, universe={cfg.universe.name} "
+          "(validated; every stage would accept it)")
 
 
 @hydra.main(config_path=_CONF, config_name="config", version_base="1.3")
@@ -341,6 +343,12 @@ def main(argv: list[str] | None = None) -> None:
                  if a.split("=", 1)[0] in ("optimizer", "seed") and "," in a}
         _PLAN_SWEEP.update(sweep)
         argv = [a for a in argv if a not in ("--multirun", "-m") and a.split("=", 1)[0] not in sweep]
+        argv += ["hydra.mode=RUN"]
+    explicit_sweep = any(a in ("--multirun", "-m") for a in argv)
+    given_input = any(a.split("=", 1)[0] in (f"{command}.input", f"+{command}.input") for a in argv)
+    if not explicit_sweep and (command in ("data", "report") or given_input):
+        # one market / one sweep dir / one given signal: an experiment's sweep (hydra.mode: MULTIRUN, e.g.
+        # experiment=real_cpu's optimizer=adamw,gsam) would repeat the same job once per arm
         argv += ["hydra.mode=RUN"]
     if command == "tune":
         from quantsam.errors import ConfigError

@@ -21,3 +21,23 @@ def test_the_runs_data_config_replaces_the_default_market(tmp_path):
     alone = tmp_path / "alone.parquet"  # a bare signal file: no run config beside it, the config's market stays
     alone.write_bytes(b"")
     assert _with_the_runs_market(default, alone).data.dir == default.data.dir
+
+
+def test_a_given_input_runs_once_even_under_a_sweeping_experiment(monkeypatch):
+    """`make backtest RUN=<dir> experiment=real_cpu`: the experiment sweeps optimizer=adamw,gsam (hydra.mode:
+    MULTIRUN), which for one given signal ran the same backtest twice and opened a sweep parent run; a given input
+    (and data / report) runs in RUN mode unless --multirun is asked for."""
+    import sys
+
+    import quantsam.cli as cli
+
+    seen = {}
+    for name in ("backtest", "factor_test", "data", "train"):
+        monkeypatch.setitem(cli.COMMANDS, name, lambda n=name: seen.__setitem__(n, list(sys.argv[1:])))
+    monkeypatch.setattr(sys, "argv", ["quantsam"])
+    cli.main(["backtest", "backtest.input=outputs/train/x", "experiment=real_cpu"])
+    cli.main(["factor_test", "factor_test.input=outputs/train/x", "experiment=real_cpu", "--multirun"])
+    cli.main(["data", "experiment=real_cpu"])
+    cli.main(["train", "experiment=real_cpu"])
+    assert seen["backtest"][-1] == "hydra.mode=RUN" and "hydra.mode=RUN" in seen["data"]
+    assert "hydra.mode=RUN" not in seen["factor_test"] and "hydra.mode=RUN" not in seen["train"]

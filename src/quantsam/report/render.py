@@ -87,7 +87,10 @@ def render(report: StudyReport, out_dir: str | Path, title: str = "quantsam stud
     jobs = report.jobs
     opts = T.optimizers(jobs)
     seeds = sorted({j.seed for j in jobs})
-    setup = pd.DataFrame({"value": [", ".join(opts), ", ".join(map(str, seeds)), len(jobs),
+    per_model = sorted({int(j.windows["seed"].nunique()) for j in jobs if j.windows is not None and len(j.windows)})
+    seed_text = (f"{len(seeds)} sweep seed(s) ({', '.join(map(str, seeds))})"
+                 + (f" x {'/'.join(map(str, per_model))} trained seed(s) per model, averaged" if per_model else ""))
+    setup = pd.DataFrame({"value": [", ".join(opts), seed_text, len(jobs),
                                     str(jobs[0].splits[0]["test"][0]) + " .. " + str(jobs[0].splits[-1]["test"][1])
                                     if jobs and jobs[0].splits else "—",
                                     len(jobs[0].splits) if jobs else 0,
