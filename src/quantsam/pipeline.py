@@ -27,6 +27,7 @@ from quantsam.data.stage import run_data
 from quantsam.errors import ConfigError
 from quantsam.features.market import open_market
 from quantsam.optim import arm_name
+from quantsam.tracking.headline import headline_metrics
 from quantsam.tracking.hydra_callback import job_context
 from quantsam.tracking.mlflow_run import Tracker
 
@@ -112,6 +113,8 @@ def run_pipeline(cfg: DictConfig, stages: list[str] | None = None) -> PipelineRe
 
         bt = timed("backtest", run_backtest, cfg, res.signal, market, res.run_id)
         res.backtest_dirs, res.backtest_summaries, res.backtest_skipped = bt.out_dirs, bt.summaries, bt.skipped
+    head = headline_metrics(res.train_metrics, res.signal_metrics, res.factor_summary, res.backtest_summaries)
+    Tracker(cfg.tracking).log_metrics(res.run_id, head)
     _write_result(cfg, res)
     return res
 

@@ -59,8 +59,16 @@ def test_mlflow_parent_children_and_metrics(study):
     assert parent[0].info.status == "FINISHED" and len(kids) == 2
     for r in kids:
         assert r.info.status == "FINISHED"
-        for k in ("factor/rank_ic_mean", "bt/csi300/excess_ann", "bt/csi500/info_ratio", "bt/csi1000/turnover"):
+        for k in ("factor/rank_ic_mean", "bt/csi300/excess_ann", "bt/csi500/info_ratio", "bt/csi1000/turnover",
+                  "summary/test_rank_ic_daily", "summary/factor_rank_ic_weekly", "summary/csi500_excess_ann",
+                  "summary/csi1000_ir", "summary/grad_evals"):
             assert k in r.data.metrics, k
+        assert r.data.metrics["summary/factor_rank_ic_weekly"] == r.data.metrics["factor/rank_ic_mean"]
+    pm = parent[0].data.metrics  # the side-by-side table as the parent's own metrics
+    for arm in ("adamw", "gsam"):
+        for row in ("test_rankic", "factor_rankic_weekly", "top_excess", "csi300_excess", "csi500_ir", "grad_evals"):
+            assert f"compare/{arm}/{row}" in pm, (arm, row)
+    assert pm["compare/gsam/grad_evals"] > pm["compare/adamw/grad_evals"]
     arts = {a.path for a in c.list_artifacts(parent[0].info.run_id, "report")}
     assert "report/report.html" in arts and "report/report.md" in arts
 

@@ -67,3 +67,27 @@ def test_min_detectable_difference_has_the_power_it_claims():
     got = paired_test(x - y)
     assert np.isclose(got["t p"], stats.ttest_rel(x, y).pvalue) and got["pairs"] == 30
     assert np.isclose(got["Wilcoxon p"], stats.wilcoxon(x, y).pvalue)
+
+
+def test_headline_metrics_name_each_horizon_and_leave_out_what_is_missing():
+    from quantsam.tracking.headline import headline_metrics
+
+    got = headline_metrics({"cost/grad_evals": 120, "cost/wall_s": 3.5},
+                           {"test/rank_ic_mean": 0.08, "test/rank_icir": 0.7},
+                           {"rank_ic_mean": 0.06, "top_excess_ann": float("nan")},
+                           {"csi500": {"excess_ann": -0.01, "info_ratio": None}})
+    assert got == {"summary/test_rank_ic_daily": 0.08, "summary/test_rank_icir_daily": 0.7,
+                   "summary/factor_rank_ic_weekly": 0.06, "summary/grad_evals": 120.0,
+                   "summary/train_wall_s": 3.5, "summary/csi500_excess_ann": -0.01}
+
+
+def test_parent_metrics_are_the_side_by_side_table():
+    import pandas as pd
+
+    from quantsam.report.render import parent_metrics
+
+    df = pd.DataFrame({"adamw": {"test RankIC": 0.08, "csi500 excess": float("nan"), "train wall (s)": 10.0},
+                       "gsam": {"test RankIC": 0.09, "csi500 excess": 0.01, "train wall (s)": 20.0}})
+    assert parent_metrics(df) == {"compare/adamw/test_rankic": 0.08, "compare/adamw/train_wall_s": 10.0,
+                                  "compare/gsam/test_rankic": 0.09, "compare/gsam/csi500_excess": 0.01,
+                                  "compare/gsam/train_wall_s": 20.0}

@@ -7,10 +7,12 @@ import html
 import io
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from quantsam.report import tables as T
@@ -162,6 +164,17 @@ def render(report: StudyReport, out_dir: str | Path, title: str = "quantsam stud
     return report
 
 
+def parent_metrics(summary: pd.DataFrame) -> dict[str, float]:
+    """The side-by-side table as the sweep parent run's own metrics, ``compare/<arm>/<row>`` (e.g.
+    ``compare/gsam/test_rank_ic``), so the parent shows the comparison without opening its children."""
+    out = {}
+    for arm in summary.columns:
+        for row, v in summary[arm].items():
+            if np.isfinite(v):
+                out[f"compare/{arm}/{re.sub(r'[^0-9a-zA-Z]+', '_', row.lower()).strip('_')}"] = float(v)
+    return out
+
+
 def write_report(jobs: list[JobResult], sweep_dir: str | Path, out_dir: str | Path | None = None,
                  diagnostics: dict | None = None, parent_run: tuple | None = None) -> StudyReport:
     """Build tables and figures of the collected ``jobs``, render; log to the parent MLflow run when given
@@ -174,6 +187,8 @@ def write_report(jobs: list[JobResult], sweep_dir: str | Path, out_dir: str | Pa
         client, run_id = parent_run
         client.log_artifacts(run_id, str(out), "report")
         client.set_tag(run_id, "report", str(rep.html_path))
+        for k, v in parent_metrics(T.summary_table(jobs)).items():
+            client.log_metric(run_id, k, v)
     log.info("study report: %s", rep.html_path)
     (out / "jobs.json").write_text(json.dumps([{"optimizer": j.optimizer, "seed": j.seed, "work_dir": str(j.work_dir),
                                                 "run_id": j.run_id} for j in jobs], indent=1))

@@ -241,6 +241,7 @@ def summary_table(jobs) -> pd.DataFrame:
 
         r = {"test RankIC": mean(lambda j: j.train.get("test/rank_ic_mean", np.nan)),
              "test ICIR": mean(lambda j: j.train.get("test/rank_icir", np.nan)),
+             "factor RankIC weekly": mean(lambda j: j.factor.get("rank_ic_mean", np.nan)),
              "TOP excess": mean(lambda j: j.factor.get("top_excess_ann", np.nan))}
         for u in universes(jobs):
             r[f"{u} excess"] = mean(lambda j, u=u: j.backtests.get(u, {}).get("excess_ann", np.nan))
