@@ -122,7 +122,6 @@ def _with_the_runs_market(cfg: DictConfig, signal) -> DictConfig:
 
 def _standalone(cfg: DictConfig, stage: str, spec):
     """A factor test / backtest of an explicit input (``RUN=``): the market of this config, the given signal."""
-    import os
 
     from quantsam.data.stage import run_data
     from quantsam.errors import DataError
@@ -240,7 +239,9 @@ def plan_main(cfg: DictConfig) -> None:
     jobs = int(OmegaConf.select(cfg, "hydra.launcher.n_jobs", default=0) or 0) or (
         2 if str(hc.runtime.choices.get("hydra/launcher", "")) == "joblib" else 1)
     workers = int(cfg.trainer.workers)
-    cores = os.cpu_count() or 1
+    from quantsam.train.runtime import usable_cores
+
+    cores = usable_cores()
     threads = int(cfg.trainer.num_threads) if cfg.trainer.num_threads is not None else max(1, cores // (jobs * workers))
     rows, info = study_plan(cfg, open_market(run_data(cfg)), optimizers, n_seeds, threads)
     print(f"{info['windows']} windows x {len(cfg.model.frequencies)} models x {cfg.trainer.n_seeds} seeds = "

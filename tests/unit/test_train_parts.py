@@ -90,3 +90,18 @@ def test_combine_averages_the_models_present():
     assert np.isnan(combine_equal_weight({"daily": np.full((1, 2), nan)}, ["daily"])[0]).all()
     with pytest.raises(ValueError, match="signal.models"):
         combine_equal_weight({"daily": daily}, ["daily", "weekly"])
+
+
+def test_threads_follow_the_cpu_affinity_not_the_machine():
+    """Under `taskset -c 0` (or a container's cpuset) a job gets the cores it may run on: one here, not all."""
+    import os
+    import subprocess
+    import sys
+
+    if not hasattr(os, "sched_setaffinity"):
+        return
+    code = ("import os; os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]}); "
+            "from quantsam.train.runtime import set_threads, usable_cores; import torch; "
+            "print(usable_cores(), set_threads(), torch.get_num_threads())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["1", "1", "1"], out.stderr[-1000:]

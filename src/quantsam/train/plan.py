@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, replace
 
@@ -31,6 +30,7 @@ from quantsam.features.market import Market
 from quantsam.models import build_model
 from quantsam.optim import epoch_scale
 from quantsam.train.loop import LOSSES, _AttrDict, _optimizer, evaluate, predict_dates, train_epoch
+from quantsam.train.runtime import usable_cores
 from quantsam.train.stage import _fit_config, feature_set, plan_training
 
 
@@ -137,5 +137,5 @@ def study_plan(cfg: DictConfig, market: Market, optimizers: dict[str, dict], n_s
                             n_seeds_jobs * (ep_max * per_epoch + test) / 3600.0, cal))
     info = {"windows": len(plan.splits), "units_per_job": len(plan.units), "names": int(fs.panel.traded.shape[1]),
             "max_epochs": epochs, "expected_epochs": exp_epochs, "epochs_basis": basis, "threads": threads,
-            "cores": os.cpu_count() or 1}
+            "cores": usable_cores()}
     return rows, info

@@ -43,9 +43,17 @@ def configure_determinism(device: torch.device, deterministic: bool = True) -> N
         torch.use_deterministic_algorithms(False)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: ``taskset``, a container's cpuset), not the machine's."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity call on this platform
+        return os.cpu_count() or 1
+
+
 def set_threads(num_threads: int | None = None, n_jobs: int = 1) -> int:
-    """torch CPU threads: ``num_threads`` if given, else cores / parallel jobs (at least 1)."""
-    n = num_threads or max(1, (os.cpu_count() or 1) // max(1, n_jobs))
+    """torch CPU threads: ``num_threads`` if given, else usable cores / parallel jobs (at least 1)."""
+    n = num_threads or max(1, usable_cores() // max(1, n_jobs))
     torch.set_num_threads(n)
     return n
 

@@ -53,7 +53,7 @@ from quantsam.tracking.hydra_callback import job_context, parent_run_id
 from quantsam.tracking.mlflow_run import Tracker, git_info, package_versions, run_params
 from quantsam.train import checkpoint
 from quantsam.train.loop import FitConfig, fit_unit, predict_dates, predictions_frame
-from quantsam.train.runtime import configure_determinism, pick_device, set_threads
+from quantsam.train.runtime import configure_determinism, pick_device, set_threads, usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +270,7 @@ def _threads(cfg: DictConfig) -> int:
     workers = int(tr.workers)
     if tr.num_threads is not None:
         return int(tr.num_threads)
-    return max(1, (os.cpu_count() or 1) // max(1, job_context().n_jobs * workers))
+    return max(1, usable_cores() // max(1, job_context().n_jobs * workers))
 
 
 def train_units(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, tracker: Tracker, run_id: str | None) -> dict:
