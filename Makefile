@@ -29,7 +29,7 @@ experiment_or = experiment=$(if $(call given,experiment),$(value experiment),$(1
 # `make demo optimizer=asam` compares AdamW with ASAM (GSAM by default)
 DEMO_VS = $(if $(call given,optimizer),$(value optimizer),gsam)
 
-.PHONY: help install demo data train sweep study tune pipeline factor-test backtest report test test-slow bench lint \
+.PHONY: help install demo data train sweep study tune pipeline factor-test backtest report test test-unit test-slow bench lint \
         mlflow-ui mlflow-server clean
 
 help: ## list the targets
@@ -78,6 +78,9 @@ report: $(STAMP) ## rebuild a study's comparison report: SWEEP=<multirun dir>
 
 test: $(STAMP) ## install, then run the test suite (fast tests; `make test-slow` for the slow ones)
 	$(PY) -m pytest -q
+
+test-unit: $(STAMP) ## the unit tests only: the fast loop while editing (no training beyond toy fits)
+	$(PY) -m pytest -q tests/unit
 
 test-slow: $(STAMP) ## run every test, the slow ones included
 	$(PY) -m pytest -q -m "slow or not slow"

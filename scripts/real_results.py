@@ -109,12 +109,55 @@ def summary(jobs, sweep: Path, power: pd.DataFrame, extra: dict) -> dict:
     return {"sweep": sweep.name, "arms": arms, "paired_tests_vs_adamw": tests, **extra}
 
 
+def headline_md(doc: dict) -> str:
+    """The README's results table (one column per arm) from ``summary.json``'s numbers."""
+    arms = doc["arms"]
+    names = list(arms)
+
+    def row(label, f):
+        cells = []
+        for n in names:
+            try:
+                cells.append(f(arms[n]))
+            except (KeyError, TypeError):
+                cells.append("—")
+        return f"| {label} | " + " | ".join(cells) + " |"
+
+    def p(v, d=1):
+        return f"{100 * v:+.{d}f}%"
+
+    lines = [f"| {arms[names[0]].get('n_seeds_per_model') or 1} seeds averaged per model | " + " | ".join(names) + " |",
+             "|---|" + "---|" * len(names),
+             row("test RankIC / ICIR / IC (daily, T+1→T+11 label, all names)", lambda a: (
+                 f"{a['signal']['test.rank_ic_mean']:.3f} / {a['signal']['test.rank_icir']:.2f} / "
+                 f"{a['signal']['test.ic_mean']:.3f}")),
+             row("test RankIC within CSI300 / CSI500 / CSI1000 members", lambda a: " / ".join(
+                 f"{a['signal'][f'test_{u}.rank_ic_mean']:.3f}" for u in ("csi300", "csi500", "csi1000"))),
+             row("weekly factor test RankIC / ICIR / TOP-layer excess", lambda a: (
+                 f"{a['factor_test_weekly']['rank_ic_mean']:.3f} / {a['factor_test_weekly']['rank_icir']:.2f} / "
+                 f"{p(a['factor_test_weekly']['top_excess_ann'])}"))]
+    for u in ("csi300", "csi500", "csi1000"):
+        lines.append(row(f"{u.upper()} enhanced: excess vs total return / vs price index, IR", lambda a, u=u: (
+            f"{p(a['indices'][u]['excess_ann'])} / {p(a['indices'][u]['excess_ann_vs_price_index'])}, "
+            f"{a['indices'][u]['info_ratio']:+.2f}")))
+    lines.append(row("TE realised / ex ante, bias statistic (CSI300 · CSI500 · CSI1000)", lambda a: " · ".join(
+        f"{100 * a['indices'][u]['tracking_error']:.1f}/{100 * a['indices'][u]['ex_ante_te_mean']:.1f}, "
+        f"{a['indices'][u]['te_bias']:.2f}" for u in ("csi300", "csi500", "csi1000"))))
+    lines.append(row("weekly turnover (two-sided) / costs per year", lambda a: (
+        f"{a['indices']['csi500']['turnover']:.2f} / {p(a['indices']['csi500']['attr_costs'])}")))
+    for t in doc.get("paired_tests_vs_adamw", []):
+        lines.append(f"\npaired vs AdamW ({t['arm']}, {t['difference']}): " + ", ".join(
+            f"{k} {v:.4g}" for k, v in t.items() if k not in ("arm", "difference") and isinstance(v, float)))
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("sweep")
     ap.add_argument("--name", default=None, help="docs/results/<name> (default: the sweep's experiment)")
     ap.add_argument("--wall", action="append", default=[], metavar="STEP=SECONDS",
                     help="measured wall time of a step of the run (repeatable), recorded in summary.json")
+    ap.add_argument("--code", default=None, help="the commit the run was made with (default: this checkout's HEAD)")
     a = ap.parse_args()
     sweep = Path(a.sweep)
     mr = OmegaConf.load(sweep / "multirun.yaml") if (sweep / "multirun.yaml").exists() else None
@@ -128,7 +171,8 @@ def main() -> None:
     (out / "report.html").unlink(missing_ok=True)  # the Markdown + PNGs are what the repository keeps
     (out / "jobs.json").unlink(missing_ok=True)  # local paths
     attr = _attribution(jobs)
-    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    sha = a.code or subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                   text=True).stdout
     n_windows = max(len(j.splits) for j in jobs) or "the"
     caveats = CAVEATS_REAL_CPU if experiment == "real_cpu" else CAVEATS
     walls = {k: float(v) for k, v in (w.split("=", 1) for w in a.wall)}
@@ -146,7 +190,8 @@ def main() -> None:
             "", md_table(attr), ""]
     body = rep.md_path.read_text().splitlines()
     rep.md_path.write_text("\n".join(head + body[1:]) + "\n")
-    print(f"wrote {rep.md_path} and {len(list((out / 'figures').glob('*.png')))} figures")
+    (out / "headline.md").write_text(headline_md(doc) + "\n")
+    print(f"wrote {rep.md_path}, headline.md and {len(list((out / 'figures').glob('*.png')))} figures")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ CASES = [
     (["backtest", "RUN=s.parquet", "portfolio=ai84_lp"], f"{PY} backtest backtest.input=s.parquet portfolio=ai84_lp"),
     (["report", "SWEEP=multirun/a/b"], f"{PY} report report.sweep_dir=multirun/a/b"),
     (["test"], ".venv/bin/python -m pytest -q"),
+    (["test-unit"], ".venv/bin/python -m pytest -q tests/unit"),
     (["test-slow"], '.venv/bin/python -m pytest -q -m "slow or not slow"'),
     (["lint"], ".venv/bin/ruff check src tests scripts notebooks"),
     (["mlflow-ui"], f".venv/bin/mlflow ui --backend-store-uri sqlite:///{ROOT}/mlruns.db --default-artifact-root "
