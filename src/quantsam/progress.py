@@ -1,15 +1,58 @@
-"""Progress bars on a terminal only: one bar per stage (training units with the epoch in the postfix, backtest
-rebalances), nothing in logs or CI. Parallel sweep jobs each get their own line."""
+"""Signs of life for long stages: a tqdm bar on a terminal (training units with the epoch in the postfix, backtest
+rebalances; parallel sweep jobs each get their own line); without a terminal (CI, ``nohup``, a pipe) a log line at
+most every ``LOG_EVERY`` seconds — stage, done/total, elapsed and ETA — so a 20-minute stage never looks hung."""
 
 from __future__ import annotations
 
+import logging
 import sys
+import time
 from typing import Any
+
+log = logging.getLogger("quantsam.progress")
+
+LOG_EVERY = 30.0  # seconds between two progress lines when stderr is not a terminal
+
+
+class LogProgress:
+    """The part of tqdm's interface the stages use (``update``, ``set_postfix``, ``close``), as throttled log lines."""
+
+    def __init__(self, total: int, desc: str, every: float = LOG_EVERY, clock=time.monotonic):
+        self.total, self.desc, self.every, self.clock = int(total), desc, float(every), clock
+        self.n, self.postfix = 0, ""
+        self.t0 = self.last = clock()
+
+    def set_postfix(self, **kw) -> None:
+        self.postfix = ", ".join(f"{k} {v}" for k, v in kw.items())
+        self._maybe_log()
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        self._maybe_log()
+
+    def line(self) -> str:
+        el = self.clock() - self.t0
+        eta = el / self.n * (self.total - self.n) if self.n else float("nan")
+        eta_s = f"ETA {eta / 60:.1f} min" if self.n else "ETA ?"
+        extra = f" ({self.postfix})" if self.postfix else ""
+        return f"{self.desc}: {self.n}/{self.total} done, {el / 60:.1f} min elapsed, {eta_s}{extra}"
+
+    def _maybe_log(self) -> None:
+        now = self.clock()
+        if now - self.last >= self.every:
+            self.last = now
+            log.info(self.line())
+
+    def close(self) -> None:
+        pass
 
 
 def bar(total: int, desc: str, enabled: Any = "auto", position: int | None = None):
-    """A tqdm bar, shown when ``enabled`` is true, or — for ``"auto"`` — when stderr is a terminal."""
+    """A tqdm bar when ``enabled`` is true or — for ``"auto"`` — when stderr is a terminal; otherwise (``"auto"``
+    without a terminal) a :class:`LogProgress`; ``enabled=false`` silences both."""
     from tqdm.auto import tqdm
 
-    disable = (not sys.stderr.isatty()) if enabled == "auto" else not bool(enabled)
-    return tqdm(total=total, desc=desc, disable=disable, leave=False, dynamic_ncols=True, position=position)
+    if enabled == "auto" and not sys.stderr.isatty():
+        return LogProgress(total, desc)
+    return tqdm(total=total, desc=desc, disable=not bool(enabled) if enabled != "auto" else False, leave=False,
+                dynamic_ncols=True, position=position)
