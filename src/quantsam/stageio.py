@@ -276,6 +276,15 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: ``taskset``, a container's cpuset), not the machine's:
+    what every stage sizes its threads and processes by."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity call on this platform
+        return os.cpu_count() or 1
+
+
 def _pid_alive(text: str) -> bool:
     try:
         pid = int(text)

@@ -229,6 +229,36 @@ def test_backtest_stage_logs_per_index_metrics(smoke_run, shared):
     assert len(list((shared / "a" / "out" / "train").glob("gsam-*"))) == 1
 
 
+def test_backtest_lanes_give_the_same_numbers(smoke_run, shared):
+    """backtest.workers=2: the three indices run in two spawned one-thread lanes (CSI1000 alone, CSI300 + CSI500);
+    every table and summary equals the one-process run's, the metrics reach the training run."""
+    import shutil
+
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    from quantsam.backtest.stage import run_backtest
+
+    out, cfg = smoke_run
+    c = compose(overrides(shared / "a", "optimizer=gsam", "universe=all"))
+    runs = {}
+    for w in (1, 2):
+        d = shared / f"lanes{w}"
+        d.mkdir()
+        shutil.copy(out.signal, d / "signal.parquet")
+        c.backtest.workers = w
+        runs[w] = run_backtest(c, d / "signal.parquet", market_of(c), out.run_id)
+    assert list(runs[2].summaries) == ["csi300", "csi500", "csi1000"] and not runs[2].skipped
+    for n in ("csi300", "csi500", "csi1000"):
+        assert runs[1].summaries[n] == runs[2].summaries[n], n
+        assert runs[1].out_dirs[n].name == runs[2].out_dirs[n].name  # same key: workers is not a result
+        for t in ("daily", "rebalances", "yearly"):
+            pd.testing.assert_frame_equal(pd.read_parquet(runs[1].out_dirs[n] / f"{t}.parquet"),
+                                          pd.read_parquet(runs[2].out_dirs[n] / f"{t}.parquet"))
+    run = MlflowClient(str(cfg.tracking.uri)).get_run(out.run_id)
+    assert run.data.metrics["bt/csi1000/excess_ann"] == pytest.approx(runs[2].summaries["csi1000"]["excess_ann"])
+
+
 def test_two_workers_share_the_units_and_give_the_same_numbers(smoke_run, shared):
     """trainer.workers=2: a spawned worker and this process split the units (file locks), and the predictions and the
     logged epochs equal the one-worker run's."""

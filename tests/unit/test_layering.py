@@ -19,6 +19,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "quantsam"
 LAYERS = [
     {"errors", "paths", "crosssection", "stageio", "progress"},
     {"optim", "models"},
+    {"contrib"},  # adapters into other frameworks (qlib): the optimizers only
     {"config"},
     {"data"},
     {"features"},

@@ -191,6 +191,9 @@ class BacktestConfig:
     benchmark: str = "total_return"
     attribution: bool = True  # active return by industry, style, specific and costs (needs the styles)
     input: str | None = None  # standalone: signal parquet, training work dir or MLflow run id
+    # the indices not yet done run in this many spawned processes of one thread each (same numbers; not in the key):
+    # on 2 cores, 2 overlaps CSI1000's backtest with CSI300's and CSI500's
+    workers: int = 1
 
 
 @dataclass

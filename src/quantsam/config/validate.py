@@ -210,6 +210,8 @@ def _rules(cfg: DictConfig) -> list[tuple[str, Callable[[], bool], str | Callabl
         ("factor_test.min_listed_days", lambda: _int_at_least(ft.get("min_listed_days"), 0), "an integer >= 0"),
         # portfolio
         ("portfolio.min_index_weight", lambda: 0.0 <= _num(pf.get("min_index_weight")) <= 1.0, "in [0, 1]"),
+        ("backtest.workers", lambda: _int_at_least(bt.get("workers"), 1),
+         "an integer >= 1 (processes backtesting the indices side by side)"),
         ("portfolio.relax", lambda: pf.get("relax") in ("turnover_first", "graded"), "turnover_first or graded"),
         ("portfolio.max_active", lambda: 0 < _num(pf.get("max_active")) <= 1, "in (0, 1]"),
         ("portfolio.industry_tol", lambda: _num(pf.get("industry_tol")) > 0, "a finite number > 0"),

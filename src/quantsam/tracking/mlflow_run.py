@@ -23,7 +23,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from quantsam.paths import project_root
-from quantsam.stageio import locked
+from quantsam.stageio import locked, pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -185,9 +185,18 @@ class Tracker:
                                        order_by=["attributes.start_time DESC"])
 
     def kill_abandoned(self, tags: dict[str, str], reason: str) -> list[str]:
-        """Mark RUNNING runs with ``tags`` KILLED (their process is gone: the work is being resumed or redone)."""
-        ids = []
+        """Mark RUNNING runs with ``tags`` KILLED: their process is gone, the work is being resumed or redone. A run
+        whose ``host`` / ``pid`` tags name a live process on this host other than this one (a parallel job waiting on
+        the same work) is left alone; runs without those tags are taken as gone."""
+        import os
+        import socket
+
+        host, ids = socket.gethostname(), []
         for r in self.find(tags, status="RUNNING"):
+            t = r.data.tags
+            pid = t.get("pid", "")
+            if t.get("host") == host and pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid)):
+                continue
             self.client.set_tag(r.info.run_id, "killed_because", reason)
             self.client.set_terminated(r.info.run_id, status="KILLED")
             ids.append(r.info.run_id)

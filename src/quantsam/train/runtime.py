@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from quantsam.errors import ConfigError
+from quantsam.stageio import usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +42,6 @@ def configure_determinism(device: torch.device, deterministic: bool = True) -> N
         torch.backends.cudnn.deterministic = False
         torch.backends.cudnn.benchmark = True
         torch.use_deterministic_algorithms(False)
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity: ``taskset``, a container's cpuset), not the machine's."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # no affinity call on this platform
-        return os.cpu_count() or 1
 
 
 def set_threads(num_threads: int | None = None, n_jobs: int = 1) -> int:

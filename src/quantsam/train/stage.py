@@ -437,21 +437,9 @@ def _tags(cfg: DictConfig, plan: TrainPlan, market: Market, kind: str) -> dict[s
 
 
 def _abandoned(tracker: Tracker, plan: TrainPlan, kind: str) -> None:
-    """Runs of this work whose process is gone stay RUNNING forever unless marked: mark them KILLED (a run of a live
-    process on this host — a parallel job waiting on the same units — is left alone)."""
-    host = socket.gethostname()
-    for r in tracker.find({"stage_key": plan.key, "kind": kind, "units": plan.selection}, status="RUNNING"):
-        t = r.data.tags
-        if t.get("host") == host and t.get("pid", "").isdigit() and _alive(int(t["pid"])):
-            continue
-        tracker.client.set_tag(r.info.run_id, "killed_because", "its work was resumed or redone by a later run")
-        tracker.client.set_terminated(r.info.run_id, status="KILLED")
-        log.info("MLflow: abandoned run %s marked KILLED", r.info.run_id)
-
-
-def _alive(pid: int) -> bool:
-    # our own earlier run in this process is not running any more
-    return pid != os.getpid() and stageio.pid_alive(pid)
+    """Runs of this work whose process is gone stay RUNNING forever unless marked (``Tracker.kill_abandoned``)."""
+    tracker.kill_abandoned({"stage_key": plan.key, "kind": kind, "units": plan.selection},
+                           "its work was resumed or redone by a later run")
 
 
 def run_train(cfg: DictConfig, market: Market) -> TrainOutputs:
