@@ -29,6 +29,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -363,3 +364,62 @@ def read_json(path: str | Path, what: str, fix: str) -> Any:
         return json.loads(path.read_text())
     except ValueError as e:
         raise DataError(f"{what} {path}: not valid JSON ({e}). Fix: {fix}") from None
+
+
+# ---- the cached-run ritual ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Stage:
+    """A stage that writes a folder of artifacts keyed by its inputs: its name, the version of its numbers (bumped
+    when the same inputs give different outputs), and the modules those numbers depend on (their source hash joins
+    the manifest, so an edited module never serves an old result — :func:`code_version`)."""
+
+    name: str
+    version: int
+    code: tuple[str, ...]
+
+    def key(self, **parts: Any) -> str:
+        return stage_key(self.name, self.version, **parts)
+
+    def code_version(self) -> str:
+        return code_version(*self.code)
+
+
+@dataclass
+class Cached:
+    """What :func:`run_cached` hands back: the folder, its summary and metrics, whether it was reused, and the
+    freshly computed result (None when reused)."""
+
+    out_dir: Path
+    summary: dict
+    metrics: dict
+    skipped: bool
+    result: Any = None
+
+
+def run_cached(stage: Stage, out_dir: str | Path, key: str, compute: Callable[[], Any], *, metric_prefix: str,
+               tracker: Any = None, run_id: str | None = None, artifact_path: str | None = None,
+               meta: dict | None = None) -> Cached:
+    """The one cached-run ritual of a folder stage: under the folder's lock, a finished folder with this ``key`` and
+    the stage's code version (its manifest) is reused — its ``summary.json`` read back and its metrics logged only
+    if the run lacks them; otherwise ``compute()`` runs and its result (``.save(path)``, ``.summary``, optional
+    ``.figures``) is written all-or-nothing (:class:`OutputDir`) and its metrics ``<metric_prefix><name>`` logged
+    with the folder as the run's ``artifact_path``. ``tracker``: anything with ``log_stage(run_id, metrics, folder,
+    artifact_path, only_if_missing=...)`` (quantsam.tracking's Tracker), or None to log nothing here."""
+    out_dir = Path(out_dir)
+    code = stage.code_version()
+    with locked(out_dir):
+        if is_done(out_dir / MANIFEST, key, code=code):
+            summary = read_json(out_dir / "summary.json", f"{stage.name} summary", "delete the folder")["summary"]
+            metrics = {f"{metric_prefix}{k}": v for k, v in summary.items()}
+            if tracker is not None:
+                tracker.log_stage(run_id, metrics, out_dir, artifact_path, only_if_missing=True)
+            return Cached(out_dir, summary, metrics, True)
+        res = compute()
+        with OutputDir(out_dir, stage.name, key, code=code, **(meta or {})) as out:
+            res.save(out.path)
+        if getattr(res, "figures", None):
+            close_figures(res.figures)
+    metrics = {f"{metric_prefix}{k}": v for k, v in res.summary.items()}
+    if tracker is not None:
+        tracker.log_stage(run_id, metrics, out_dir, artifact_path)
+    return Cached(out_dir, res.summary, metrics, False, res)

@@ -108,3 +108,45 @@ def test_no_import_cycles_between_packages():
 
     for n in sorted(graph):
         visit(n)
+
+
+#: stage modules that still write their own lock / done-check / manifest (issue 22: each moves to stageio.run_cached;
+#: remove it from here when it does — the test below fails if a listed one no longer needs the exemption)
+RITUAL_NOT_YET_MOVED = {"signals/stage.py", "train/stage.py", "data/stage.py", "data/io.py"}
+RITUAL = {"OutputDir", "locked", "write_manifest"}
+
+
+def _ritual_calls(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+            if name in RITUAL:
+                out.add(name)
+    return out
+
+
+def test_only_stageio_performs_the_cached_run_ritual():
+    """The cached-run ritual (lock, done-check, all-or-nothing folder, manifest) lives in ``stageio.run_cached``; the
+    factor test and the backtest only declare their ``Stage`` and compute."""
+    stages = ("data", "train", "signals", "factor_test", "backtest", "report")
+    doing = {str(p.relative_to(SRC)) for p in SRC.rglob("*.py")
+             if (p.parent.name in stages or p.name in ("pipeline.py", "cli.py")) and _ritual_calls(p)}
+    assert doing <= RITUAL_NOT_YET_MOVED, f"the ritual written by hand in {sorted(doing - RITUAL_NOT_YET_MOVED)}"
+    assert RITUAL_NOT_YET_MOVED <= doing, f"moved already, drop the exemption: {sorted(RITUAL_NOT_YET_MOVED - doing)}"
+
+
+def test_no_stage_module_imports_mlflow():
+    """MLflow is tracking/'s business: stages talk to a Tracker."""
+    offenders = []
+    for p in SRC.rglob("*.py"):
+        if p.parent.name == "tracking":
+            continue
+        for node in ast.walk(ast.parse(p.read_text())):
+            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if any(m == "mlflow" or m.startswith("mlflow.") for m in mods):
+                offenders.append(str(p.relative_to(SRC)))
+    assert not offenders, offenders

@@ -11,6 +11,7 @@ logged to the training run.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,9 +30,9 @@ from quantsam.tracking.mlflow_run import Tracker
 
 log = logging.getLogger(__name__)
 
-BACKTEST_CODE = ("backtest", "portfolio", "crosssection")  # the modules its numbers depend on
-BACKTEST_VERSION = 4  # 2: styles, risk model, attribution, benchmark basis; 3: graded relaxation widens industries;
-#                      4: the TE forecast's bias statistic
+# version 2: styles, risk model, attribution, benchmark basis; 3: graded relaxation widens industries;
+# 4: the TE forecast's bias statistic. Its numbers depend on the backtest, portfolio and crosssection modules.
+BACKTEST = stageio.Stage("backtest", 4, ("backtest", "portfolio", "crosssection"))
 
 
 @dataclass
@@ -65,7 +66,7 @@ def backtest_key(cfg: DictConfig, index_code: str, signal_hash: str, data_finger
     bc = OmegaConf.to_container(cfg.backtest, resolve=True)
     for k in ("input", "universes", "workers"):  # which indices, from where, in how many lanes: not the numbers
         bc.pop(k, None)
-    return stageio.stage_key("backtest", BACKTEST_VERSION, portfolio=OmegaConf.to_container(cfg.portfolio, resolve=True),
+    return BACKTEST.key(portfolio=OmegaConf.to_container(cfg.portfolio, resolve=True),
                              backtest=bc, index=index_code, signal=signal_hash, data=data_fingerprint)
 
 
@@ -84,27 +85,24 @@ def risk_inputs(cfg: DictConfig, market: Market) -> RiskInputs | None:
                              None if pc.risk_vra_halflife is None else float(pc.risk_vra_halflife))
 
 
-def _compute_one(cfg: DictConfig, n: str, code: str, key: str, d: Path, signal: Path, sig: np.ndarray,
-                 market: Market, risk: RiskInputs | None):
-    """One index's backtest into ``d`` (all-or-nothing), under the folder's lock; the result (None when another
-    process finished the same key meanwhile)."""
-    with stageio.locked(d):
-        if stageio.is_done(d / stageio.MANIFEST, key, code=stageio.code_version(*BACKTEST_CODE)):
-            return None
-        res = run_index_enhanced(sig, market.tables(), market.panel(), code, n, cfg.portfolio, cfg.backtest,
-                                 risk=risk)
-        with stageio.OutputDir(d, "backtest", key, signal=str(signal), index_code=code,
-                               code=stageio.code_version(*BACKTEST_CODE)) as out:
-            res.save(out.path)
-        stageio.close_figures(res.figures)
-    return res
+def _one(cfg: DictConfig, n: str, code: str, key: str, d: Path, signal: Path, inputs: Callable[[], tuple],
+         market: Market, tracker: Tracker | None, run_id: str | None) -> stageio.Cached:
+    """One index's backtest through the cached-run ritual; ``inputs()`` gives (dense signal, risk inputs), built
+    only when something has to be computed."""
+    def compute():
+        sig, risk = inputs()
+        return run_index_enhanced(sig, market.tables(), market.panel(), code, n, cfg.portfolio, cfg.backtest,
+                                  risk=risk)
+
+    return stageio.run_cached(BACKTEST, d, key, compute, metric_prefix=f"bt/{n}/", tracker=tracker, run_id=run_id,
+                              artifact_path=f"backtest/{n}", meta={"signal": str(signal), "index_code": code})
 
 
 def _lane(cfg_yaml: str, data_dir: str, fingerprint: str, signal: str, jobs: list[tuple[str, str, str, str]]
-          ) -> list[tuple[str, dict, dict]]:
+          ) -> list[tuple[str, dict, dict, bool]]:
     """A backtest lane (``backtest.workers`` > 1): a spawned process with one BLAS / torch thread that opens the
     market itself, builds the risk inputs once and backtests its share of the indices; returns (universe, summary,
-    metrics) per index — the parent logs them (the MLflow run stays the parent's)."""
+    metrics, reused) per index — the parent logs them (the MLflow run stays the parent's)."""
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -114,18 +112,19 @@ def _lane(cfg_yaml: str, data_dir: str, fingerprint: str, signal: str, jobs: lis
     torch.set_num_threads(1)
     cfg = OmegaConf.create(cfg_yaml)
     market = open_market(DataRef(Path(data_dir), fingerprint))
+    built: list = []
+
+    def inputs():
+        if not built:
+            frame, _ = stageio.read_parquet_bytes(Path(signal), "signal", "give a signal parquet (date, code, score)")
+            built.extend([to_dense(frame, market.panel(), "score", signal), risk_inputs(cfg, market)])
+        return built[0], built[1]
+
     out = []
     with threadpool_limits(1):
-        frame, _ = stageio.read_parquet_bytes(Path(signal), "signal", "give a signal parquet (date, code, score)")
-        sig = to_dense(frame, market.panel(), "score", signal)
-        risk = risk_inputs(cfg, market)
         for n, code, key, d in jobs:
-            res = _compute_one(cfg, n, code, key, Path(d), Path(signal), sig, market, risk)
-            if res is None:
-                summ = stageio.read_json(Path(d) / "summary.json", "backtest summary", "delete the folder")["summary"]
-                out.append((n, summ, {f"bt/{n}/{k}": v for k, v in summ.items()}))
-            else:
-                out.append((n, res.summary, res.metrics()))
+            c = _one(cfg, n, code, key, Path(d), Path(signal), inputs, market, None, None)
+            out.append((n, c.summary, c.metrics, c.skipped))
     return out
 
 
@@ -150,49 +149,46 @@ def run_backtest(cfg: DictConfig, signal: Path, market: Market, run_id: str | No
     frame, sig_hash = stageio.read_parquet_bytes(signal, "signal", "give a signal parquet (date, code, score)")
     tracker = Tracker(cfg.tracking)
     out_dirs, summaries, skipped, todo = {}, {}, [], []
+    built: list = []
+
+    def inputs():  # the dense signal and the risk inputs, once for every index, only when one is computed
+        if not built:
+            built.extend([to_dense(frame, market.panel(), "score", str(signal)), risk_inputs(cfg, market)])
+        return built[0], built[1]
+
     for n, code in codes.items():
         key = backtest_key(cfg, code, sig_hash, market.fingerprint)
-        d = signal.parent / "backtest" / n / key
-        out_dirs[n] = d
-        if stageio.is_done(d / stageio.MANIFEST, key, code=stageio.code_version(*BACKTEST_CODE)):
-            summaries[n] = stageio.read_json(d / "summary.json", "backtest summary", "delete the folder")["summary"]
-            skipped.append(n)
-            tracker.log_stage(run_id, {f"bt/{n}/{k}": v for k, v in summaries[n].items()}, d, f"backtest/{n}",
-                              only_if_missing=True)
-            log.info("backtest %s: inputs unchanged, skipping (%s)", n, d)
-        else:
-            todo.append((n, code, key, d))
+        out_dirs[n] = signal.parent / "backtest" / n / key
+        todo.append((n, code, key, out_dirs[n]))
     asked = int(cfg.backtest.get("workers") or 1)
+    pending = [j for j in todo if not stageio.is_done(j[3] / stageio.MANIFEST, j[2], code=BACKTEST.code_version())]
     # never more lanes than the cores this job may use beside the sweep's other parallel jobs
-    workers = min(asked, len(todo), max(1, stageio.usable_cores() // max(1, job_context().n_jobs)))
-    if asked > 1 and workers < min(asked, len(todo)):
+    workers = min(asked, len(pending), max(1, stageio.usable_cores() // max(1, job_context().n_jobs)))
+    if asked > 1 and workers < min(asked, len(pending)):
         log.info("backtest.workers=%d: %d lane(s) on the cores this job may use", asked, workers)
+    in_lanes = {}
     if workers > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        lanes = _lanes(todo, workers)
-        log.info("backtest: %d indices in %d lanes x 1 thread: %s", len(todo), len(lanes),
+        lanes = _lanes(pending, workers)
+        log.info("backtest: %d indices in %d lanes x 1 thread: %s", len(pending), len(lanes),
                  "; ".join(",".join(j[0] for j in lane) for lane in lanes))
         cfg_yaml = OmegaConf.to_yaml(cfg, resolve=True)
         with ProcessPoolExecutor(len(lanes), mp_context=mp.get_context("spawn")) as pool:
             futs = [pool.submit(_lane, cfg_yaml, str(market.dir), market.fingerprint, str(signal), lane)
                     for lane in lanes]
             for f in futs:
-                for n, summ, metrics in f.result():
-                    tracker.log_stage(run_id, metrics, out_dirs[n], f"backtest/{n}")
-                    summaries[n] = summ
-        return BacktestOutputs(out_dirs, {n: summaries[n] for n in codes}, run_id, skipped)
-    sig = risk = None
+                for n, summ, metrics, reused in f.result():
+                    tracker.log_stage(run_id, metrics, out_dirs[n], f"backtest/{n}", only_if_missing=reused)
+                    in_lanes[n] = (summ, reused)
     for n, code, key, d in todo:
-        if sig is None:
-            sig = to_dense(frame, market.panel(), "score", str(signal))
-            risk = risk_inputs(cfg, market)
-        res = _compute_one(cfg, n, code, key, d, signal, sig, market, risk)
-        if res is None:  # another process finished it while this one waited for the lock
-            summaries[n] = stageio.read_json(d / "summary.json", "backtest summary", "delete the folder")["summary"]
+        if n in in_lanes:
+            summaries[n], reused = in_lanes[n]
+        else:
+            c = _one(cfg, n, code, key, d, signal, inputs, market, tracker, run_id)
+            summaries[n], reused = c.summary, c.skipped
+        if reused:
             skipped.append(n)
-            continue
-        tracker.log_stage(run_id, res.metrics(), d, f"backtest/{n}")
-        summaries[n] = res.summary
-    return BacktestOutputs(out_dirs, {n: summaries[n] for n in codes}, run_id, skipped)
+            log.info("backtest %s: inputs unchanged, skipping (%s)", n, d)
+    return BacktestOutputs(out_dirs, summaries, run_id, skipped)

@@ -24,8 +24,7 @@ from quantsam.tracking.mlflow_run import Tracker
 
 log = logging.getLogger(__name__)
 
-FACTOR_TEST_VERSION = 2  # 2: style correlations
-FACTOR_TEST_CODE = ("factor_test", "crosssection")  # the modules its numbers depend on
+FACTOR_TEST = stageio.Stage("factor_test", 2, ("factor_test", "crosssection"))  # version 2: style correlations
 
 
 @dataclass
@@ -40,7 +39,7 @@ class FactorTestOutputs:
 def factor_test_key(cfg: DictConfig, signal_hash: str, data_fingerprint: str) -> str:
     ft = OmegaConf.to_container(cfg.factor_test, resolve=True)
     ft.pop("input", None)
-    return stageio.stage_key("factor_test", FACTOR_TEST_VERSION, config=ft, signal=signal_hash, data=data_fingerprint)
+    return FACTOR_TEST.key(config=ft, signal=signal_hash, data=data_fingerprint)
 
 
 def run_factor_test(cfg: DictConfig, signal: Path, market: Market, run_id: str | None = None) -> FactorTestOutputs:
@@ -48,23 +47,15 @@ def run_factor_test(cfg: DictConfig, signal: Path, market: Market, run_id: str |
     frame, sig_hash = stageio.read_parquet_bytes(signal, "signal", "give a signal parquet (date, code, score)")
     key = factor_test_key(cfg, sig_hash, market.fingerprint)
     out_dir = signal.parent / "factor_test" / key
-    tracker = Tracker(cfg.tracking)
-    with stageio.locked(out_dir):
-        if stageio.is_done(out_dir / stageio.MANIFEST, key, code=stageio.code_version(*FACTOR_TEST_CODE)):
-            summary = stageio.read_json(out_dir / "summary.json", "factor test summary", "delete the folder")["summary"]
-            tracker.log_stage(run_id, {f"factor/{k}": v for k, v in summary.items()}, out_dir, "factor_test",
-                              only_if_missing=True)
-            log.info("factor test: inputs unchanged (%s), skipping", out_dir)
-            return FactorTestOutputs(out_dir, summary, run_id, skipped=True)
+
+    def compute() -> FactorTestResult:
         panel = market.panel()
         x = to_dense(frame, panel, "score", str(signal))
-        res = analyze(x, panel, market.tables().industry, cfg.factor_test,
-                      extra_drops={"rows_nan_score": int(frame["score"].isna().sum())},
-                      styles=market.styles() if cfg.factor_test.style_diagnostics else None)
-        with stageio.OutputDir(out_dir, "factor_test", key, signal=str(signal),
-                               code=stageio.code_version(*FACTOR_TEST_CODE)) as out:
-            res.save(out.path)
-        stageio.close_figures(res.figures)
-    tracker.log_stage(run_id, res.metrics(), out_dir, "factor_test")
-    log.info("factor test -> %s", out_dir)
-    return FactorTestOutputs(out_dir, res.summary, run_id, result=res)
+        return analyze(x, panel, market.tables().industry, cfg.factor_test,
+                       extra_drops={"rows_nan_score": int(frame["score"].isna().sum())},
+                       styles=market.styles() if cfg.factor_test.style_diagnostics else None)
+
+    c = stageio.run_cached(FACTOR_TEST, out_dir, key, compute, metric_prefix="factor/", tracker=Tracker(cfg.tracking),
+                           run_id=run_id, artifact_path="factor_test", meta={"signal": str(signal)})
+    log.info("factor test: inputs unchanged (%s), skipping" if c.skipped else "factor test -> %s", out_dir)
+    return FactorTestOutputs(out_dir, c.summary, run_id, skipped=c.skipped, result=c.result)
