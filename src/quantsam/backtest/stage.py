@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from quantsam import stageio
 from quantsam.backtest.runner import industry_codes, risk_window, run_index_enhanced
+from quantsam.config.schema import INDEX_CODES
 from quantsam.errors import ConfigError
 from quantsam.features.market import Market
 from quantsam.paths import config_dir
@@ -131,7 +132,7 @@ def _lane(cfg_yaml: str, data_dir: str, fingerprint: str, signal: str, jobs: lis
 def _lanes(todo: list[tuple[str, str, str, Path]], k: int) -> list[list[tuple[str, str, str, str]]]:
     """``todo`` split into ``k`` lanes, the longest backtests first (more names, more time: CSI1000 > CSI500 >
     CSI300), each to the lane with the least expected work (largest-first greedy)."""
-    size = {"000852.SH": 3.0, "000905.SH": 1.4, "000300.SH": 1.0}
+    size = {INDEX_CODES["csi1000"]: 3.0, INDEX_CODES["csi500"]: 1.4, INDEX_CODES["csi300"]: 1.0}
     lanes: list[list] = [[] for _ in range(k)]
     load = [0.0] * k
     for n, code, key, d in sorted(todo, key=lambda j: -size.get(j[1], 1.0)):

@@ -24,12 +24,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from quantsam.config.schema import INDEX_CODES as SCHEMA_INDEX_CODES
 from quantsam.data.calendar import synthetic_calendar
 from quantsam.data.contract import BOARDS, COLUMNS, limit_pct, limit_prices
 
 #: bump when the generator's output changes for the same arguments (invalidates cached market directories)
 GENERATOR_VERSION = 2
-INDEX_CODES = ("000300.SH", "000905.SH", "000852.SH")
+INDEX_CODES = tuple(SCHEMA_INDEX_CODES.values())  # tiers 0, 1, 2: CSI300, CSI500, CSI1000
 TIER_SIZES = (300, 500, 1000)
 FULL_TIERS_AT = 1800  # eligible stocks needed for full-size tiers; fewer scale the tiers proportionally
 STAR_OPEN = pd.Timestamp("2019-07-22")

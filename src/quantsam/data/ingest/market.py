@@ -115,9 +115,9 @@ def load_source(source: str, path: str | Path, preset: str = "shared_real", inst
 
 def _qlib_members(path, daily) -> pd.DataFrame:
     """Membership intervals from qlib ``instruments/csi*.txt`` files (one interval per line)."""
+    from quantsam.config.schema import INDEX_CODES as codes
     from quantsam.data.ingest.qlib import qlib_to_code
 
-    codes = {"csi300": "000300.SH", "csi500": "000905.SH", "csi1000": "000852.SH"}
     rows = []
     for name, code in codes.items():
         f = Path(path).expanduser() / "instruments" / f"{name}.txt"
