@@ -16,6 +16,13 @@ log = logging.getLogger(__name__)
 
 
 class StudyReportCallback(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        import time
+
+        from quantsam.progress import tree_cpu_seconds
+
+        self._t0, self._cpu0 = time.perf_counter(), tree_cpu_seconds()
+
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         import json
 
@@ -40,4 +47,13 @@ class StudyReportCallback(Callback):
         if config.tracking.enabled:
             where = (f"\nMLflow: make mlflow-ui, then open "
                      f"{ui_link('http://127.0.0.1:5000', Tracker(config.tracking).experiment_id())}")
-        print(f"\n{format_summary(rep.tables['summary'])}\n\nreport: {rep.html_path}{where}", flush=True)
+        cost = ""
+        if hasattr(self, "_t0"):
+            import time
+
+            from quantsam.progress import tree_cpu_seconds
+
+            wall, cpu = time.perf_counter() - self._t0, tree_cpu_seconds() - self._cpu0
+            cost = (f"\nthis sweep: {wall / 60:.1f} min wall, {cpu / 60:.1f} CPU-min "
+                    f"(this process and its workers; {cpu / max(wall, 1e-9):.2f} cores busy on average)")
+        print(f"\n{format_summary(rep.tables['summary'])}\n\nreport: {rep.html_path}{where}{cost}", flush=True)
