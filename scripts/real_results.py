@@ -84,7 +84,7 @@ def summary(jobs, sweep: Path, power: pd.DataFrame, extra: dict) -> dict:
     arms = {}
     for j in jobs:
         t, f = j.train, j.factor
-        sig = {k.replace("/", "."): _num(v) for k, v in t.items() if k.startswith(("test", "daily/test", "weekly/test"))}
+        sig = {k.replace("/", "."): _num(v) for k, v in t.items() if k.startswith(("test", "daily/test", "weekly/test", "raw_"))}
         arm = {"seed": j.seed, "n_seeds_per_model": None, "windows": len(j.splits),
                "test_period": [j.splits[0]["test"][0], j.splits[-1]["test"][1]] if j.splits else None,
                "signal": sig,
@@ -133,6 +133,9 @@ def headline_md(doc: dict) -> str:
                  f"{a['signal']['test.ic_mean']:.3f}")),
              row("test RankIC within CSI300 / CSI500 / CSI1000 members", lambda a: " / ".join(
                  f"{a['signal'][f'test_{u}.rank_ic_mean']:.3f}" for u in ("csi300", "csi500", "csi1000"))),
+             row("median per-date kurtosis of the raw scores (daily / weekly model)", lambda a: (
+                 f"{a['signal']['raw_daily.test.kurtosis_median']:.1f} / "
+                 f"{a['signal']['raw_weekly.test.kurtosis_median']:.1f}")),
              row("weekly factor test RankIC / ICIR / TOP-layer excess", lambda a: (
                  f"{a['factor_test_weekly']['rank_ic_mean']:.3f} / {a['factor_test_weekly']['rank_icir']:.2f} / "
                  f"{p(a['factor_test_weekly']['top_excess_ann'])}"))]
