@@ -99,6 +99,19 @@ def _one(cfg: DictConfig, n: str, code: str, key: str, d: Path, signal: Path, in
                               artifact_path=f"backtest/{n}", meta={"signal": str(signal), "index_code": code})
 
 
+def _lazy_inputs(cfg: DictConfig, market: Market, frame, signal: str) -> Callable[[], tuple]:
+    """``inputs()``: the dense signal and the risk inputs, built on the first call (only when an index has to be
+    computed) and shared by every index after it."""
+    built: list = []
+
+    def inputs() -> tuple:
+        if not built:
+            built.extend([to_dense(frame, market.panel(), "score", signal), risk_inputs(cfg, market)])
+        return built[0], built[1]
+
+    return inputs
+
+
 def _lane(cfg_yaml: str, data_dir: str, fingerprint: str, signal: str, jobs: list[tuple[str, str, str, str]]
           ) -> list[tuple[str, dict, dict, bool]]:
     """A backtest lane (``backtest.workers`` > 1): a spawned process with one BLAS / torch thread that opens the
@@ -113,14 +126,8 @@ def _lane(cfg_yaml: str, data_dir: str, fingerprint: str, signal: str, jobs: lis
     torch.set_num_threads(1)
     cfg = OmegaConf.create(cfg_yaml)
     market = open_market(DataRef(Path(data_dir), fingerprint))
-    built: list = []
-
-    def inputs():
-        if not built:
-            frame, _ = stageio.read_parquet_bytes(Path(signal), "signal", "give a signal parquet (date, code, score)")
-            built.extend([to_dense(frame, market.panel(), "score", signal), risk_inputs(cfg, market)])
-        return built[0], built[1]
-
+    frame, _ = stageio.read_parquet_bytes(Path(signal), "signal", "give a signal parquet (date, code, score)")
+    inputs = _lazy_inputs(cfg, market, frame, signal)
     out = []
     with threadpool_limits(1):
         for n, code, key, d in jobs:
@@ -150,13 +157,7 @@ def run_backtest(cfg: DictConfig, signal: Path, market: Market, run_id: str | No
     frame, sig_hash = stageio.read_parquet_bytes(signal, "signal", "give a signal parquet (date, code, score)")
     tracker = Tracker(cfg.tracking)
     out_dirs, summaries, skipped, todo = {}, {}, [], []
-    built: list = []
-
-    def inputs():  # the dense signal and the risk inputs, once for every index, only when one is computed
-        if not built:
-            built.extend([to_dense(frame, market.panel(), "score", str(signal)), risk_inputs(cfg, market)])
-        return built[0], built[1]
-
+    inputs = _lazy_inputs(cfg, market, frame, str(signal))
     for n, code in codes.items():
         key = backtest_key(cfg, code, sig_hash, market.fingerprint)
         out_dirs[n] = signal.parent / "backtest" / n / key

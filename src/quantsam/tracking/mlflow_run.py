@@ -11,7 +11,9 @@ original's params, tags and metrics, tagged ``cached_from``).
 from __future__ import annotations
 
 import logging
+import os
 import platform
+import socket
 import subprocess
 import time
 import traceback
@@ -188,9 +190,6 @@ class Tracker:
         """Mark RUNNING runs with ``tags`` KILLED: their process is gone, the work is being resumed or redone. A run
         whose ``host`` / ``pid`` tags name a live process on this host other than this one (a parallel job waiting on
         the same work) is left alone; runs without those tags are taken as gone."""
-        import os
-        import socket
-
         host, ids = socket.gethostname(), []
         for r in self.find(tags, status="RUNNING"):
             t = r.data.tags
