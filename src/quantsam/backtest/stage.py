@@ -91,9 +91,14 @@ def _one(cfg: DictConfig, n: str, code: str, key: str, d: Path, signal: Path, in
     """One index's backtest through the cached-run ritual; ``inputs()`` gives (dense signal, risk inputs), built
     only when something has to be computed."""
     def compute():
-        sig, risk = inputs()
-        return run_index_enhanced(sig, market.tables(), market.panel(), code, n, cfg.portfolio, cfg.backtest,
-                                  risk=risk)
+        from threadpoolctl import threadpool_limits
+
+        # one BLAS thread whatever the machine or the lane layout (the risk inputs included): a multi-threaded
+        # matmul sums in another order, and the TE would differ in the last bit between serial and workers=2
+        with threadpool_limits(1):
+            sig, risk = inputs()
+            return run_index_enhanced(sig, market.tables(), market.panel(), code, n, cfg.portfolio, cfg.backtest,
+                                      risk=risk)
 
     return stageio.run_cached(BACKTEST, d, key, compute, metric_prefix=f"bt/{n}/", tracker=tracker, run_id=run_id,
                               artifact_path=f"backtest/{n}", meta={"signal": str(signal), "index_code": code})
@@ -118,7 +123,6 @@ def _lane(cfg_yaml: str, data_dir: str, fingerprint: str, signal: str, jobs: lis
     market itself, builds the risk inputs once and backtests its share of the indices; returns (universe, summary,
     metrics, reused) per index — the parent logs them (the MLflow run stays the parent's)."""
     import torch
-    from threadpoolctl import threadpool_limits
 
     from quantsam.data.io import DataRef
     from quantsam.features.market import open_market
@@ -129,10 +133,9 @@ def _lane(cfg_yaml: str, data_dir: str, fingerprint: str, signal: str, jobs: lis
     frame, _ = stageio.read_parquet_bytes(Path(signal), "signal", "give a signal parquet (date, code, score)")
     inputs = _lazy_inputs(cfg, market, frame, signal)
     out = []
-    with threadpool_limits(1):
-        for n, code, key, d in jobs:
-            c = _one(cfg, n, code, key, Path(d), Path(signal), inputs, market, None, None)
-            out.append((n, c.summary, c.metrics, c.skipped))
+    for n, code, key, d in jobs:
+        c = _one(cfg, n, code, key, Path(d), Path(signal), inputs, market, None, None)
+        out.append((n, c.summary, c.metrics, c.skipped))
     return out
 
 
