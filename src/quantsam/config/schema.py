@@ -38,11 +38,14 @@ class DataConfig:
     start: str | None = "2014-01-01"
     end: str | None = "2024-09-30"
     n_industries: int = 30
-    signal_strength: float = 1.0
+    # calibrated to the real market (README "The synthetic market", scripts/market_stats.py); data=synthetic_strong
+    # is the earlier, easy market (signal_strength 1.0, no jumps) that fast tests use
+    signal_strength: float = 0.3
+    jump_rate: float = 0.02  # per stock-day probability of a news jump (limit moves, fat tails, short-term reversal)
     # where the market directory lives: keyed by every generator parameter (its manifest also records them and the
     # generator version, so a directory written with other parameters is regenerated, never reused)
     dir: str = ("${paths.data}/synthetic/s${data.seed}-n${data.n_stocks}-${data.start}-${data.end}"
-                "-i${data.n_industries}-a${data.signal_strength}")
+                "-i${data.n_industries}-a${data.signal_strength}-j${data.jump_rate}")
     path: str | None = None  # tidy / qlib sources: where the user's data lives (never copied into the repo)
     preset: str = "shared_real"  # tidy column mapping preset (quantsam.data.ingest.tidy.PRESETS)
     instruments: str = "all"  # qlib: instruments/<name>.txt

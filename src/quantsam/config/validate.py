@@ -123,6 +123,7 @@ def _rules(cfg: DictConfig) -> list[tuple[str, Callable[[], bool], str | Callabl
         ("data.n_stocks", lambda: _int_at_least(d.get("n_stocks"), 20), "an integer >= 20"),
         ("data.n_industries", lambda: 1 <= int(d.get("n_industries")) <= 30, "an integer in [1, 30]"),
         ("data.signal_strength", lambda: _num(d.get("signal_strength")) >= 0, "a finite number >= 0"),
+        ("data.jump_rate", lambda: 0 <= _num(d.get("jump_rate")) <= 0.2, "a probability in [0, 0.2]"),
         ("data.start", lambda: _date_or_null(d.get("start")), "a date (YYYY-MM-DD) or null"),
         ("data.end", lambda: _date_or_null(d.get("end")), "a date (YYYY-MM-DD) or null"),
         ("data.start", lambda: d.get("end") is None or d.get("start") is None

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 DATA_CODE = ("data",)  # the modules a market directory depends on (stageio.code_version)
 
-SYNTHETIC_KEYS = ("seed", "n_stocks", "start", "end", "n_industries", "signal_strength")
+SYNTHETIC_KEYS = ("seed", "n_stocks", "start", "end", "n_industries", "signal_strength", "jump_rate")
 INGEST_KEYS = ("source", "path", "preset", "start", "end", "instruments", "volume_is_adjusted", "tables_path",
                "ffill_float_shares_days")
 

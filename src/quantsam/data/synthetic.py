@@ -9,6 +9,8 @@ clustering, price limits and the planted signal are path-dependent). What it mod
   part (5-day reversal amplified by abnormal volume, close-vs-VWAP pressure) that daily K-lines show best, and a slow
   part (12-week momentum, low range) that weekly K-lines show best; each part's strength drifts over time, so a model can
   learn it, overfit it, and see it fade;
+* news jumps (``jump_rate`` per stock-day, mostly up, often through the limit) that are partly given back over the
+  next weeks — the limit-move frequencies, fat tails and short-term reversal of real A-shares;
 * boards and price limits (main +-10%, ChiNext +-10% then +-20% from 2020-08-24, STAR +-20%, ST +-5%); a move beyond
   the limit is clipped and carried to the next day, and strong limit days are one-price (O = H = L = C);
 * suspensions (no rows), IPOs (STAR only after 2019-07-22), delistings (usually after an ST spell), ST episodes;
@@ -217,7 +219,8 @@ def _draw_paths(rng: np.random.Generator, T: int, n_industries: int) -> _Paths:
 
 
 def _simulate_days(rng: np.random.Generator, dates64: np.ndarray, st: _Stocks, lst: _Listing, pth: _Paths,
-                   signal_strength: float) -> _Bars:
+                   signal_strength: float, jump_rate: float = 0.0, jump_rng: np.random.Generator | None = None
+                   ) -> _Bars:
     """The day loop (path-dependent: volatility clustering, limits with carry, the planted signal). Mutates
     ``lst.last`` / ``lst.rows_alive`` / ``lst.traded`` for face-value delistings."""
     T, N = len(dates64), len(st.codes)
@@ -240,6 +243,7 @@ def _simulate_days(rng: np.random.Generator, dates64: np.ndarray, st: _Stocks, l
     k_alpha = 0.0015 * signal_strength
     age = np.zeros(N, dtype=np.int64)
     below_one = np.zeros(N, dtype=np.int64)
+    overreaction = np.zeros(N)  # the part of past jumps not yet given back
 
     for t in range(T):
         alive = rows_alive[t]
@@ -258,6 +262,10 @@ def _simulate_days(rng: np.random.Generator, dates64: np.ndarray, st: _Stocks, l
         h_idio = st.idio_vol**2 * 0.04 + 0.08 * e_i**2 + 0.88 * h_idio
         r = (0.0004 + st.beta * e_m + pth.f_ind[t, st.industry] + st.size_expo * pth.f_size[t]
              + e_i * np.where(is_st, 1.3, 1.0) + mu)
+        if jump_rate > 0:  # news jumps: unforecastable, mostly up, often through the limit (then carried) ...
+            jump = _jumps(jump_rng, N, jump_rate)
+            r = r + jump - JUMP_REVERT * JUMP_DECAY * overreaction  # ... and partly given back over the next weeks
+            overreaction = (1 - JUMP_DECAY) * overreaction + jump
         desired = (1 + pending) * (1 + r) - 1
         # --- ex-rights on this day (only for names trading yesterday and today) ------------------------------
         ratio = np.ones(N)
@@ -333,8 +341,24 @@ def _simulate_days(rng: np.random.Generator, dates64: np.ndarray, st: _Stocks, l
         f_rng = _zscore_rows(-range_hist[last20].mean(0), valid)
         signal = pth.s_fast[t] * (0.55 * f_rev + 0.35 * f_cv) + pth.s_slow[t] * (0.5 * f_mom + 0.3 * f_rng)
         mu = np.where(valid, 0.8 * mu + 0.2 * k_alpha * signal, 0.0)
-        out.ALPHA[t, tr] = mu[tr]
+        # the planted expected return of t+1 known at t's close: the signal, and the reversal of past jumps
+        out.ALPHA[t, tr] = mu[tr] if jump_rate == 0 else (mu - JUMP_REVERT * JUMP_DECAY * overreaction)[tr]
     return out
+
+
+JUMP_UP_SHARE = 0.7  # real A-shares close at the up limit ~1.8x as often as at the down limit (scripts/market_stats.py)
+JUMP_MEAN = 0.08  # a jump is 4% plus an exponential of this mean
+JUMP_REVERT = 0.25  # the share of a jump given back (overreaction), ...
+JUMP_DECAY = 0.1  # ... at this rate per day (half-life ~7 days): what makes real A-shares' short-term reversal
+
+
+def _jumps(rng: np.random.Generator, n: int, rate: float) -> np.ndarray:
+    """One day's news jumps: each name jumps with probability ``rate``, up with probability :data:`JUMP_UP_SHARE`,
+    by 4% plus an exponential of mean :data:`JUMP_MEAN` (so ~47% of them pass a 10% limit and carry into the next
+    day)."""
+    u = rng.random((3, n))
+    size = 0.04 - JUMP_MEAN * np.log1p(-u[2])
+    return np.where(u[0] < rate, np.where(u[1] < JUMP_UP_SHARE, size, -size), 0.0)
 
 
 def _daily_frame(dates64: np.ndarray, st: _Stocks, traded: np.ndarray, b: _Bars) -> pd.DataFrame:
@@ -358,9 +382,13 @@ def generate_market(
     start: str = "2014-01-01",
     end: str = "2024-09-30",
     n_industries: int = 30,
-    signal_strength: float = 1.0,
+    signal_strength: float = 0.3,
+    jump_rate: float = 0.02,
 ) -> SyntheticMarket:
     """Generate a synthetic A-share market (see module docstring). Same arguments => identical frames.
+
+    The defaults are calibrated to the real market (``scripts/market_stats.py``); ``signal_strength=1.0,
+    jump_rate=0`` is the earlier, easy market (``data=synthetic_strong``), drawn exactly as before jumps existed.
 
     Steps, in the order they draw from the seeded generator: stocks (codes, boards, industries, sizes, betas,
     volatilities, turnover) -> listing schedule (IPOs, delistings, ST spells, suspensions) -> market-wide paths ->
@@ -381,7 +409,9 @@ def generate_market(
     st = _draw_stocks(rng, N, n_industries, star_open=star_lo < T - 250)
     lst = _draw_listing(rng, T, st.board, star_lo)
     pth = _draw_paths(rng, T, n_industries)
-    bars = _simulate_days(rng, dates64, st, lst, pth, signal_strength)
+    # jumps draw from their own stream, so jump_rate=0 leaves every other draw (and the market) as it was
+    jump_rng = np.random.default_rng([seed, 1]) if jump_rate > 0 else None
+    bars = _simulate_days(rng, dates64, st, lst, pth, signal_strength, jump_rate, jump_rng)
 
     daily = _daily_frame(dates64, st, lst.traded, bars)
     members, weights = _build_indices(cal, st.codes, lst.traded, bars.C, bars.FS, bars.IS_ST, lst.first)
@@ -389,7 +419,7 @@ def generate_market(
     alpha = pd.DataFrame(bars.ALPHA, index=cal, columns=pd.Index(st.codes, name="code"))
     alpha.index.name = "date"
     params = dict(seed=seed, n_stocks=n_stocks, start=str(start), end=str(end), n_industries=n_industries,
-                  signal_strength=signal_strength, generator_version=GENERATOR_VERSION)
+                  signal_strength=signal_strength, jump_rate=jump_rate, generator_version=GENERATOR_VERSION)
     return SyntheticMarket(daily=daily, index_members=members, index_weights=weights, industry=industry_df,
                            alpha=alpha, calendar=cal, params=params)
 
