@@ -97,7 +97,7 @@ lint: $(STAMP) ## ruff
 	$(BIN)/ruff check src tests scripts notebooks
 
 mlflow-ui: $(STAMP) ## the MLflow UI on the project's SQLite store: http://127.0.0.1:5000 (PORT=...)
-	@echo "open http://127.0.0.1:$(PORT)/#/?workflowType=machine_learning  (MLflow 3's training-runs view; it remembers the choice)"
+	@$(PY) -m quantsam.tracking.ui sqlite:///$(CURDIR)/mlruns.db $(PORT)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port $(PORT) --workers $(WORKERS)
 
 mlflow-server: $(STAMP) ## an MLflow tracking server (SQLite store, artifacts proxied) for tracking=server: http://127.0.0.1:5000 (PORT=..., HOST=...)

@@ -66,7 +66,7 @@ def test_mlflow_parent_children_and_metrics(study):
         assert r.data.metrics["summary/factor_rank_ic_weekly"] == r.data.metrics["factor/rank_ic_mean"]
     pm = parent[0].data.metrics  # the side-by-side table as the parent's own metrics
     for arm in ("adamw", "gsam"):
-        for row in ("test_rankic", "factor_rankic_weekly", "top_excess", "csi300_excess", "csi500_ir", "grad_evals"):
+        for row in ("test_rankic_daily", "factor_rankic_weekly", "top_excess", "csi300_excess", "csi500_ir", "grad_evals"):
             assert f"compare/{arm}/{row}" in pm, (arm, row)
     assert pm["compare/gsam/grad_evals"] > pm["compare/adamw/grad_evals"]
     arts = {a.path for a in c.list_artifacts(parent[0].info.run_id, "report")}

@@ -86,8 +86,8 @@ def test_parent_metrics_are_the_side_by_side_table():
 
     from quantsam.report.render import parent_metrics
 
-    df = pd.DataFrame({"adamw": {"test RankIC": 0.08, "csi500 excess": float("nan"), "train wall (s)": 10.0},
-                       "gsam": {"test RankIC": 0.09, "csi500 excess": 0.01, "train wall (s)": 20.0}})
-    assert parent_metrics(df) == {"compare/adamw/test_rankic": 0.08, "compare/adamw/train_wall_s": 10.0,
-                                  "compare/gsam/test_rankic": 0.09, "compare/gsam/csi500_excess": 0.01,
+    df = pd.DataFrame({"adamw": {"test RankIC daily": 0.08, "csi500 excess": float("nan"), "train wall (s)": 10.0},
+                       "gsam": {"test RankIC daily": 0.09, "csi500 excess": 0.01, "train wall (s)": 20.0}})
+    assert parent_metrics(df) == {"compare/adamw/test_rankic_daily": 0.08, "compare/adamw/train_wall_s": 10.0,
+                                  "compare/gsam/test_rankic_daily": 0.09, "compare/gsam/csi500_excess": 0.01,
                                   "compare/gsam/train_wall_s": 20.0}

@@ -40,7 +40,7 @@ class DataConfig:
     n_industries: int = 30
     # calibrated to the real market (README "The synthetic market", scripts/market_stats.py); data=synthetic_strong
     # is the earlier, easy market (signal_strength 1.0, no jumps) that fast tests use
-    signal_strength: float = 0.3
+    signal_strength: float = 0.5
     jump_rate: float = 0.02  # per stock-day probability of a news jump (limit moves, fat tails, short-term reversal)
     # where the market directory lives: keyed by every generator parameter (its manifest also records them and the
     # generator version, so a directory written with other parameters is regenerated, never reused)

@@ -382,7 +382,7 @@ def generate_market(
     start: str = "2014-01-01",
     end: str = "2024-09-30",
     n_industries: int = 30,
-    signal_strength: float = 0.3,
+    signal_strength: float = 0.5,
     jump_rate: float = 0.02,
 ) -> SyntheticMarket:
     """Generate a synthetic A-share market (see module docstring). Same arguments => identical frames.

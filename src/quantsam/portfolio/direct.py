@@ -12,12 +12,34 @@ Variables ``x = [w (m), u (m)]`` (``u`` only with a binding turnover limit: ``u 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
 INF = 1e30
+
+
+def quiet_highs():
+    """A ``highspy.Highs`` with its output off. The first one in a process prints HiGHS's copyright banner from C++
+    straight to file descriptor 1 before any option can be set (``output_flag`` only silences later output), so that
+    one construction runs with fd 1 pointed at /dev/null."""
+    import sys
+
+    import highspy
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+            h = highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    h.setOptionValue("output_flag", False)
+    return h
 
 
 @dataclass
@@ -69,8 +91,7 @@ class WarmLP:
             rws = np.arange(k, dtype=np.int32)
             self.h.changeRowsBounds(k, rws, np.asarray(row_lo, dtype=np.float64), np.asarray(row_hi, np.float64))
         else:
-            h = highspy.Highs()
-            h.setOptionValue("output_flag", False)
+            h = quiet_highs()
             # HiGHS's presolve spends ~1.5 s on the turnover block (w - u <= prev <= w + u) of a 1,250-name problem
             # that the dual simplex then solves in ~10 ms (scripts/bench/portfolio_backtest.py)
             h.setOptionValue("presolve", "off")

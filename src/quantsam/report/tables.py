@@ -239,8 +239,8 @@ def summary_table(jobs) -> pd.DataFrame:
             v = np.array([get(j) for j in js], dtype=float)
             return float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
 
-        r = {"test RankIC": mean(lambda j: j.train.get("test/rank_ic_mean", np.nan)),
-             "test ICIR": mean(lambda j: j.train.get("test/rank_icir", np.nan)),
+        r = {"test RankIC daily": mean(lambda j: j.train.get("test/rank_ic_mean", np.nan)),
+             "test ICIR daily": mean(lambda j: j.train.get("test/rank_icir", np.nan)),
              "factor RankIC weekly": mean(lambda j: j.factor.get("rank_ic_mean", np.nan)),
              "TOP excess": mean(lambda j: j.factor.get("top_excess_ann", np.nan))}
         for u in universes(jobs):
@@ -259,7 +259,7 @@ def format_summary(df: pd.DataFrame) -> str:
             return "—"
         if row.endswith("excess"):
             return f"{100 * v:+.1f}%"
-        if row.startswith("test RankIC"):
+        if "RankIC" in row and "ICIR" not in row:
             return f"{v:.4f}"
         if row.endswith(("IR", "ICIR")):
             return f"{v:.2f}"

@@ -10,6 +10,7 @@ original's params, tags and metrics, tagged ``cached_from``).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
@@ -33,10 +34,31 @@ log = logging.getLogger(__name__)
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
-def ui_link(base: str, experiment_id: str) -> str:
-    """The MLflow UI page of an experiment's runs table. MLflow 3 opens in its GenAI view by default (the choice is
-    remembered per browser); ``workflowType=machine_learning`` opens the training-runs view."""
-    return f"{base.rstrip('/')}/#/experiments/{experiment_id}?workflowType=machine_learning"
+#: the experiment's saved view: MLflow's "share view" mechanism (an experiment tag ``mlflow.sharedViewState.<key>``
+#: holding the runs table's state as JSON, opened by ``?viewStateShareKey=<key>``) — the one way MLflow lets a
+#: project choose the columns a user sees first (the UI otherwise keeps column choices in the browser only)
+VIEW_KEY = "quantsam-compare"
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+INDEX_NAMES = ("csi300", "csi500", "csi1000")
+
+
+def comparison_view() -> dict:
+    """The runs table a user came for: the training runs of every sweep, flat (``tags.kind = 'train'``), newest
+    first, with the headline metrics (:mod:`quantsam.tracking.headline`) as columns."""
+    metrics = ["summary/test_rank_ic_daily", "summary/factor_rank_ic_weekly", "summary/top_excess_ann"]
+    metrics += [f"summary/{u}_{m}" for u in INDEX_NAMES for m in ("excess_ann", "ir")]
+    metrics += ["summary/grad_evals", "summary/train_wall_s"]
+    return {"searchFilter": "tags.kind = 'train'", "orderByKey": "attributes.start_time", "orderByAsc": False,
+            "selectedColumns": ["params.`optimizer.name`", "params.`seed`"] + [f"metrics.`{m}`" for m in metrics],
+            "runsHiddenMode": "SHOW_ALL", "groupBy": None}
+
+
+def ui_link(base: str, experiment_id: str, view: bool = True) -> str:
+    """The MLflow UI page of an experiment's runs table, opened on the comparison view (:func:`comparison_view`)
+    unless ``view`` is False. MLflow 3 opens in its GenAI view by default (the choice is remembered per browser);
+    ``workflowType=machine_learning`` opens the training-runs view."""
+    link = f"{base.rstrip('/')}/#/experiments/{experiment_id}?workflowType=machine_learning"
+    return link + (f"&viewStateShareKey={VIEW_KEY}" if view else "")
 
 
 def git_info(root: Path | None = None) -> dict[str, str]:
@@ -170,6 +192,9 @@ class Tracker:
                     self._exp_id = exp.experiment_id
                     if exp.tags.get("mlflow.experimentKind") is None:
                         self.client.set_experiment_tag(self._exp_id, *next(iter(EXPERIMENT_KIND.items())))
+                view = json.dumps(comparison_view())
+                if exp is None or exp.tags.get(VIEW_TAG) != view:
+                    self.client.set_experiment_tag(self._exp_id, VIEW_TAG, view)
         return self._exp_id
 
     # ---- finding runs ---------------------------------------------------------------------------------------------
