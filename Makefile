@@ -96,9 +96,9 @@ bench: $(STAMP) ## run the benchmarks in scripts/bench (each prints ratios measu
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check src tests scripts notebooks
 
-mlflow-ui: $(STAMP) ## the MLflow UI on the project's SQLite store: http://127.0.0.1:5000 (PORT=...)
+mlflow-ui: $(STAMP) ## the MLflow UI on the project's SQLite store, one worker, no GenAI job runners (PORT=...)
 	@$(PY) -m quantsam.tracking.ui sqlite:///$(CURDIR)/mlruns.db $(PORT)
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port $(PORT) --workers $(WORKERS)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port $(PORT) --workers $(WORKERS)
 
 mlflow-server: $(STAMP) ## an MLflow tracking server (SQLite store, artifacts proxied) for tracking=server: http://127.0.0.1:5000 (PORT=..., HOST=...)
 	$(BIN)/mlflow server --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --artifacts-destination $(CURDIR)/mlartifacts --serve-artifacts --host $(HOST) --port $(PORT) --workers $(WORKERS)

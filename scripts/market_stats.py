@@ -33,6 +33,7 @@ import argparse
 import json
 import shlex
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +74,8 @@ def market_stats(panel: Panel) -> dict[str, float]:
     pre = panel.field("preclose").astype(np.float64)
     ok = _ok_rows(panel) & np.isfinite(close) & np.isfinite(pre) & (pre > 0)
     r = np.where(ok, close / np.where(ok, pre, 1.0) - 1, np.nan)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # days / names without values: NaN by design
         n = ok.sum(1)
         days = n >= 20
         xs_sd = np.nanstd(r[days], axis=1, ddof=1)
@@ -96,7 +98,8 @@ def market_stats(panel: Panel) -> dict[str, float]:
     x = logcap[:-1]
     y = r[1:]
     both = np.isfinite(x) & np.isfinite(y)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         xm = np.where(both, x, np.nan)
         xz = (xm - np.nanmean(xm, 1, keepdims=True)) / np.nanstd(xm, 1, keepdims=True)
         ym = np.where(both, y, np.nan)
@@ -146,7 +149,7 @@ def run_stats(path: str | Path) -> dict[str, float]:
         out["gru_weekly_ric"] = json.loads(ft[-1].read_text())["summary"].get("rank_ic_mean")
     bt = newest("backtest/csi500/*/summary.json")
     if bt:
-        out["csi500_ir"] = json.loads(bt[-1].read_text())["summary"].get("ir")
+        out["csi500_ir"] = json.loads(bt[-1].read_text())["summary"].get("info_ratio")
     return out
 
 

@@ -5,6 +5,8 @@ universe params that the runs table sorts by. Skipped when Chromium is not insta
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import subprocess
 import sys
@@ -20,6 +22,13 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed")]
 
 
+#: the demo's headline numbers (experiment=demo, this session), logged as the pipeline logs them
+HEADLINE = {"adamw": {"summary/test_rank_ic_daily": 0.0456, "summary/factor_rank_ic_weekly": 0.0589,
+                      "summary/csi500_excess_ann": 0.0408, "summary/csi500_ir": 0.95, "summary/grad_evals": 1485},
+            "gsam": {"summary/test_rank_ic_daily": 0.0523, "summary/factor_rank_ic_weekly": 0.0635,
+                     "summary/csi500_excess_ann": 0.1061, "summary/csi500_ir": 2.51, "summary/grad_evals": 2970}}
+
+
 @pytest.fixture
 def store(tmp_path):
     """A sweep-shaped store made through quantsam's tracker: a parent run and two children."""
@@ -33,33 +42,37 @@ def store(tmp_path):
     for opt in ("adamw", "gsam"):
         with t.run(f"{opt}-all-s0", {"optimizer": opt, "seed": "0", "universe": "all", "kind": "train"},
                    {"optimizer.name": opt, "seed": "0", "universe.name": "all"}, parent) as rid:
-            t.log_metrics(rid, {"test/rank_ic_mean": 0.1})
+            t.log_metrics(rid, {"test/rank_ic_mean": 0.1, **HEADLINE[opt]})
+            t.log_metrics(rid, {f"bt/csi300/m{k:03d}": 0.0 for k in range(60)})  # a long tail sorting before them
     t.client.set_terminated(parent)
     return tmp_path, t.experiment_id()
 
 
-def page_text(url: str, tmp: Path) -> str:
+def chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess:
+    """Headless Chromium as this machine's closed network needs it (no background connections), a fresh profile."""
+    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                           f"--user-data-dir={tmp}/chrome", "--virtual-time-budget=25000", *args],
+                          capture_output=True, text=True, timeout=180)
+
+
+def page_text(url: str, tmp: Path, *args: str) -> str:
     import html
     import re
 
-    dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                          f"--user-data-dir={tmp}/chrome", "--virtual-time-budget=25000", "--dump-dom", url],
-                         capture_output=True, text=True, timeout=180).stdout
+    dom = chromium(tmp, *args, "--dump-dom", url).stdout
     text = re.sub(r"<(style|script).*?</\1>", " ", dom, flags=re.S)
     return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", text)))
 
 
-def test_experiment_page_shows_the_runs_table(store):
-    tmp, exp_id = store
-    from mlflow import MlflowClient
-
-    assert MlflowClient(f"sqlite:///{tmp}/mlruns.db").get_experiment(exp_id).tags["mlflow.experimentKind"] == \
-        "custom_model_development"
+@contextlib.contextmanager
+def mlflow_ui(tmp: Path):
+    """``make mlflow-ui``'s server (one worker, no GenAI job runners) on a free 127.0.0.1 port; stopped after."""
     port = free_port()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     ui = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri",
-                           f"sqlite:///{tmp}/mlruns.db", "--host", "127.0.0.1", "--port", str(port)],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                           f"sqlite:///{tmp}/mlruns.db", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -68,18 +81,51 @@ def test_experiment_page_shows_the_runs_table(store):
                 break
             except OSError:
                 time.sleep(1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        ui.terminate()
+        ui.wait(timeout=30)
+
+
+def test_comparison_view_shows_the_headline_metrics_for_both_arms(store):
+    """The link quantsam prints opens the experiment's saved view: the training runs grouped by optimizer (no
+    collapsed sweep parent), the ``summary/...`` metrics as columns with both arms' values — nothing picked by
+    hand. The screenshot is the README's (``QUANTSAM_SCREENSHOT=docs/figures/mlflow_compare.png`` writes it there)."""
+    tmp, exp_id = store
+    from quantsam.tracking.mlflow_run import ui_link
+
+    with mlflow_ui(tmp) as base:
+        link = ui_link(base, exp_id)
+        page = page_text(link, tmp, "--window-size=2200,900")
+        (tmp / "compare.txt").write_text(page)
+        for col in ("summary/test_rank_ic_daily", "summary/factor_rank_ic_weekly", "summary/csi500_ir"):
+            assert col in page, col
+        for opt, vals in HEADLINE.items():  # one group per optimizer (its average over seeds), its runs below
+            assert f"Group: {opt}" in page and f"{opt}-all-s0" in page
+            assert str(vals["summary/test_rank_ic_daily"]) in page and str(vals["summary/csi500_ir"]) in page
+        assert "Additional runs" in page and "sweep-all-demo" not in page  # the parent: folded away
+        shot = Path(os.environ.get("QUANTSAM_SCREENSHOT") or tmp / "compare.png")
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        chromium(tmp, "--window-size=2100,560", "--hide-scrollbars", f"--screenshot={shot}", link)
+        assert shot.stat().st_size > 10_000
+
+
+def test_experiment_page_shows_the_runs_table(store):
+    tmp, exp_id = store
+    from mlflow import MlflowClient
+
+    assert MlflowClient(f"sqlite:///{tmp}/mlruns.db").get_experiment(exp_id).tags["mlflow.experimentKind"] == \
+        "custom_model_development"
+    with mlflow_ui(tmp) as base:
         from quantsam.tracking.mlflow_run import ui_link
 
-        runs_page = page_text(ui_link(f"http://127.0.0.1:{port}", exp_id), tmp)
+        runs_page = page_text(ui_link(base, exp_id, view=False), tmp)
         (tmp / "experiment.txt").write_text(runs_page)
         assert "Run Name" in runs_page and "sweep-all-demo" in runs_page and "3 matching runs" in runs_page
         assert "Token Usage" not in runs_page  # not the GenAI overview
         client = MlflowClient(f"sqlite:///{tmp}/mlruns.db")
         kids = client.search_runs([exp_id], "tags.kind = 'train'", order_by=["params.`optimizer.name` DESC"])
         assert [r.info.run_name for r in kids] == ["gsam-all-s0", "adamw-all-s0"]  # sortable by the optimizer
-        kid = page_text(f"http://127.0.0.1:{port}/#/experiments/{exp_id}/runs/{kids[0].info.run_id}"
+        kid = page_text(f"{base}/#/experiments/{exp_id}/runs/{kids[0].info.run_id}"
                         "?workflowType=machine_learning", tmp)
         assert "gsam-all-s0" in kid and "optimizer.name" in kid and "universe.name" in kid
-    finally:
-        ui.terminate()
-        ui.wait(timeout=30)

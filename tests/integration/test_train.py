@@ -206,7 +206,8 @@ def test_train_key_ignores_later_stages_and_follows_the_data(smoke_run):
 
     _, cfg = smoke_run
     other = compose([*overrides(Path("/x"), "optimizer=gsam"), "factor_test.n_quantiles=5", "portfolio.max_active=0.01",
-                     "trainer.progress=false", "trainer.windows=[0]", "data.dir=/elsewhere"])
+                     "trainer.progress=false", "trainer.windows=[0]", "data.dir=/elsewhere",
+                     "signal.models=[daily]", "signal.mad_k=3"])  # the signal stage keys its own config
     assert train_key(other, "fp") == train_key(cfg, "fp")
     assert train_key(compose(overrides(Path("/x"), "optimizer=gsam", "optimizer.rho=0.06")), "fp") != train_key(cfg, "fp")
     assert train_key(cfg, "another market") != train_key(cfg, "fp")

@@ -128,7 +128,8 @@ def test_report_tables_figures_and_counted_drops(small_market, small_panel, tmp_
     rep = analyze(small_market.alpha, small_panel, small_market.industry, CFG)
     assert list(rep.table.index) == ["RankIC mean", "RankIC std", "ICIR", "IC>0", "IC (Pearson) mean",
                                      "score kurtosis (median)", "TOP excess", "TOP IR", "TOP win", "TOP turnover"]
-    assert abs(rep.summary["score_kurtosis_median"]) < 3  # the synthetic alpha is near normal
+    # the calibrated alpha: the expected give-back of news jumps sits on the few names that jumped -> heavy tails
+    assert rep.summary["score_kurtosis_median"] > 3
     assert rep.drops["names_st"] > 0 and rep.drops["names_suspended_next_day"] > 0
     assert rep.drops["names_tested"] == int(rep.ic["n_names"].sum())
     assert set(rep.ic_decay.index) == {1, 5, 10}

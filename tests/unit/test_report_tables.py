@@ -91,3 +91,15 @@ def test_parent_metrics_are_the_side_by_side_table():
     assert parent_metrics(df) == {"compare/adamw/test_rankic_daily": 0.08, "compare/adamw/train_wall_s": 10.0,
                                   "compare/gsam/test_rankic_daily": 0.09, "compare/gsam/csi500_excess": 0.01,
                                   "compare/gsam/train_wall_s": 20.0}
+
+
+def test_format_summary_gives_each_row_its_unit():
+    """Returns in %, RankICs to 4 digits (daily and weekly alike), IR / ICIR to 2, counts as integers."""
+    from quantsam.report.tables import format_summary
+
+    df = pd.DataFrame({"adamw": {"test RankIC daily": 0.0456, "test ICIR daily": 0.771, "factor RankIC weekly": 0.0589,
+                                 "csi500 excess": 0.0408, "csi500 IR": 0.953, "grad evals": 1485.0,
+                                 "csi300 IR": float("nan")}})
+    cells = {line.split("  ")[0].strip(): line.split()[-1] for line in format_summary(df).splitlines()[1:]}
+    assert cells == {"test RankIC daily": "0.0456", "test ICIR daily": "0.77", "factor RankIC weekly": "0.0589",
+                     "csi500 excess": "+4.1%", "csi500 IR": "0.95", "grad evals": "1,485", "csi300 IR": "—"}

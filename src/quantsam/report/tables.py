@@ -259,10 +259,11 @@ def format_summary(df: pd.DataFrame) -> str:
             return "—"
         if row.endswith("excess"):
             return f"{100 * v:+.1f}%"
-        if "RankIC" in row and "ICIR" not in row:
-            return f"{v:.4f}"
-        if row.endswith(("IR", "ICIR")):
+        words = row.split()
+        if "IR" in words or "ICIR" in words:
             return f"{v:.2f}"
+        if "RankIC" in words:
+            return f"{v:.4f}"
         return f"{v:,.0f}"
 
     width = max(len(r) for r in df.index) + 2

@@ -43,22 +43,27 @@ INDEX_NAMES = ("csi300", "csi500", "csi1000")
 
 
 def comparison_view() -> dict:
-    """The runs table a user came for: the training runs of every sweep, flat (``tags.kind = 'train'``), newest
-    first, with the headline metrics (:mod:`quantsam.tracking.headline`) as columns."""
+    """The runs table a user came for: the training runs grouped by optimizer (each group's row: the average over
+    its seeds), the headline metrics (:mod:`quantsam.tracking.headline`) as columns, newest first; the sweep parents
+    sit in MLflow's "Additional runs" group."""
     metrics = ["summary/test_rank_ic_daily", "summary/factor_rank_ic_weekly", "summary/top_excess_ann"]
     metrics += [f"summary/{u}_{m}" for u in INDEX_NAMES for m in ("excess_ann", "ir")]
     metrics += ["summary/grad_evals", "summary/train_wall_s"]
-    return {"searchFilter": "tags.kind = 'train'", "orderByKey": "attributes.start_time", "orderByAsc": False,
-            "selectedColumns": ["params.`optimizer.name`", "params.`seed`"] + [f"metrics.`{m}`" for m in metrics],
-            "runsHiddenMode": "SHOW_ALL", "groupBy": None}
+    cols = ["params.`optimizer.name`", "params.`seed`"] + [f"metrics.`{m}`" for m in metrics]
+    return {"orderByKey": "attributes.start_time", "orderByAsc": False, "selectedColumns": cols,
+            "columnWidths": {c: 200 for c in cols if c.startswith("metrics.")}, "runsHiddenMode": "SHOW_ALL",
+            "groupBy": {"aggregateFunction": "average",
+                        "groupByKeys": [{"mode": "param", "groupByData": "optimizer.name"}]}}
 
 
 def ui_link(base: str, experiment_id: str, view: bool = True) -> str:
     """The MLflow UI page of an experiment's runs table, opened on the comparison view (:func:`comparison_view`)
     unless ``view`` is False. MLflow 3 opens in its GenAI view by default (the choice is remembered per browser);
     ``workflowType=machine_learning`` opens the training-runs view."""
-    link = f"{base.rstrip('/')}/#/experiments/{experiment_id}?workflowType=machine_learning"
-    return link + (f"&viewStateShareKey={VIEW_KEY}" if view else "")
+    if not view:
+        return f"{base.rstrip('/')}/#/experiments/{experiment_id}?workflowType=machine_learning"
+    return (f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+            f"&viewStateShareKey={VIEW_KEY}")
 
 
 def git_info(root: Path | None = None) -> dict[str, str]:
