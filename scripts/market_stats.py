@@ -19,12 +19,14 @@ Statistics (stock-days: traded rows after a name's first day; weekly: every 5th 
   the z-scored log float cap of the previous close);
 * ``rev5_weekly_ric``: weekly RankIC of the 5-day reversal (minus the last 5 days' return) against the T+1 -> T+6
   VWAP return — the factor test's horizon, a model-free stand-in for how much price-volume signal the market holds;
-* ``gru_daily_ric`` / ``gru_weekly_ric`` / ``csi500_ir``: read from a finished run (``--run NAME=DIR``: a training
-  work dir or a ``docs/results/<name>`` folder), since measuring them means training: the signal's daily test RankIC
-  (training label), the factor test's weekly RankIC, and the CSI500 enhanced portfolio's information ratio.
+* ``gru_daily_ric`` / ``gru_weekly_ric`` / ``csi500_ir``: read from a finished run (``--run NAME=DIR``: a sweep
+  job's folder ``multirun/<date>/<time>/<job>`` or a ``docs/results/<name>`` folder), since measuring them means
+  training: the signal's daily test RankIC (training label), the factor test's weekly RankIC, and the CSI500
+  enhanced portfolio's information ratio.
 
     python scripts/market_stats.py --market real="experiment=real_cpu" --market synthetic="experiment=demo" \\
-        --market strong="experiment=demo data=synthetic_strong" --run real=docs/results/real_cpu
+        --market strong="experiment=demo data=synthetic_strong" --run real=docs/results/real_cpu \\
+        --run synthetic=multirun/<date>/<time>/0
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from quantsam.data.contract import limit_pct, limit_prices
 from quantsam.data.stage import run_data
 from quantsam.features.market import open_market
 from quantsam.features.panel import Panel
+from quantsam.jobresult import FILE, JobResult
 
 #: (statistic, tolerance): ``("ratio", lo, hi)`` — synthetic / real within [lo, hi]; ``("band", lo, hi)`` — the
 #: synthetic value within [lo, hi] (signal statistics: a band that holds the real market's measured values).
@@ -131,26 +134,20 @@ def market_stats(panel: Panel) -> dict[str, float]:
 
 
 def run_stats(path: str | Path) -> dict[str, float]:
-    """The model statistics of a finished run: a training work dir (its signal/factor-test/backtest summaries) or a
-    ``docs/results/<name>`` folder (its ``summary.json``, first arm)."""
+    """The model statistics of a finished run: a sweep job's folder (its ``result.json`` names the stages' folders:
+    ``multirun/<date>/<time>/<job>``) or a ``docs/results/<name>`` folder (its ``summary.json``, first arm)."""
     p = Path(path)
-    if (p / "summary.json").is_file() and not (p / "signal_metrics.json").exists():
+    if not (p / FILE).exists():
         doc = json.loads((p / "summary.json").read_text())
         arm = next(iter(doc["arms"].values()))
         return {"gru_daily_ric": arm["signal"].get("test.rank_ic_mean"),
                 "gru_weekly_ric": arm["factor_test_weekly"].get("rank_ic_mean"),
                 "csi500_ir": arm["indices"].get("csi500", {}).get("info_ratio")}
-    out: dict[str, float] = {}
-    sig = json.loads((p / "signal_metrics.json").read_text())
-    out["gru_daily_ric"] = sig.get("test/rank_ic_mean")
-    newest = lambda pattern: sorted(p.glob(pattern), key=lambda f: f.stat().st_mtime)  # noqa: E731
-    ft = newest("factor_test/*/summary.json")
-    if ft:
-        out["gru_weekly_ric"] = json.loads(ft[-1].read_text())["summary"].get("rank_ic_mean")
-    bt = newest("backtest/csi500/*/summary.json")
-    if bt:
-        out["csi500_ir"] = json.loads(bt[-1].read_text())["summary"].get("info_ratio")
-    return out
+    job = JobResult.read(p / FILE)
+    summary = lambda d: json.loads((Path(d) / "summary.json").read_text())["summary"] if d else {}  # noqa: E731
+    return {"gru_daily_ric": summary(job.signal_dir).get("test/rank_ic_mean"),
+            "gru_weekly_ric": summary(job.factor_dir).get("rank_ic_mean"),
+            "csi500_ir": summary(job.backtest_dirs.get("csi500")).get("info_ratio")}
 
 
 def within(stat: str, value: float | None, real: float | None) -> str:
@@ -188,7 +185,7 @@ def main() -> None:
     ap.add_argument("--market", action="append", default=[], metavar="NAME=OVERRIDES",
                     help='a column: its name and the Hydra overrides of its config, e.g. real="experiment=real_cpu"')
     ap.add_argument("--run", action="append", default=[], metavar="NAME=DIR",
-                    help="model statistics for column NAME from a finished run (training work dir or results dir)")
+                    help="model statistics for column NAME from a finished run (a sweep job dir or a results dir)")
     ap.add_argument("--real", default="real", help="the column the tolerances compare with (default: real)")
     ap.add_argument("--json", help="also write the columns to this JSON file")
     a = ap.parse_args()

@@ -7,7 +7,6 @@ given its input artifacts). With ``pipeline.py`` this is the only module that ca
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 import hydra
@@ -95,55 +94,55 @@ def tune_main(cfg: DictConfig) -> float | None:
     return _in_sweep(go)
 
 
-def _with_the_runs_market(cfg: DictConfig, signal) -> DictConfig:
-    """A signal from a training work dir was made on that run's market: use its ``data`` config (saved in the dir's
+def _with_the_runs_market(cfg: DictConfig, run_config) -> DictConfig:
+    """An input made by a training run was made on that run's market: use its ``data`` config (the run's saved
     ``config.yaml``) unless the command line chose the data (``data=...``, ``data.*=...`` or an ``experiment``)."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
-    run_cfg = signal.parent / "config.yaml"
     try:
         task = list(HydraConfig.get().overrides.task)
     except ValueError:
         task = []
     chosen = any(o.lstrip("+~").startswith(("data=", "data.", "experiment=")) for o in task)
-    if not run_cfg.exists() or chosen:
+    if run_config is None or not run_config.exists() or chosen:
         return cfg
-    data = OmegaConf.load(run_cfg).get("data")
+    data = OmegaConf.load(run_config).get("data")
     if data is None:
         return cfg
     cfg = cfg.copy()
     OmegaConf.set_struct(cfg, False)
     cfg.data = data
-    log.info("using the market the signal was made on (%s: data.source=%s, data.dir=%s); data=... overrides",
-             run_cfg, data.get("source"), data.get("dir"))
+    log.info("using the market the input was made on (%s: data.source=%s, data.dir=%s); data=... overrides",
+             run_config, data.get("source"), data.get("dir"))
     return cfg
 
 
 def _standalone(cfg: DictConfig, stage: str, spec):
-    """A factor test / backtest of an explicit input (``RUN=``): the market of this config, the given signal."""
+    """A factor test / backtest of an explicit input (``RUN=``), walked as the pipeline walks the graph from that
+    artifact: a training's predictions go through the (cached) signal stage first; the market is the run's own."""
 
     from quantsam.data.stage import run_data
-    from quantsam.errors import DataError
     from quantsam.features.market import open_market
-    from quantsam.signals.source import resolve_signal
+    from quantsam.signals.source import resolve_input
     from quantsam.tracking.mlflow_run import Tracker
 
     validate(cfg)
-    signal, run_id = resolve_signal(str(spec), Tracker(cfg.tracking))
-    if not os.access(signal.parent, os.W_OK | os.X_OK):
-        raise DataError(f"{stage}.input={spec}: results are written beside the signal, in {signal.parent}, which is not "
-                        "writable by this user. Fix: copy the signal (or the training work dir) to a writable folder "
-                        "and point the input there")
-    cfg = _with_the_runs_market(cfg, signal)
+    given = resolve_input(str(spec), Tracker(cfg.tracking))
+    cfg = _with_the_runs_market(cfg, given.run_config)
     market = open_market(run_data(cfg))
+    signal = given.path
+    if given.kind == "predictions":
+        from quantsam.signals.stage import run_signal
+
+        signal = run_signal(cfg, given.path, market, given.run_id).path
     if stage == "factor_test":
         from quantsam.factor_test.stage import run_factor_test
 
-        return run_factor_test(cfg, signal, market, run_id)
+        return run_factor_test(cfg, signal, market, given.run_id)
     from quantsam.backtest.stage import run_backtest
 
-    return run_backtest(cfg, signal, market, run_id)
+    return run_backtest(cfg, signal, market, given.run_id)
 
 
 @hydra.main(config_path=_CONF, config_name="config", version_base="1.3")

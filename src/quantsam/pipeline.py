@@ -7,13 +7,12 @@ Each stage is ``run_<stage>(cfg, inputs) -> outputs`` over artifact paths (the m
 predictions file, the signal file) and skips itself when its manifest says its inputs are unchanged
 (:mod:`quantsam.stageio`). The market's tables and panel are loaded once per process and shared
 (:class:`~quantsam.features.market.Market`). ``stages=[factor_test]`` (``+stages=...`` on the command line) runs the
-listed stages and what they need. In a Hydra job the result is also written to ``<job dir>/result.json``, which the
-study report reads.
+listed stages and what they need. In a Hydra job the result is also written to ``<job dir>/result.json``
+(:class:`~quantsam.jobresult.JobResult`), which the study report reads.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from quantsam.data.io import DataRef
 from quantsam.data.stage import run_data
 from quantsam.errors import ConfigError
 from quantsam.features.market import open_market
+from quantsam.jobresult import JobResult
 from quantsam.optim import arm_name
 from quantsam.tracking.headline import headline_metrics
 from quantsam.tracking.hydra_callback import job_context
@@ -121,15 +121,12 @@ def run_pipeline(cfg: DictConfig, stages: list[str] | None = None) -> PipelineRe
 
 def _write_result(cfg: DictConfig, res: PipelineResult) -> None:
     ctx = job_context()
-    if ctx.output_dir is None:
+    if ctx.output_dir is None or not res.complete:
         return
-    doc = {"optimizer": arm_name(cfg.optimizer), "optimizer_name": str(cfg.optimizer.name), "seed": int(cfg.seed),
-           "work_dir": str(res.work_dir),
-           "run_id": res.run_id, "complete": res.complete, "stage_seconds": res.stage_seconds,
-           "data_dir": str(res.data.dir) if res.data else None,
-           "data_fingerprint": res.data.fingerprint if res.data else None,
-           "signal": str(res.signal) if res.signal else None,
-           "factor_dir": str(res.factor_dir) if res.factor_dir else None,
-           "backtest_dirs": {k: str(v) for k, v in res.backtest_dirs.items()}}
-    if res.complete:
-        (ctx.output_dir / "result.json").write_text(json.dumps(doc, indent=1))
+    JobResult(optimizer=arm_name(cfg.optimizer), optimizer_name=str(cfg.optimizer.name), seed=int(cfg.seed),
+              work_dir=str(res.work_dir), run_id=res.run_id, complete=res.complete, stage_seconds=res.stage_seconds,
+              data_dir=str(res.data.dir) if res.data else None,
+              data_fingerprint=res.data.fingerprint if res.data else None,
+              signal=str(res.signal) if res.signal else None,
+              factor_dir=str(res.factor_dir) if res.factor_dir else None,
+              backtest_dirs={k: str(v) for k, v in res.backtest_dirs.items()}).write(ctx.output_dir)

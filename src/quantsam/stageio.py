@@ -396,30 +396,59 @@ class Cached:
     result: Any = None
 
 
-def run_cached(stage: Stage, out_dir: str | Path, key: str, compute: Callable[[], Any], *, metric_prefix: str,
+def write_folder(target: str | Path, stage: str, key: str, save: Callable[[Path], dict | None], **meta: Any) -> dict:
+    """The write step of the ritual: ``save(tmp_dir)`` fills a temporary folder, whose manifest (``key``, ``meta``,
+    and what ``save`` returns — e.g. a fingerprint of the files it wrote) is written last before the folder is
+    renamed over ``target`` (:class:`OutputDir`). Returns the manifest's extra fields."""
+    with OutputDir(target, stage, key, **meta) as out:
+        extra = save(out.path)
+        extra = extra if isinstance(extra, dict) else {}  # a list of the files written says nothing more
+        out.meta.update(extra)
+    return extra
+
+
+def stage_dir(runs_root: str | Path, stage: str, name: str, key: str) -> Path:
+    """Where a folder stage's result lives: ``<runs root>/<stage>/<name>-<key>``, beside the other stages' folders
+    (not inside the training's): a retrained model never deletes the results of another, and ``name`` (the training
+    run's, e.g. ``gsam-all-s0``) keeps the folder readable."""
+    return Path(runs_root) / stage / f"{name}-{key}"
+
+
+def artifact_name(path: str | Path) -> str:
+    """The readable name a downstream folder inherits from its input artifact: ``gsam-all-s0`` for
+    ``.../signal/gsam-all-s0-<key>/signal.parquet`` (or a training dir's predictions), the file's stem otherwise."""
+    p = Path(path)
+    if p.stem in ("signal", "predictions") and "-" in p.parent.name:
+        return p.parent.name.rsplit("-", 1)[0]
+    return p.stem
+
+
+def run_cached(stage: Stage, out_dir: str | Path, key: str, compute: Callable[[], Any], *, metric_prefix: str = "",
                tracker: Any = None, run_id: str | None = None, artifact_path: str | None = None,
                meta: dict | None = None) -> Cached:
-    """The one cached-run ritual of a folder stage: under the folder's lock, a finished folder with this ``key`` and
-    the stage's code version (its manifest) is reused — its ``summary.json`` read back and its metrics logged only
-    if the run lacks them; otherwise ``compute()`` runs and its result (``.save(path)``, ``.summary``, optional
-    ``.figures``) is written all-or-nothing (:class:`OutputDir`) and its metrics ``<metric_prefix><name>`` logged
-    with the folder as the run's ``artifact_path``. ``tracker``: anything with ``log_stage(run_id, metrics, folder,
-    artifact_path, only_if_missing=...)`` (quantsam.tracking's Tracker), or None to log nothing here."""
+    """The one cached-run ritual of a folder stage: under the folder's lock, a finished folder with this ``key``
+    (its manifest; the stage's code version joins it) is reused — its ``summary.json`` read back, when it has one,
+    and its metrics logged only if the run lacks them; otherwise ``compute()`` runs and its result is written
+    all-or-nothing (:func:`write_folder`): ``.save(path)`` writes the files (and may return extra manifest fields),
+    ``.summary`` (optional) the metrics ``<metric_prefix><name>`` logged with the folder as the run's
+    ``artifact_path``, ``.figures`` (optional) are closed after. ``tracker``: anything with ``log_stage(run_id,
+    metrics, folder, artifact_path, only_if_missing=...)`` (quantsam.tracking's Tracker), or None to log nothing."""
     out_dir = Path(out_dir)
     code = stage.code_version()
     with locked(out_dir):
         if is_done(out_dir / MANIFEST, key, code=code):
-            summary = read_json(out_dir / "summary.json", f"{stage.name} summary", "delete the folder")["summary"]
+            f = out_dir / "summary.json"
+            summary = read_json(f, f"{stage.name} summary", "delete the folder")["summary"] if f.exists() else {}
             metrics = {f"{metric_prefix}{k}": v for k, v in summary.items()}
-            if tracker is not None:
+            if tracker is not None and metrics:
                 tracker.log_stage(run_id, metrics, out_dir, artifact_path, only_if_missing=True)
             return Cached(out_dir, summary, metrics, True)
         res = compute()
-        with OutputDir(out_dir, stage.name, key, code=code, **(meta or {})) as out:
-            res.save(out.path)
+        write_folder(out_dir, stage.name, key, res.save, code=code, **(meta or {}))
         if getattr(res, "figures", None):
             close_figures(res.figures)
-    metrics = {f"{metric_prefix}{k}": v for k, v in res.summary.items()}
-    if tracker is not None:
+    summary = getattr(res, "summary", None) or {}
+    metrics = {f"{metric_prefix}{k}": v for k, v in summary.items()}
+    if tracker is not None and metrics:
         tracker.log_stage(run_id, metrics, out_dir, artifact_path)
-    return Cached(out_dir, res.summary, metrics, False, res)
+    return Cached(out_dir, summary, metrics, False, res)

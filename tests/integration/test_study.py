@@ -92,3 +92,25 @@ def test_report_can_be_rebuilt_by_command(study):
     assert out.returncode == 0, out.stderr[-2000:]
     assert re.search(r"report: .*report\.html", out.stdout)
     assert os.path.exists(study / "sweep" / "report" / "report.html")
+
+
+def test_standalone_factor_test_of_a_study_run_uses_its_setup_and_its_run(study):
+    """`make factor-test RUN=<a job's training dir>` as the README gives it, with no experiment on the command line:
+    the run's own market (its config.yaml), its cached signal and factor test found again ("unchanged"), and no new
+    MLflow run beside the sweep's."""
+    from mlflow import MlflowClient
+
+    from quantsam.jobresult import JobResult
+
+    job = next(j for j in JobResult.all_in(study / "sweep") if j.optimizer == "adamw")
+    c = MlflowClient(f"sqlite:///{study}/mlruns.db")
+    exp = c.get_experiment_by_name("quantsam").experiment_id
+    before = len(c.search_runs([exp]))
+    proc = subprocess.run([sys.executable, "-m", "quantsam", "factor_test", f"factor_test.input={job.work_dir}",
+                           f"paths.runs={study}/out", f"tracking.uri=sqlite:///{study}/mlruns.db",
+                           f"tracking.artifact_root={study}/art", f"hydra.run.dir={study}/standalone"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"unchanged: {job.factor_dir}" in proc.stdout
+    assert "using the market the input was made on" in proc.stdout + proc.stderr
+    assert len(c.search_runs([exp])) == before

@@ -69,7 +69,10 @@ def test_outputs_and_mlflow_run(smoke_run):
     assert [h.step for h in hist] == [0, 1]  # one value per epoch (2 epochs)
     assert run.data.metrics["cost/grad_evals"] % 2 == 0  # GSAM: two passes a step
     arts = {a.path for a in MlflowClient(str(cfg.tracking.uri)).list_artifacts(out.run_id)}
-    assert {"config.yaml", "predictions.parquet", "signal.parquet", "models", "history"} <= arts
+    assert {"config.yaml", "predictions.parquet", "signal", "models", "history"} <= arts
+    sig_arts = {a.path for a in MlflowClient(str(cfg.tracking.uri)).list_artifacts(out.run_id, "signal")}
+    assert {"signal/signal.parquet", "signal/summary.json", "signal/signal_windows.parquet"} <= sig_arts
+    assert out.signal.parent.parent == Path(cfg.paths.runs) / "signal"  # beside the training's folder, not in it
 
 
 def test_same_config_same_numbers_and_rerun_is_skipped(smoke_run, shared):
@@ -184,16 +187,23 @@ def test_factor_test_stage_on_a_training_run(smoke_run, shared):
     from mlflow import MlflowClient
 
     from quantsam.factor_test.stage import run_factor_test
-    from quantsam.signals.source import resolve_signal
+    from quantsam.signals.source import resolve_input
+    from quantsam.signals.stage import run_signal
     from quantsam.tracking.mlflow_run import Tracker
 
     out, cfg = smoke_run
-    sig, rid = resolve_signal(str(out.work_dir), Tracker(cfg.tracking))  # a work dir -> its signal and run
-    assert sig == out.signal and rid == out.run_id
-    by_dir = run_factor_test(cfg, sig, market_of(cfg), rid)
+    given = resolve_input(str(out.work_dir), Tracker(cfg.tracking))  # a work dir -> its predictions and run
+    assert given.kind == "predictions" and given.path == out.work_dir / "predictions.parquet"
+    assert given.run_id == out.run_id
+    sig = run_signal(cfg, given.path, market_of(cfg), given.run_id)  # the signal stage: cached by the pipeline
+    assert sig.skipped and sig.path == out.signal
+    by_dir = run_factor_test(cfg, sig.path, market_of(cfg), given.run_id)
     assert not by_dir.skipped and (by_dir.out_dir / "ic.png").exists()
-    sig2, rid2 = resolve_signal(out.run_id, Tracker(cfg.tracking))  # an MLflow run id -> the same
-    again = run_factor_test(cfg, sig2, market_of(cfg), rid2)
+    by_run = resolve_input(out.run_id, Tracker(cfg.tracking))  # an MLflow run id -> the same
+    assert (by_run.kind, by_run.path, by_run.run_id) == (given.kind, given.path, out.run_id)
+    by_signal = resolve_input(str(out.signal.parent), Tracker(cfg.tracking))  # a signal folder -> its run
+    assert (by_signal.kind, by_signal.path, by_signal.run_id) == ("signal", out.signal, out.run_id)
+    again = run_factor_test(cfg, by_signal.path, market_of(cfg), by_signal.run_id)
     assert again.skipped and again.run_id == out.run_id and again.out_dir == by_dir.out_dir  # cached
     run = MlflowClient(str(cfg.tracking.uri)).get_run(out.run_id)
     assert run.data.metrics["factor/rank_ic_mean"] == pytest.approx(by_dir.summary["rank_ic_mean"])
@@ -248,6 +258,7 @@ def test_backtest_lanes_give_the_same_numbers(smoke_run, shared):
         d.mkdir()
         shutil.copy(out.signal, d / "signal.parquet")
         c.backtest.workers = w
+        c.paths.runs = str(d)  # each its own results folder: the second must compute, not reuse the first's
         runs[w] = run_backtest(c, d / "signal.parquet", market_of(c), out.run_id)
     assert list(runs[2].summaries) == ["csi300", "csi500", "csi1000"] and not runs[2].skipped
     for n in ("csi300", "csi500", "csi1000"):
@@ -296,3 +307,20 @@ def test_two_identical_commands_at_once_leave_one_finished_run(tmp_path):
     c = MlflowClient(f"sqlite:///{tmp_path}/mlruns.db")
     runs = c.search_runs([c.get_experiment_by_name("quantsam").experiment_id], filter_string="tags.kind = 'train'")
     assert [r.info.status for r in runs] == ["FINISHED"], [(r.info.run_name, r.info.status) for r in runs]
+
+
+def test_stage_folders_outlive_a_retrain_and_a_new_signal_config_reuses_the_models(shared):
+    """The signal / factor test folders sit beside the training's, keyed by what they read: ``+rerun=true``
+    retrains (same seed -> same predictions) and finds them again; ``signal.models=[daily]`` trains nothing and
+    makes a new signal folder beside the first."""
+    from quantsam.pipeline import run_pipeline
+
+    first = run_pipeline(compose(overrides(shared / "rr", "optimizer=adamw")), stages=["factor_test"])
+    again = run_pipeline(compose(overrides(shared / "rr", "optimizer=adamw", "+rerun=true")), stages=["factor_test"])
+    assert not again.train_skipped and again.run_id != first.run_id  # retrained
+    assert again.signal == first.signal and again.factor_dir == first.factor_dir and first.signal.exists()
+    daily = run_pipeline(compose(overrides(shared / "rr", "optimizer=adamw", "signal.models=[daily]")),
+                         stages=["signal"])
+    assert daily.train_skipped and daily.work_dir == first.work_dir
+    assert daily.signal.parent != first.signal.parent and daily.signal.parent.parent == first.signal.parent.parent
+    assert set(pd.read_parquet(daily.signal).columns) == {"date", "code", "score", "daily"}

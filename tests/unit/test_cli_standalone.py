@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from omegaconf import OmegaConf
 
 from quantsam.config import compose
@@ -13,14 +14,39 @@ def test_the_runs_data_config_replaces_the_default_market(tmp_path):
     run = compose(["experiment=smoke", f"paths.data={tmp_path}/data"])
     (tmp_path / "work").mkdir()
     (tmp_path / "work" / "config.yaml").write_text(OmegaConf.to_yaml(run, resolve=True))
-    (tmp_path / "work" / "signal.parquet").write_bytes(b"")
     default = compose([f"paths.data={tmp_path}/data"])
     assert default.data.n_stocks != run.data.n_stocks
-    got = _with_the_runs_market(default, tmp_path / "work" / "signal.parquet")
+    got = _with_the_runs_market(default, tmp_path / "work" / "config.yaml")
     assert got.data.n_stocks == run.data.n_stocks and got.data.dir == run.data.dir
-    alone = tmp_path / "alone.parquet"  # a bare signal file: no run config beside it, the config's market stays
-    alone.write_bytes(b"")
-    assert _with_the_runs_market(default, alone).data.dir == default.data.dir
+    # a bare signal file: no run config known, the config's market stays
+    assert _with_the_runs_market(default, None).data.dir == default.data.dir
+
+
+def test_inputs_resolve_to_the_artifact_the_graph_starts_from(tmp_path):
+    """RUN=<training dir> -> its predictions (the signal stage runs on them), RUN=<signal folder or parquet> -> the
+    signal; a signal folder names the training it came from (its summary.json), so its run config is found."""
+    import json
+
+    from quantsam.errors import DataError
+    from quantsam.signals.source import resolve_input
+    from quantsam.tracking.mlflow_run import Tracker
+
+    off = Tracker(OmegaConf.create({"enabled": False, "uri": "", "experiment": "x"}))
+    work = tmp_path / "train" / "gsam-all-s0-abc"
+    work.mkdir(parents=True)
+    (work / "predictions.parquet").write_bytes(b"x")
+    (work / "config.yaml").write_text("data: {}\n")
+    got = resolve_input(str(work), off)
+    assert (got.kind, got.path, got.run_config) == ("predictions", work / "predictions.parquet", work / "config.yaml")
+    sig = tmp_path / "signal" / "gsam-all-s0-def"
+    sig.mkdir(parents=True)
+    (sig / "signal.parquet").write_bytes(b"x")
+    (sig / "summary.json").write_text(json.dumps({"summary": {}, "predictions": str(work / "predictions.parquet")}))
+    for spec in (sig, sig / "signal.parquet"):
+        got = resolve_input(str(spec), off)
+        assert (got.kind, got.path, got.run_config) == ("signal", sig / "signal.parquet", work / "config.yaml")
+    with pytest.raises(DataError, match="neither a training work dir"):
+        resolve_input(str(tmp_path), off)
 
 
 def test_a_given_input_runs_once_even_under_a_sweeping_experiment(monkeypatch):

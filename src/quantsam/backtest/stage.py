@@ -2,7 +2,7 @@
 
 ``run_backtest(cfg, signal, market, run_id)`` backtests the index of ``universe`` (``universe=csi1000``), or every
 index in ``backtest.universes`` when the universe is ``all`` (the default). Each index's outputs go to
-``<signal's folder>/backtest/<universe>/<key>/`` all-or-nothing (daily, rebalances, yearly and active-industry tables
+``<paths.runs>/backtest/<universe>/<run name>-<key>/`` all-or-nothing (daily, rebalances, yearly and active-industry tables
 as parquet, figures as PNG, ``summary.json``); the key covers the ``portfolio`` and ``backtest`` configs, the index,
 the signal file's hash, the data fingerprint and the code version. Metrics ``bt/<universe>/...`` and the folder are
 logged to the training run.
@@ -163,7 +163,7 @@ def run_backtest(cfg: DictConfig, signal: Path, market: Market, run_id: str | No
     inputs = _lazy_inputs(cfg, market, frame, str(signal))
     for n, code in codes.items():
         key = backtest_key(cfg, code, sig_hash, market.fingerprint)
-        out_dirs[n] = signal.parent / "backtest" / n / key
+        out_dirs[n] = stageio.stage_dir(Path(cfg.paths.runs) / "backtest", n, stageio.artifact_name(signal), key)
         todo.append((n, code, key, out_dirs[n]))
     asked = int(cfg.backtest.get("workers") or 1)
     pending = [j for j in todo if not stageio.is_done(j[3] / stageio.MANIFEST, j[2], code=BACKTEST.code_version())]

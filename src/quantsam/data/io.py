@@ -11,7 +11,7 @@ Layout of a market directory (what the data stage writes and every later stage r
     <dir>/meta.json               parameters, row counts, fingerprint, ingest summary
     <dir>/manifest.json           the stage manifest (key, file sizes, fingerprint): written last
 
-A directory is written all-or-nothing (:class:`quantsam.stageio.OutputDir`). Its **fingerprint** hashes the bytes of
+A directory is written all-or-nothing (:func:`quantsam.stageio.write_folder`). Its **fingerprint** hashes the bytes of
 its parquet tables: every later stage's cache key includes it, so a changed market never serves old results.
 """
 
@@ -60,35 +60,52 @@ def files_fingerprint(directory: str | Path) -> str:
     return stageio.digest({p.name: stageio.file_hash(p) for p in sorted(d.glob("*.parquet"))})
 
 
-def write_market(m, directory: str | Path, key: str, extra_meta: dict | None = None) -> DataRef:
-    """Write a market (``SyntheticMarket`` or ``MarketData``) to ``directory`` all-or-nothing, with ``meta.json``
-    and a manifest recording ``key`` and the data fingerprint. Returns the directory's :class:`DataRef`."""
-    target = Path(directory)
+def save_market(m, directory: str | Path, extra_meta: dict | None = None) -> dict:
+    """Write a market's tables (``SyntheticMarket`` or ``MarketData``) and ``meta.json`` into ``directory`` (an
+    existing, empty folder); returns ``{"fingerprint": ...}`` for the manifest."""
+    out = Path(directory)
 
     def plain(df: pd.DataFrame) -> pd.DataFrame:  # adapters keep their reports in .attrs: not table data
-        out = df.copy(deep=False)
-        out.attrs = {}
-        return out
+        df = df.copy(deep=False)
+        df.attrs = {}
+        return df
 
-    with stageio.OutputDir(target, "data", key, code=stageio.code_version("data")) as out:
-        for t in TABLES:
-            plain(getattr(m, t)).to_parquet(out.path / f"{t}.parquet", index=False)
-        idx = getattr(m, "index_daily", None)
-        if idx is not None and len(idx):
-            plain(idx).to_parquet(out.path / "index_daily.parquet", index=False)
-        alpha = getattr(m, "alpha", None)
-        if alpha is not None:
-            alpha.stack().rename("alpha").reset_index().to_parquet(out.path / "alpha.parquet", index=False)
-        fingerprint = files_fingerprint(out.path)
-        out.meta["fingerprint"] = fingerprint
-        meta = {
-            "params": getattr(m, "params", None) or getattr(m, "meta", {}).get("params", {}),
-            "rows": {t: int(len(getattr(m, t))) for t in TABLES},
-            "fingerprint": fingerprint,
-            **(extra_meta or {}),
-        }
-        (out.path / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
-    return DataRef(target, fingerprint)
+    for t in TABLES:
+        plain(getattr(m, t)).to_parquet(out / f"{t}.parquet", index=False)
+    idx = getattr(m, "index_daily", None)
+    if idx is not None and len(idx):
+        plain(idx).to_parquet(out / "index_daily.parquet", index=False)
+    alpha = getattr(m, "alpha", None)
+    if alpha is not None:
+        alpha.stack().rename("alpha").reset_index().to_parquet(out / "alpha.parquet", index=False)
+    fingerprint = files_fingerprint(out)
+    meta = {
+        "params": getattr(m, "params", None) or getattr(m, "meta", {}).get("params", {}),
+        "rows": {t: int(len(getattr(m, t))) for t in TABLES},
+        "fingerprint": fingerprint,
+        **(extra_meta or {}),
+    }
+    (out / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+    return {"fingerprint": fingerprint}
+
+
+@dataclass
+class MarketWrite:
+    """A market to be written by the data stage's cached run (:func:`quantsam.stageio.run_cached`)."""
+
+    market: object
+    extra_meta: dict = field(default_factory=dict)
+
+    def save(self, directory: Path) -> dict:
+        return save_market(self.market, directory, self.extra_meta)
+
+
+def write_market(m, directory: str | Path, key: str, extra_meta: dict | None = None) -> DataRef:
+    """Write a market to ``directory`` all-or-nothing, with ``meta.json`` and a manifest recording ``key`` and the
+    data fingerprint (what the ingest scripts do; the data stage goes through its cached run). Returns its ref."""
+    extra = stageio.write_folder(directory, "data", key, MarketWrite(m, extra_meta or {}).save,
+                                 code=stageio.code_version("data"))
+    return DataRef(Path(directory), extra["fingerprint"])
 
 
 def market_ref(directory: str | Path) -> DataRef | None:

@@ -6,8 +6,8 @@
 * ``dir`` reads a directory written elsewhere (an ingest script, another machine). Its manifest, when intact,
   gives the fingerprint; otherwise the tables are validated against the contract and fingerprinted here.
 
-The directory is written all-or-nothing and counts as done only through its manifest (:mod:`quantsam.stageio`),
-under a file lock so parallel sweep jobs generate it once.
+The directory goes through the one cached-run ritual (:func:`quantsam.stageio.run_cached`): written all-or-nothing,
+done only through its manifest, under a file lock so parallel sweep jobs generate it once.
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from quantsam import stageio
 from quantsam.data.contract import validate_daily
-from quantsam.data.io import DataRef, files_fingerprint, load_market, market_ref, write_market
+from quantsam.data.io import DataRef, MarketWrite, files_fingerprint, load_market, market_ref
 from quantsam.errors import DataError
 
 log = logging.getLogger(__name__)
 
-DATA_CODE = ("data",)  # the modules a market directory depends on (stageio.code_version)
+#: the data stage (its key's version is the generator's or the adapters', see :func:`data_key`); its numbers depend on
+#: the modules of ``data`` (stageio.code_version)
+DATA = stageio.Stage("data", 0, ("data",))
 
 SYNTHETIC_KEYS = ("seed", "n_stocks", "start", "end", "n_industries", "signal_strength", "jump_rate")
 INGEST_KEYS = ("source", "path", "preset", "start", "end", "instruments", "volume_is_adjusted", "tables_path",
@@ -65,31 +67,34 @@ def run_data(cfg: DictConfig) -> DataRef:
     if source in ("tidy", "qlib") and not cfg.data.get("path"):
         raise DataError(f"data.source={source} needs data.path (the folder with your data). Fix: "
                         f"data.path=/path/to/{'qlib_data/cn_data' if source == 'qlib' else 'export'}")
-    key = data_key(cfg)
-    with stageio.locked(d):
-        if stageio.is_done(d / stageio.MANIFEST, key, code=stageio.code_version(*DATA_CODE)):
-            ref = market_ref(d)
-            if ref is not None:
-                log.info("data: cache hit %s (fingerprint %s)", d, ref.fingerprint)
-                return ref
-        t0 = time.perf_counter()
+    t0 = time.perf_counter()
+
+    def compute() -> MarketWrite:
         if source == "synthetic":
             from quantsam.data.synthetic import generate_market
 
             m = generate_market(**synthetic_params(cfg))
             summary = validate_daily(m.daily, source="synthetic market")
-            ref = write_market(m, d, key, extra_meta={"source": "synthetic",
-                                                       "seconds": round(time.perf_counter() - t0, 2)})
             log.info("data: synthetic market %s -> %s in %.1fs", summary.summary(), d, time.perf_counter() - t0)
-            return ref
-        from quantsam.data.ingest.market import ingest_market
+            return MarketWrite(m, {"source": "synthetic", "seconds": round(time.perf_counter() - t0, 2)})
+        from quantsam.data.ingest.market import ingest_meta, ingest_params, load_source
 
         p = _ingest_params(cfg)
-        ref, rep = ingest_market(source, p["path"], d, preset=p["preset"], instruments=p["instruments"],
-                                 start=p["start"], end=p["end"], ffill_float_shares_days=p["ffill_float_shares_days"],
-                                 volume_is_adjusted=p["volume_is_adjusted"], tables_path=p["tables_path"])
+        params = ingest_params(source, p["path"], preset=p["preset"], instruments=p["instruments"], start=p["start"],
+                               end=p["end"], ffill_float_shares_days=p["ffill_float_shares_days"],
+                               volume_is_adjusted=p["volume_is_adjusted"], tables_path=p["tables_path"])
+        m, rep = load_source(**params)
         log.info("data: ingested %s", rep["summary"])
-        return ref
+        return MarketWrite(m, ingest_meta(source, rep, params))
+
+    c = stageio.run_cached(DATA, d, data_key(cfg), compute)
+    ref = market_ref(d)
+    if ref is None:  # its manifest predates the fingerprint: unreadable as a market ref
+        raise DataError(f"data.dir='{d}': its manifest records no fingerprint. Fix: delete the folder (it is "
+                        "regenerated) or point data.dir elsewhere")
+    if c.skipped:
+        log.info("data: cache hit %s (fingerprint %s)", d, ref.fingerprint)
+    return ref
 
 
 def _existing_dir(d: Path) -> DataRef:

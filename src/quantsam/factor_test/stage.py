@@ -1,7 +1,7 @@
 """The factor-test stage: a signal artifact -> tables, figures and ``factor/...`` metrics.
 
 ``run_factor_test(cfg, signal, market, run_id)`` runs :func:`~quantsam.factor_test.analysis.analyze` on the signal
-file and writes ``<signal's folder>/factor_test/<key>/`` all-or-nothing (the key: the ``factor_test`` config, the
+file and writes ``<paths.runs>/factor_test/<run name>-<key>/`` all-or-nothing (the key: the ``factor_test`` config, the
 signal file's hash, the data fingerprint and the code version — so a changed signal, market or config never serves
 an old result, and results of different configs live side by side). Metrics ``factor/...``, tables and figures are
 logged to the training run the signal came from, so MLflow's compare view shows them beside the optimizer's other
@@ -46,7 +46,7 @@ def run_factor_test(cfg: DictConfig, signal: Path, market: Market, run_id: str |
     signal = Path(signal)
     frame, sig_hash = stageio.read_parquet_bytes(signal, "signal", "give a signal parquet (date, code, score)")
     key = factor_test_key(cfg, sig_hash, market.fingerprint)
-    out_dir = signal.parent / "factor_test" / key
+    out_dir = stageio.stage_dir(cfg.paths.runs, "factor_test", stageio.artifact_name(signal), key)
 
     def compute() -> FactorTestResult:
         panel = market.panel()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from quantsam.errors import DataError
+from quantsam.jobresult import JobResult as JobRecord
 from quantsam.optim import list_optimizers, optimizer_class
 
 #: the report's arm groups, in display order (the optimizer classes' ``family``)
@@ -43,26 +44,28 @@ def _read_json(p: Path) -> dict:
     return json.loads(p.read_text()) if p.exists() else {}
 
 
-def load_job(doc: dict) -> JobResult:
-    """A job's results from the stage outputs its ``result.json`` names."""
-    w = Path(doc["work_dir"])
-    job = JobResult(doc["optimizer"], int(doc["seed"]), w, doc.get("run_id"), doc.get("stage_seconds", {}),
-                    Path(doc["data_dir"]) if doc.get("data_dir") else None, doc.get("data_fingerprint"))
-    job.optimizer_name = str(doc.get("optimizer_name") or doc["optimizer"])
+def load_job(doc: JobRecord) -> JobResult:
+    """A job's results from the stage outputs its ``result.json`` (:class:`~quantsam.jobresult.JobResult`) names."""
+    w = Path(doc.work_dir)
+    job = JobResult(doc.optimizer, int(doc.seed), w, doc.run_id, doc.stage_seconds,
+                    Path(doc.data_dir) if doc.data_dir else None, doc.data_fingerprint)
+    job.optimizer_name = str(doc.optimizer_name or doc.optimizer)
     try:
         job.family = optimizer_class(job.optimizer_name).family
     except ValueError:
         job.family = "generalisation"
-    job.train = {**_read_json(w / "metrics.json"), **_read_json(w / "signal_metrics.json")}
-    if (w / "signal_windows.parquet").exists():
-        job.windows = pd.read_parquet(w / "signal_windows.parquet")
+    sig = doc.signal_dir
+    job.train = {**_read_json(w / "metrics.json"),
+                 **(_read_json(sig / "summary.json").get("summary", {}) if sig is not None else {})}
+    if sig is not None and (sig / "signal_windows.parquet").exists():
+        job.windows = pd.read_parquet(sig / "signal_windows.parquet")
     job.splits = json.loads((w / "splits.json").read_text()) if (w / "splits.json").exists() else []
-    ft = Path(doc["factor_dir"]) if doc.get("factor_dir") else None
+    ft = Path(doc.factor_dir) if doc.factor_dir else None
     if ft is not None and (ft / "summary.json").exists():
         job.factor = _read_json(ft / "summary.json").get("summary", {})
         job.factor_ic = pd.read_parquet(ft / "ic.parquet")
         job.layer_annual = pd.read_parquet(ft / "layer_annual.parquet")["ann_return"]
-    for u, d in (doc.get("backtest_dirs") or {}).items():
+    for u, d in (doc.backtest_dirs or {}).items():
         d = Path(d)
         if not (d / "summary.json").exists():
             continue
@@ -80,7 +83,7 @@ def collect(sweep_dir: str | Path) -> list[JobResult]:
     """All finished jobs of a sweep (``<sweep dir>/*/result.json``), ordered by group (:data:`FAMILIES`), optimizer,
     arm, then seed."""
     d = Path(sweep_dir)
-    docs = [json.loads(p.read_text()) for p in sorted(d.glob("*/result.json"))]
+    docs = JobRecord.all_in(d)
     if not docs:
         raise DataError(f"{d}: no */result.json — is it the sweep directory of a `make study` (pipeline multirun)?")
     jobs = [load_job(doc) for doc in docs]

@@ -24,12 +24,11 @@ class StudyReportCallback(Callback):
         self._t0, self._cpu0 = time.perf_counter(), tree_cpu_seconds()
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        import json
+        from quantsam.jobresult import JobResult
 
         sweep_dir = Path(config.hydra.sweep.dir)
-        results = [json.loads(p.read_text()) for p in sweep_dir.glob("*/result.json")]
-        if not config.report.get("on_sweep_end") or not any(r.get("factor_dir") or r.get("backtest_dirs")
-                                                           for r in results):
+        results = JobResult.all_in(sweep_dir)
+        if not config.report.get("on_sweep_end") or not any(r.factor_dir or r.backtest_dirs for r in results):
             return  # a training-only sweep (make sweep) has nothing to compare beyond MLflow
         from quantsam.config import register
         from quantsam.report.stage import run_report

@@ -1,19 +1,24 @@
-"""The signal stage: training predictions -> ``signal.parquet`` (+ test metrics), beside the predictions.
+"""The signal stage: training predictions -> a signal folder (``signal.parquet`` + its test metrics).
 
 ``run_signal(cfg, predictions, market, run_id)`` averages each model's seeds, z-scores each model per day and
-equal-weights them (:mod:`.combine`), writes ``signal.parquet`` (``date, code, score`` plus each model's z-score)
-and ``signal_metrics.json`` — the test RankIC / ICIR / IC of the combined signal and of each model against the
-study's label — and logs the metrics (``test/...``, ``<model>/test/...``) to the training run. Key: the signal
-config, the predictions file's hash, the label config and the data fingerprint.
+equal-weights them (:mod:`.combine`), and writes ``<paths.runs>/signal/<run name>-<key>/`` through the one cached-run
+ritual (:func:`quantsam.stageio.run_cached`): ``signal.parquet`` (``date, code, score`` plus each model's z-score),
+``summary.json`` — the test RankIC / ICIR / IC of the combined signal and of each model against the study's label —
+and ``signal_windows.parquet`` (per rolling window and seed: the paired tests' rows). The metrics (``test/...``,
+``<model>/test/...``) go to the training run, the folder to its ``signal/`` artifacts. Key: the signal config, the
+predictions file's hash, the label config, the universe and the data fingerprint — so the folder lives beside the
+training's, not in it, and a retrained model or a new signal config never overwrites another's.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from quantsam import stageio
@@ -25,9 +30,10 @@ from quantsam.tracking.mlflow_run import Tracker
 
 log = logging.getLogger(__name__)
 
-SIGNAL_VERSION = 2  # 2: kurtosis, within-index metrics, per (window, seed) metrics
-MANIFEST = "signal.manifest.json"
-SIGNAL_CODE = ("signals", "crosssection")  # the modules its numbers depend on (stageio.code_version)
+#: version 3: a folder of its own (``<paths.runs>/signal/...``) through stageio.run_cached; 2: kurtosis,
+#: within-index metrics, per (window, seed) metrics
+SIGNAL = stageio.Stage("signal", 3, ("signals", "crosssection"))
+SIGNAL_FILE, WINDOWS_FILE = "signal.parquet", "signal_windows.parquet"
 
 
 @dataclass
@@ -66,8 +72,6 @@ def window_seed_metrics(preds, models: list[str], mad_k, panel, label: np.ndarra
     with ``signal.mad_k``) scored against the label on every test day of the window — the test RankIC and IC mean
     over all names and, for each ``members`` mask (``[T, N]`` point-in-time index membership), within the index.
     These are the pairs of the study's paired tests (``quantsam.report.tables.paired_test``)."""
-    import pandas as pd
-
     rows = []
     for k, pk in preds.groupby("seed", sort=True):
         dates, codes, scores = seed_averaged(pk)
@@ -90,52 +94,63 @@ def window_seed_metrics(preds, models: list[str], mad_k, panel, label: np.ndarra
     return pd.DataFrame(rows)
 
 
+@dataclass
+class SignalResult:
+    """What the signal stage computes: the long signal frame, its test metrics and the per (window, seed) rows."""
+
+    frame: pd.DataFrame
+    summary: dict
+    per_window: pd.DataFrame
+    predictions: str = ""
+
+    def save(self, directory: Path) -> None:
+        self.frame.to_parquet(directory / SIGNAL_FILE, index=False)
+        self.per_window.to_parquet(directory / WINDOWS_FILE, index=False)
+        (directory / "summary.json").write_text(json.dumps({"summary": self.summary, "predictions": self.predictions},
+                                                           indent=1, default=float))
+
+
+def signal_key(cfg: DictConfig, predictions_hash: str, data_fingerprint: str) -> str:
+    return SIGNAL.key(signal=OmegaConf.to_container(cfg.signal, resolve=True), predictions=predictions_hash,
+                      data=data_fingerprint, label=OmegaConf.to_container(cfg.features, resolve=True),
+                      universe=OmegaConf.to_container(cfg.universe, resolve=True))
+
+
+def compute_signal(cfg: DictConfig, preds: pd.DataFrame, market: Market, predictions: str = "") -> SignalResult:
+    dates, codes, scores = seed_averaged(preds)
+    models = list(cfg.signal.models)
+    score, z = combine_equal_weight(scores, models, cfg.signal.mad_k)
+    frame = to_long(dates, codes, {"score": score, **{m: z[m] for m in models}})
+    panel = market.panel()
+    rows = panel.dates.get_indexer(dates)
+    cols = panel.codes.get_indexer(codes)
+    label = market.label(cfg.features, cfg.universe)
+    metrics = test_metrics({"score": score, **{m: z[m] for m in models},
+                            **{f"raw_{m}": scores[m] for m in models}}, rows, cols, label)
+    members = market.index_members_masks()
+    for u, m in members.items():  # the combined signal within each index's point-in-time members
+        sub = test_metrics({"score": np.where(m[rows][:, cols], score, np.nan)}, rows, cols, label)
+        metrics.update({k.replace("test/", f"test_{u}/"): v for k, v in sub.items()})
+    per_window = window_seed_metrics(preds, models, cfg.signal.mad_k, panel, label, members)
+    return SignalResult(frame, metrics, per_window, predictions)
+
+
 def run_signal(cfg: DictConfig, predictions: Path, market: Market, run_id: str | None = None) -> SignalOutputs:
     predictions = Path(predictions)
-    out = predictions.parent / "signal.parquet"
-    metrics_file = predictions.parent / "signal_metrics.json"
-    manifest = predictions.parent / MANIFEST
-    fix = "rerun the training stage (make train) for this config"
-    preds, pred_hash = stageio.read_parquet_bytes(predictions, "predictions", fix)
-    key = stageio.stage_key("signal", SIGNAL_VERSION, signal=OmegaConf.to_container(cfg.signal, resolve=True),
-                            predictions=pred_hash, data=market.fingerprint,
-                            label=OmegaConf.to_container(cfg.features, resolve=True),
-                            universe=OmegaConf.to_container(cfg.universe, resolve=True))
-    tracker = Tracker(cfg.tracking)
-    with stageio.locked(out):
-        if stageio.is_done(manifest, key, code=stageio.code_version(*SIGNAL_CODE)):
-            metrics = stageio.read_json(metrics_file, "signal metrics", fix)
-            tracker.log_stage(run_id, metrics, out, None, only_if_missing=True)
-            log.info("signal: inputs unchanged (%s)", out)
-            return SignalOutputs(out, metrics, skipped=True)
-        stageio.invalidate(manifest)
-        dates, codes, scores = seed_averaged(preds)
-        models = list(cfg.signal.models)
-        score, z = combine_equal_weight(scores, models, cfg.signal.mad_k)
-        frame = to_long(dates, codes, {"score": score, **{m: z[m] for m in models}})
-        panel = market.panel()
-        rows = panel.dates.get_indexer(dates)
-        cols = panel.codes.get_indexer(codes)
-        metrics = test_metrics({"score": score, **{m: z[m] for m in models},
-                                **{f"raw_{m}": scores[m] for m in models}}, rows, cols,
-                               market.label(cfg.features, cfg.universe))
-        members = market.index_members_masks()
-        label = market.label(cfg.features, cfg.universe)
-        for u, m in members.items():  # the combined signal within each index's point-in-time members
-            sub = test_metrics({"score": np.where(m[rows][:, cols], score, np.nan)}, rows, cols, label)
-            metrics.update({k.replace("test/", f"test_{u}/"): v for k, v in sub.items()})
-        per_window = window_seed_metrics(preds, models, cfg.signal.mad_k, panel, label, members)
-        windows_file = predictions.parent / "signal_windows.parquet"
-        stageio.atomic_write_parquet(per_window, windows_file)
-        stageio.atomic_write_parquet(frame, out)
-        stageio.atomic_write_json(metrics_file, metrics)
-        stageio.write_manifest(manifest, "signal", key, [out, metrics_file, windows_file],
-                               data_fingerprint=market.fingerprint, code=stageio.code_version(*SIGNAL_CODE))
-    tracker.log_metrics(run_id, metrics)
-    tracker.log_artifact(run_id, out)
-    log.info("signal: test RankIC %.4f (ICIR %.2f), IC %.4f, median kurtosis %.1f — daily, against the training "
-             "label (T+1 -> T+%d %s) -> %s", metrics.get("test/rank_ic_mean", float("nan")),
-             metrics.get("test/rank_icir", float("nan")), metrics.get("test/ic_mean", float("nan")),
-             metrics.get("test/kurtosis_median", float("nan")), int(cfg.features.label_horizon) + 1,
-             cfg.features.label_price, out)
-    return SignalOutputs(out, metrics)
+    preds, pred_hash = stageio.read_parquet_bytes(predictions, "predictions",
+                                                  "rerun the training stage (make train) for this config")
+    key = signal_key(cfg, pred_hash, market.fingerprint)
+    out_dir = stageio.stage_dir(cfg.paths.runs, "signal", stageio.artifact_name(predictions), key)
+    c = stageio.run_cached(SIGNAL, out_dir, key, lambda: compute_signal(cfg, preds, market, str(predictions)),
+                           tracker=Tracker(cfg.tracking), run_id=run_id, artifact_path="signal",
+                           meta={"predictions": str(predictions), "data_fingerprint": market.fingerprint})
+    m = c.summary
+    if c.skipped:
+        log.info("signal: inputs unchanged (%s)", out_dir)
+    else:
+        log.info("signal: test RankIC %.4f (ICIR %.2f), IC %.4f, median kurtosis %.1f — daily, against the training "
+                 "label (T+1 -> T+%d %s) -> %s", m.get("test/rank_ic_mean", float("nan")),
+                 m.get("test/rank_icir", float("nan")), m.get("test/ic_mean", float("nan")),
+                 m.get("test/kurtosis_median", float("nan")), int(cfg.features.label_horizon) + 1,
+                 cfg.features.label_price, out_dir)
+    return SignalOutputs(out_dir / SIGNAL_FILE, m, skipped=c.skipped)

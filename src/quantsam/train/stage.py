@@ -468,10 +468,10 @@ def _run_train(cfg: DictConfig, market: Market, fs: FeatureSet, plan: TrainPlan,
     if cfg.get("rerun"):
         _abandoned(tracker, plan, kind)
         if plan.complete and plan.work.exists():
-            below = {d: len(list((plan.work / d).glob("*/*" if d == "backtest" else "*")))
-                     for d in ("factor_test", "backtest") if (plan.work / d).is_dir()}
-            log.warning("+rerun=true: deleting %s — the training and everything computed from it there: the signal%s",
-                        plan.work, "".join(f", {n} cached {d.replace('_', ' ')} result(s)" for d, n in below.items()))
+            # the signal, factor tests and backtests live in their own folders, keyed by the predictions' hash:
+            # a retrain that reproduces the predictions finds them again, one that changes them makes new ones
+            log.warning("+rerun=true: deleting the training %s (later stages' folders stay: they are keyed by what "
+                        "the retrain predicts)", plan.work)
             shutil.rmtree(plan.work)
         done = False
     if done:

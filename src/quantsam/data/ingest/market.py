@@ -52,14 +52,25 @@ def ingest_market(source: str, path: str | Path, out_dir: str | Path, preset: st
     """Load (``source`` = ``tidy`` | ``qlib``), validate, summarise and write ``out_dir`` all-or-nothing; returns
     (its DataRef, the ingest summary). For qlib, index members/weights/industry can come from a tidy folder
     (``tables_path``, preset layout)."""
-    params = dict(source=source, path=str(path), preset=preset, instruments=instruments, start=start, end=end,
-                  ffill_float_shares_days=int(ffill_float_shares_days), volume_is_adjusted=bool(volume_is_adjusted),
-                  tables_path=None if tables_path is None else str(tables_path))
+    params = ingest_params(source, path, preset, instruments, start, end, ffill_float_shares_days, volume_is_adjusted,
+                           tables_path)
     m, rep = load_source(**params)
-    ref = write_market(m, out_dir, ingest_key(source, params), extra_meta={"source": source, "ingest_report": rep,
-                                                                              "ingest_params": params})
+    ref = write_market(m, out_dir, ingest_key(source, params), extra_meta=ingest_meta(source, rep, params))
     log.info("ingested %s -> %s in %.0fs", path, ref.dir, rep["seconds"])
     return ref, rep
+
+
+def ingest_params(source: str, path: str | Path, preset: str = "shared_real", instruments: str = "all", start=None,
+                  end=None, ffill_float_shares_days: int = 250, volume_is_adjusted: bool = False,
+                  tables_path: str | Path | None = None) -> dict:
+    """The adapter parameters as :func:`load_source` takes them and :func:`ingest_key` hashes them."""
+    return dict(source=source, path=str(path), preset=preset, instruments=instruments, start=start, end=end,
+                ffill_float_shares_days=int(ffill_float_shares_days), volume_is_adjusted=bool(volume_is_adjusted),
+                tables_path=None if tables_path is None else str(tables_path))
+
+
+def ingest_meta(source: str, rep: dict, params: dict) -> dict:
+    return {"source": source, "ingest_report": rep, "ingest_params": params}
 
 
 def tidy_missing_effect() -> str:
