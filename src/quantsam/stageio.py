@@ -452,3 +452,49 @@ def run_cached(stage: Stage, out_dir: str | Path, key: str, compute: Callable[[]
     if tracker is not None and metrics:
         tracker.log_stage(run_id, metrics, out_dir, artifact_path)
     return Cached(out_dir, summary, metrics, False, res)
+
+
+@dataclass
+class InPlace:
+    """What :func:`run_in_place` hands back: ``status`` is ``computed``, ``reused`` (done before: ``result`` is what
+    ``on_reuse`` returned) or ``busy`` (another process holds the lock and ``wait`` was False)."""
+
+    status: str
+    result: Any = None
+
+
+def run_in_place(stage: str, key: str, compute: Callable[[], tuple[Any, Any]], *, lock: str | Path,
+                 manifest: str | Path | None = None, done: Callable[[], bool] | None = None, code: str | None = None,
+                 meta: dict | None = None, wait: bool = True, force: bool = False,
+                 on_force: Callable[[], None] | None = None, on_reuse: Callable[[], Any] | None = None) -> InPlace:
+    """The cached-run ritual for work whose outputs are written in place, piece by piece, so a crash can resume
+    (a training's units, checkpoints and its assembly) rather than swapped in as one folder (:func:`run_cached`).
+
+    Under ``<lock>.lock`` (``wait=False``: give up at once when another process holds it — ``busy``): the work is
+    done when ``manifest`` records ``key`` over intact outputs (:func:`is_done`, warning when ``code`` changed) — or,
+    without a manifest of its own, when ``done()`` says so — and then ``on_reuse()`` runs, still under the lock.
+    Otherwise (or with ``force``, after ``on_force()``) the manifest is removed first, ``compute()`` returns
+    ``(outputs, result)``, and the manifest over ``outputs`` is written last — so a crash leaves no "done" state."""
+    manifest = Path(manifest) if manifest is not None else None
+    from filelock import FileLock, Timeout
+
+    Path(lock).parent.mkdir(parents=True, exist_ok=True)
+    fl = FileLock(str(lock) + ".lock", timeout=6 * 3600 if wait else 0)
+    try:
+        fl.acquire()
+    except Timeout:
+        return InPlace("busy")
+    try:
+        if force:
+            if on_force is not None:
+                on_force()
+        elif (is_done(manifest, key, code=code) if manifest is not None else bool(done and done())):
+            return InPlace("reused", on_reuse() if on_reuse is not None else None)
+        if manifest is not None:
+            invalidate(manifest)
+        outputs, result = compute()
+        if manifest is not None:
+            write_manifest(manifest, stage, key, outputs, **({"code": code} if code else {}), **(meta or {}))
+        return InPlace("computed", result)
+    finally:
+        fl.release()

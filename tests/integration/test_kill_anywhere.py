@@ -63,7 +63,7 @@ def run_and_kill(argv: list[str], delay: float) -> None:
 def outputs(root: Path, stage: str) -> dict[str, object]:
     """The stage's results under ``root`` by relative path (frames for parquet, parsed summaries for JSON)."""
     pats = {"data": ["data/**/*.parquet"], "train": ["out/train/*/predictions.parquet", "out/train/*/predictions/*"],
-            "factor_test": ["out/train/*/factor_test/*/*.parquet"], "backtest": ["out/train/*/backtest/*/*/*.parquet"]}
+            "factor_test": ["out/factor_test/*/*.parquet"], "backtest": ["out/backtest/*/*/*.parquet"]}
     out = {}
     for pat in pats[stage]:
         for f in root.glob(pat):

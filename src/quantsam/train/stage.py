@@ -217,7 +217,8 @@ def unit_history(plan: TrainPlan, u: Unit) -> dict:
 
 def _train_unit(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, u: Unit, fc: FitConfig, device: torch.device,
                 on_epoch, bar, dev: DeviceFeatures | None = None) -> dict:
-    """Train one unit (resuming from its checkpoint) and write its outputs, then its manifest; returns its history."""
+    """Train one unit (resuming from its checkpoint) and write its outputs; returns (outputs, history) — the caller's
+    ritual writes the manifest (:func:`train_unit_cached`)."""
     w = plan.work
     seed = int(cfg.seed) * 1000 + u.k
     save_traj = str(cfg.trainer.save_trajectory)
@@ -239,10 +240,25 @@ def _train_unit(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, u: Unit, fc: F
             "grad_evals": res.grad_evals, "seconds": res.seconds, "device": str(device),
             **u.split.describe(fs.panel.dates)}
     stageio.atomic_write_json(outputs["history"], hist)
-    stageio.write_manifest(w / "units" / f"{u.tag}.json", "train_unit", _unit_key(plan, u), outputs,
-                           code=stageio.code_version(*TRAIN_CODE))
-    ckpt.unlink(missing_ok=True)
-    return hist
+    return outputs, hist
+
+
+def train_unit_cached(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, u: Unit, fc: FitConfig, device, on_epoch,
+                      bar, dev: DeviceFeatures | None = None, wait: bool = True, before=None) -> stageio.InPlace:
+    """One unit through the in-place ritual (:func:`quantsam.stageio.run_in_place`): under its lock, done when its
+    manifest (``units/<tag>.json``) records the unit's key; else ``before()`` (e.g. re-log a checkpoint's epochs),
+    train — resuming from its checkpoint — and write the manifest last; the checkpoint goes once it is."""
+    def compute():
+        if before is not None:
+            before()
+        return _train_unit(cfg, plan, fs, u, fc, device, on_epoch, bar, dev)
+
+    res = stageio.run_in_place("train_unit", _unit_key(plan, u), compute, lock=plan.work / "units" / u.tag,
+                               manifest=plan.work / "units" / f"{u.tag}.json", code=stageio.code_version(*TRAIN_CODE),
+                               wait=wait)
+    if res.status == "computed":
+        (plan.work / "checkpoints" / f"{u.tag}.pt").unlink(missing_ok=True)
+    return res
 
 
 def _epoch_metrics(freq: str, rec: dict) -> dict[str, float]:
@@ -293,20 +309,22 @@ def train_units(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, tracker: Track
     totals = {"grad_evals": 0, "seconds": 0.0}
     bar = _progress(cfg, len(plan.units), f"{plan.name} windows x models x seeds")
     for u in plan.units:
-        with stageio.locked(plan.work / "units" / u.tag):
-            if not unit_done(plan, u):
-                ck = plan.work / "checkpoints" / f"{u.tag}.pt"
-                if ck.exists() and cfg.trainer.checkpoint:  # resumed: log the epochs the checkpoint already holds
-                    _relog(tracker, run_id, step, u.freq, checkpoint.load(ck)["state"]["history"])
+        ck = plan.work / "checkpoints" / f"{u.tag}.pt"
 
-                def on_epoch(rec, freq=u.freq):
-                    tracker.log_metrics(run_id, _epoch_metrics(freq, rec), step=step[freq])
-                    step[freq] += 1
+        def resumed(u=u, ck=ck):  # resumed: log the epochs the checkpoint already holds
+            if ck.exists() and cfg.trainer.checkpoint:
+                _relog(tracker, run_id, step, u.freq, checkpoint.load(ck)["state"]["history"])
 
-                hist = _train_unit(cfg, plan, fs, u, fc, device, on_epoch, bar, dev)
-            else:
-                hist = unit_history(plan, u)
-                _relog(tracker, run_id, step, u.freq, hist["history"])
+        def on_epoch(rec, freq=u.freq):
+            tracker.log_metrics(run_id, _epoch_metrics(freq, rec), step=step[freq])
+            step[freq] += 1
+
+        res = train_unit_cached(cfg, plan, fs, u, fc, device, on_epoch, bar, dev, before=resumed)
+        if res.status == "computed":
+            hist = res.result
+        else:
+            hist = unit_history(plan, u)
+            _relog(tracker, run_id, step, u.freq, hist["history"])
         totals["grad_evals"] += hist["grad_evals"]
         totals["seconds"] += hist["seconds"]
         bar.update(1)
@@ -318,29 +336,22 @@ def claim_units(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, threads: int, 
                 label: str = "worker 0") -> int:
     """Train every unit of ``plan`` that is not done and that no other process holds, in the canonical order;
     with ``wait`` keep polling until every unit is done (units held by others finish there). Returns the count."""
-    from filelock import FileLock, Timeout
-
     device, dev = _device_setup(cfg, fs, threads)
     fc = _fit_config(cfg)
     pending = [u for u in plan.units if not unit_done(plan, u)]
     trained = 0
     while pending:
         for u in list(pending):
-            lock = FileLock(str(plan.work / "units" / u.tag) + ".lock", timeout=0)
-            try:
-                lock.acquire()
-            except Timeout:
+            t0 = time.perf_counter()
+            res = train_unit_cached(cfg, plan, fs, u, fc, device, None, None, dev, wait=False)
+            if res.status == "busy":
                 continue  # another worker trains it
-            try:
-                if not unit_done(plan, u):
-                    t0 = time.perf_counter()
-                    hist = _train_unit(cfg, plan, fs, u, fc, device, None, None, dev)
-                    trained += 1
-                    log.info("%s %s: %s, %d epochs (best %d, valid RankIC %.4f), %.0f s", plan.name, label, u.tag,
-                             len(hist["history"]), hist["best_epoch"], hist["best_valid_rank_ic"],
-                             time.perf_counter() - t0)
-            finally:
-                lock.release()
+            if res.status == "computed":
+                hist = res.result
+                trained += 1
+                log.info("%s %s: %s, %d epochs (best %d, valid RankIC %.4f), %.0f s", plan.name, label, u.tag,
+                         len(hist["history"]), hist["best_epoch"], hist["best_valid_rank_ic"],
+                         time.perf_counter() - t0)
             pending.remove(u)
         if pending and not wait:
             break
@@ -454,18 +465,10 @@ def run_train(cfg: DictConfig, market: Market) -> TrainOutputs:
     parent = parent_run_id(job_context().sweep_dir)
     kind = "train" if plan.complete else "fit"
     name = plan.name if plan.complete else f"{plan.name}-{plan.selection}"
-    # two identical commands at once: the second waits here, then finds the work done and reuses the first's MLflow
-    # run (instead of a second FINISHED run with the same key); other unit selections of the config run in parallel
-    with stageio.locked(plan.work.parent / ".locks" / f"{plan.work.name}.{plan.selection}"):
-        return _run_train(cfg, market, fs, plan, tracker, parent, kind, name, t0)
+    # two identical commands at once: the second waits on the lock, then finds the work done and reuses the first's
+    # MLflow run (instead of a second FINISHED run with the same key); other unit selections run in parallel
 
-
-def _run_train(cfg: DictConfig, market: Market, fs: FeatureSet, plan: TrainPlan, tracker: Tracker, parent: str | None,
-               kind: str, name: str, t0: float) -> TrainOutputs:
-    done = (stageio.is_done(plan.work / stageio.MANIFEST, plan.key, code=stageio.code_version(*TRAIN_CODE))
-            if plan.complete
-            else all(unit_done(plan, u) for u in plan.units))
-    if cfg.get("rerun"):
+    def redo() -> None:  # +rerun=true
         _abandoned(tracker, plan, kind)
         if plan.complete and plan.work.exists():
             # the signal, factor tests and backtests live in their own folders, keyed by the predictions' hash:
@@ -473,17 +476,32 @@ def _run_train(cfg: DictConfig, market: Market, fs: FeatureSet, plan: TrainPlan,
             log.warning("+rerun=true: deleting the training %s (later stages' folders stay: they are keyed by what "
                         "the retrain predicts)", plan.work)
             shutil.rmtree(plan.work)
-        done = False
-    if done:
+
+    def reuse() -> TrainOutputs:
         run_id = _reuse_run(cfg, plan, market, tracker, parent, kind, name)
         metrics = json.loads((plan.work / "metrics.json").read_text()) if plan.complete else {}
         log.info("%s: finished work with key %s exists (%s); skipping (+rerun=true forces)", name, plan.key, plan.work)
         return TrainOutputs(plan.work, plan.work / "predictions.parquet" if plan.complete else None, run_id, metrics,
                             skipped=True, complete=plan.complete)
+
+    def compute():
+        out = _train(cfg, market, fs, plan, tracker, parent, kind, name, t0)
+        return ([out.predictions, plan.work / "metrics.json", plan.work / "splits.json"] if plan.complete else []), out
+
+    res = stageio.run_in_place("train", plan.key, compute, lock=plan.work.parent / ".locks" / f"{plan.work.name}."
+                               f"{plan.selection}", manifest=plan.work / stageio.MANIFEST if plan.complete else None,
+                               done=None if plan.complete else lambda: all(unit_done(plan, u) for u in plan.units),
+                               code=stageio.code_version(*TRAIN_CODE), meta={"data_fingerprint": market.fingerprint},
+                               force=bool(cfg.get("rerun")), on_force=redo, on_reuse=reuse)
+    return res.result
+
+
+def _train(cfg: DictConfig, market: Market, fs: FeatureSet, plan: TrainPlan, tracker: Tracker, parent: str | None,
+           kind: str, name: str, t0: float) -> TrainOutputs:
+    """Train the plan's units under one MLflow run and assemble the predictions (the ritual around it:
+    :func:`run_train`)."""
     _abandoned(tracker, plan, kind)
     plan.work.mkdir(parents=True, exist_ok=True)
-    if plan.complete:
-        stageio.invalidate(plan.work / stageio.MANIFEST)
     stageio.atomic_write_text(plan.work / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     stageio.atomic_write_json(plan.work / "splits.json", [s.describe(fs.panel.dates) for s in plan.splits])
     with tracker.run(name, _tags(cfg, plan, market, kind), run_params(cfg), parent) as run_id:
@@ -502,9 +520,6 @@ def _run_train(cfg: DictConfig, market: Market, fs: FeatureSet, plan: TrainPlan,
         for sub in ("history", "predictions", "models"):
             tracker.log_artifact(run_id, plan.work / sub, sub)
         tracker.log_artifact(run_id, preds)
-        stageio.write_manifest(plan.work / stageio.MANIFEST, "train", plan.key,
-                               [preds, plan.work / "metrics.json", plan.work / "splits.json"],
-                               data_fingerprint=market.fingerprint, code=stageio.code_version(*TRAIN_CODE))
     log.info("%s: %d units, %d grad evals, %.0fs -> %s", name, len(plan.units), totals["grad_evals"],
              time.perf_counter() - t0, plan.work)
     return TrainOutputs(plan.work, preds, run_id, metrics)
