@@ -19,8 +19,9 @@ SWEEP  ?=
 
 # Every config group (and seed) becomes an override only when given on the make command line ($(origin) is
 # "command line"): a stray environment variable named `data` or `model` never leaks into a run.
-GROUPS := data universe features model optimizer trainer signal factor_test portfolio backtest tracking report launcher \
-          experiment seed
+# The groups are conf/'s folders (one per group; tune_space is given by `make tune` itself), so a new group needs no
+# edit here.
+GROUPS := $(filter-out tune_space experiment,$(patsubst conf/%/,%,$(sort $(wildcard conf/*/)))) experiment seed
 given = $(filter command line,$(origin $(1)))
 OVERRIDES = $(strip $(foreach k,$(GROUPS),$(if $(call given,$(k)),$(k)=$(value $(k)))) $(ARGS))
 # the same without `experiment` (targets that choose their own experiment unless one is given)

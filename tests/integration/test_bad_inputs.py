@@ -172,7 +172,8 @@ def signal_env(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("sig")
     cfg = compose(["data.n_stocks=60", "data.start=2018-01-01", "data.end=2020-06-30", f"paths.data={tmp}/data",
-                   "tracking.enabled=false", "factor_test.start=2019-06-01", "factor_test.end=2020-05-31"])
+                   f"paths.runs={tmp}/out", "tracking.enabled=false", "factor_test.start=2019-06-01",
+                   "factor_test.end=2020-05-31"])
     market = open_market(run_data(cfg))
     a = pd.read_parquet(market.dir / "alpha.parquet")
     a = a[a["date"] >= "2019-06-01"].rename(columns={"alpha": "score"})
@@ -243,7 +244,8 @@ def test_a_changed_signal_or_market_is_never_a_cache_hit(signal_env, tmp_path):
     assert not flipped.skipped and flipped.summary["rank_ic_mean"] == pytest.approx(-first.summary["rank_ic_mean"])
     sig.to_parquet(p, index=False)
     other = compose([*[f"{k}" for k in ("data.n_stocks=60", "data.start=2018-01-01", "data.end=2020-06-30")],
-                     f"paths.data={tmp}/data", "data.signal_strength=0.25", "tracking.enabled=false",
+                     f"paths.data={tmp}/data", f"paths.runs={tmp}/out", "data.signal_strength=0.25",
+                     "tracking.enabled=false",
                      "factor_test.start=2019-06-01", "factor_test.end=2020-05-31"])
     m2 = open_market(run_data(other))  # another market (same codes and dates): its own result
     assert m2.fingerprint != market.fingerprint

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from quantsam import stageio
 from quantsam.backtest.runner import industry_codes, risk_window, run_index_enhanced
-from quantsam.config.schema import INDEX_CODES
+from quantsam.config.schema import INDEX_CODES, non_result_keys
 from quantsam.errors import ConfigError
 from quantsam.features.market import Market
 from quantsam.paths import config_dir
@@ -65,7 +65,7 @@ def backtest_universes(cfg: DictConfig) -> dict[str, str]:
 
 def backtest_key(cfg: DictConfig, index_code: str, signal_hash: str, data_fingerprint: str) -> str:
     bc = OmegaConf.to_container(cfg.backtest, resolve=True)
-    for k in ("input", "universes", "workers"):  # which indices, from where, in how many lanes: not the numbers
+    for k in non_result_keys("backtest"):  # which indices, from where, in how many lanes: not the numbers
         bc.pop(k, None)
     return BACKTEST.key(portfolio=OmegaConf.to_container(cfg.portfolio, resolve=True),
                              backtest=bc, index=index_code, signal=signal_hash, data=data_fingerprint)

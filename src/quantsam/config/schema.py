@@ -28,20 +28,118 @@ INDEX_CODES = {"csi300": "000300.SH", "csi500": "000905.SH", "csi1000": "000852.
 KLINE_FIELDS = ("open", "high", "low", "close", "vwap", "volume")
 #: features.normalize: the source's z-score, or the robust z-score clipped at +-3 (features.kline.normalize_window)
 NORMALIZE_METHODS = ("zscore", "robust")
+#: universe names (conf/universe/<name>.yaml): all A-shares, or one benchmark index
+UNIVERSES = ("all", *INDEX_CODES)
+#: data.source: the embedded synthetic market, a directory written elsewhere, or an adapter over the user's export
+DATA_SOURCES = ("synthetic", "dir", "tidy", "qlib")
+
+
+# ---- config facts, written once ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Fact:
+    """What one config key may hold and what it does, written once beside its default: its allowed values (``choices``
+    or a numeric range ``lo``/``hi``, open or closed; ``integer``; ``date``; ``nullable``), whether it changes
+    results (``result=False``: left out of its stage's cache key), whether it joins the key only when set away
+    from its default (``key_if_set``: added after work was done, so that work stays valid) and the fix a wrong value
+    is told (``fix``; else worded from the rule). :mod:`quantsam.config.validate` checks every key from its fact;
+    the stages' keys read :func:`non_result_keys` / :func:`key_if_set`."""
+
+    choices: tuple | None = None
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    integer: bool = False
+    date: bool = False
+    nullable: bool = False
+    result: bool = True
+    key_if_set: bool = False
+    fix: str | None = None
+
+    def ok(self, v: Any) -> bool:
+        import math
+
+        if v is None:
+            return self.nullable
+        if self.choices is not None:
+            return v in self.choices
+        if self.date:
+            import pandas as pd
+
+            try:
+                pd.Timestamp(str(v))
+            except (ValueError, TypeError):
+                return False
+            return True
+        if self.lo is None and self.hi is None and not self.integer:
+            return True
+        if isinstance(v, bool) or not isinstance(v, int | float) or (self.integer and not isinstance(v, int)):
+            return False
+        if not math.isfinite(v):
+            return False
+        if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo):
+            return False
+        return self.hi is None or (v < self.hi if self.hi_open else v <= self.hi)
+
+    def describe(self) -> str:
+        """The fix: what the value must be, in words (``fix`` when given)."""
+        if self.fix:
+            return self.fix
+        null = "null or " if self.nullable else ""
+        if self.choices is not None:
+            words = [str(c).lower() if isinstance(c, bool) else str(c) for c in self.choices]
+            return null + (" or ".join(words) if len(words) <= 2 else ", ".join(words[:-1]) + f" or {words[-1]}")
+        if self.date:
+            return "a date (YYYY-MM-DD)" + (" or null" if self.nullable else "")
+        what = "an integer" if self.integer else "a finite number"
+        if self.lo is not None and self.hi is not None:
+            if self.integer and not (self.lo_open or self.hi_open):
+                return f"{null}{what} in [{self.lo:g}, {self.hi:g}]"
+            return f"{null}in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+        if self.lo is not None:
+            return f"{null}{what} {'>' if self.lo_open else '>='} {self.lo:g}"
+        if self.hi is not None:
+            return f"{null}{what} {'<' if self.hi_open else '<='} {self.hi:g}"
+        return f"{null}{what}"
+
+
+def fact(default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING, **facts: Any):
+    """A schema field with its :class:`Fact`: ``x: int = fact(63, lo=0, integer=True)``."""
+    meta = {"fact": Fact(**{k: tuple(v) if k == "choices" else v for k, v in facts.items()})}
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def facts_of(schema: type) -> dict[str, Fact]:
+    """Every field of a group schema that carries a :class:`Fact`, by name."""
+    return {f.name: f.metadata["fact"] for f in dataclasses.fields(schema) if "fact" in f.metadata}
+
+
+def non_result_keys(group: str) -> tuple[str, ...]:
+    """The keys of ``group`` that change no number (``result=False``): out of their stage's cache key."""
+    return tuple(k for k, f in facts_of(GROUP_SCHEMAS[group]).items() if not f.result)
+
+
+def key_if_set(group: str) -> tuple[tuple[str, Any], ...]:
+    """(key, default) of the keys of ``group`` that join the stage key only when set away from their default."""
+    defaults = defaults_of(GROUP_SCHEMAS[group])
+    return tuple((k, defaults[k]) for k, f in facts_of(GROUP_SCHEMAS[group]).items() if f.key_if_set)
 
 
 @dataclass
 class DataConfig:
-    source: str = "synthetic"  # synthetic | tidy | qlib | dir
-    seed: int = 0
-    n_stocks: int = 2000
-    start: str | None = "2014-01-01"
-    end: str | None = "2024-09-30"
-    n_industries: int = 30
+    source: str = fact("synthetic", choices=DATA_SOURCES)
+    seed: int = fact(0, lo=0, integer=True)
+    n_stocks: int = fact(2000, lo=20, integer=True)
+    start: str | None = fact("2014-01-01", date=True, nullable=True)
+    end: str | None = fact("2024-09-30", date=True, nullable=True)
+    n_industries: int = fact(30, lo=1, hi=30, integer=True)
     # calibrated to the real market (README "The synthetic market", scripts/market_stats.py); data=synthetic_strong
     # is the earlier, easy market (signal_strength 1.0, no jumps) that fast tests use
-    signal_strength: float = 0.5
-    jump_rate: float = 0.02  # per stock-day probability of a news jump (limit moves, fat tails, short-term reversal)
+    signal_strength: float = fact(0.5, lo=0)
+    # per stock-day probability of a news jump (limit moves, fat tails, short-term reversal)
+    jump_rate: float = fact(0.02, lo=0, hi=0.2, fix="a probability in [0, 0.2]")
     # where the market directory lives: keyed by every generator parameter (its manifest also records them and the
     # generator version, so a directory written with other parameters is regenerated, never reused)
     dir: str = ("${paths.data}/synthetic/s${data.seed}-n${data.n_stocks}-${data.start}-${data.end}"
@@ -51,14 +149,14 @@ class DataConfig:
     instruments: str = "all"  # qlib: instruments/<name>.txt
     volume_is_adjusted: bool = False  # qlib: volume stored as volume / factor (Yahoo-collected cn_data)
     tables_path: str | None = None  # qlib: a tidy folder with index members / weights / industry
-    ffill_float_shares_days: int = 250
+    ffill_float_shares_days: int = fact(250, lo=0, integer=True)
 
 
 @dataclass
 class UniverseConfig:
-    name: str = "all"
+    name: str = fact("all", choices=UNIVERSES)
     index_code: str | None = None
-    min_listed_days: int = 63  # exclude names listed for fewer trading days [methodology: S]
+    min_listed_days: int = fact(63, lo=0, integer=True)  # exclude names listed for fewer trading days [methodology: S]
     exclude_st: bool = True
     train_on_members: bool = False  # true: train/predict on the index members only (default: all A-shares)
 
@@ -66,137 +164,163 @@ class UniverseConfig:
 @dataclass
 class FeaturesConfig:
     fields: list[str] = field(default_factory=lambda: ["open", "high", "low", "close", "vwap", "volume"])
-    daily_window: int = 30  # days [C]
-    weekly_window: int = 30  # weeks [I]
-    label_horizon: int = 10  # label = return t+1 -> t+11 [S]
-    label_price: str = "close"  # close | vwap
+    daily_window: int = fact(30, lo=2, hi=1000, integer=True)  # days [C]
+    weekly_window: int = fact(30, lo=2, hi=200, integer=True)  # weeks [I]
+    label_horizon: int = fact(10, lo=1, hi=250, integer=True)  # label = return t+1 -> t+11 [S]
+    label_price: str = fact("close", choices=("close", "vwap"))
     # zscore: each window / its last value, z-scored across names [S]; robust: median / 1.4826 MAD, clipped at +-3
     # (qlib RobustZScoreNorm) — quantsam.features.kline.normalize_window
-    normalize: str = "zscore"
+    normalize: str = fact("zscore", choices=NORMALIZE_METHODS, key_if_set=True)
 
 
 @dataclass
 class ModelConfig:
     name: str = "gru"
     input_size: int = 6
-    hidden_size: int = 64  # [C dims]
-    num_layers: int = 2
-    dropout: float = 0.0
+    hidden_size: int = fact(64, lo=1, integer=True)  # [C dims]
+    num_layers: int = fact(2, lo=1, integer=True)
+    dropout: float = fact(0.0, lo=0, hi=1, hi_open=True)
     frequencies: list[str] = field(default_factory=lambda: ["daily", "weekly"])  # two models trained separately
 
 
 @dataclass
 class TrainerConfig:
-    max_epochs: int = 100  # [S]
-    patience: int = 10  # [S]
-    loss: str = "ic"  # ic (negative Pearson IC of one day's cross-section) | mse
-    sample_every: int = 5  # sample dates every 5th trading day [S]
-    max_names_per_batch: int | None = None  # cap on names per one-day batch (random subset); null = all
+    max_epochs: int = fact(100, lo=1, integer=True)  # [S]
+    patience: int = fact(10, lo=1, integer=True)  # [S]
+    loss: str = fact("ic", choices=("ic", "mse"))  # ic (negative Pearson IC of one day's cross-section) | mse
+    sample_every: int = fact(5, lo=1, integer=True)  # sample dates every 5th trading day [S]
+    # cap on names per one-day batch (random subset); null = all
+    max_names_per_batch: int | None = fact(None, lo=3, integer=True, nullable=True,
+                                           fix="null (all names) or an integer >= 3")
     # validate on at most this many names per date (a fixed random subset per date); null = all [S]
-    valid_names: int | None = None
+    valid_names: int | None = fact(None, lo=3, integer=True, nullable=True, key_if_set=True,
+                                   fix="null (all names) or an integer >= 3")
     shuffle_dates: bool = True
     train_days: int = 1512  # 6 years x 252 [S]
     valid_days: int = 504  # 2 years [S]
-    test_days: int = 126  # test block; retrain every half year [S]
+    test_days: int = fact(126, lo=1, integer=True)  # test block; retrain every half year [S]
     purge_days: int = 10  # drop the last 10 trading days of train and valid (label overlap) [S]
-    test_start: str = "2017-01-01"  # first test date [C window]
-    test_end: str | None = None  # null = data end
-    max_windows: int | None = None  # limit the number of rolling windows (null = all)
-    n_seeds: int = 3  # seeds per model, predictions averaged [S]
-    grad_clip: float | None = None  # max global grad norm of the update direction, or null
+    test_start: str = fact("2017-01-01", date=True)  # first test date [C window]
+    test_end: str | None = fact(None, date=True, nullable=True)  # null = data end
+    # limit the number of rolling windows (null = all)
+    max_windows: int | None = fact(None, lo=1, integer=True, nullable=True,
+                                   fix="null (all windows) or an integer >= 1")
+    n_seeds: int = fact(3, lo=1, integer=True)  # seeds per model, predictions averaged [S]
+    # max global grad norm of the update direction, or null
+    grad_clip: float | None = fact(None, lo=0, lo_open=True, nullable=True)
     # one fit = one job: train only these windows / models / seed indices of this config (null = all) and stop
     # before assembling; a later run of the full config finds those units done (see README "Fine-grained jobs")
-    windows: list[int] | None = None
-    models: list[str] | None = None
-    seeds: list[int] | None = None
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    windows: list[int] | None = fact(None, result=False)
+    models: list[str] | None = fact(None, result=False)
+    seeds: list[int] | None = fact(None, result=False)
+    device: str = fact("auto", result=False)  # auto | cpu | cuda | cuda:N
     # GPU path: the bars resident on the device, windows gathered there (features.device_windows); auto = on CUDA
-    device_data: Any = "auto"  # auto | true | false
-    precision: str = "fp32"  # fp32 | bf16 (torch.autocast around the forward passes; the loss in fp32)
-    deterministic: bool = True  # CUDA: cudnn.deterministic + deterministic algorithms; false: cudnn.benchmark (faster)
-    num_threads: int | None = None  # torch CPU threads; null = cores (or cores / jobs under the joblib launcher)
+    device_data: Any = fact("auto", choices=("auto", True, False), result=False)
+    # fp32 | bf16 (torch.autocast around the forward passes; the loss in fp32)
+    precision: str = fact("fp32", choices=("fp32", "bf16"), key_if_set=True)
+    # CUDA: cudnn.deterministic + deterministic algorithms; false: cudnn.benchmark (faster)
+    deterministic: bool = fact(True, choices=(True, False), result=False)
+    # torch CPU threads; null = cores (or cores / jobs under the joblib launcher)
+    num_threads: int | None = fact(None, lo=1, integer=True, nullable=True, result=False)
     # local worker processes that share this config's units (each takes the next unit no one holds; 1 torch thread
     # each unless num_threads is set): 2 x 1 thread beats 1 x 2 threads on 2 cores (scripts/bench/real_fit.py)
-    workers: int = 1
-    progress: Any = "auto"  # auto (only on a TTY) | true | false
-    checkpoint: bool = True
-    cache_mb: float = 1024.0  # byte budget for normalised batches kept across epochs (windows are built lazily)
-    save_trajectory: str = "first"  # per-epoch weights for the loss landscape: first | all | none
+    workers: int = fact(1, lo=1, integer=True, result=False)
+    progress: Any = fact("auto", choices=("auto", True, False), result=False)  # auto: only on a TTY
+    checkpoint: bool = fact(True, choices=(True, False), result=False)
+    # byte budget for normalised batches kept across epochs (windows are built lazily)
+    cache_mb: float = fact(1024.0, lo=0, result=False)
+    # per-epoch weights for the loss landscape
+    save_trajectory: str = fact("first", choices=("first", "all", "none"), result=False)
 
 
 @dataclass
 class SignalConfig:
-    method: str = "equal_weight"  # per-day z-score of each model's prediction, equal weight [C structure, I z-score]
+    # per-day z-score of each model's prediction, equal weight [C structure, I z-score]
+    method: str = fact("equal_weight", choices=("equal_weight",))
     models: list[str] = field(default_factory=lambda: ["daily", "weekly"])
     # winsorise each model's seed-averaged prediction per date at median +- mad_k x MAD before its z-score
     # (null: the source's plain z-score); the factor test's own winsorisation is factor_test.mad_k
-    mad_k: float | None = None
+    mad_k: float | None = fact(None, lo=0, lo_open=True, nullable=True)
 
 
 @dataclass
 class FactorTestConfig:
-    rebalance_every: int = 5
-    horizon: int = 5  # forward return T+1 -> T+6
-    price: str = "vwap"  # vwap | close
-    n_quantiles: int = 10
-    mad_k: float | None = 5.0  # winsorise at median +- 5 MAD (null: no winsorisation)
+    rebalance_every: int = fact(5, lo=1, integer=True)
+    horizon: int = fact(5, lo=1, integer=True)  # forward return T+1 -> T+6
+    price: str = fact("vwap", choices=("vwap", "close"))
+    n_quantiles: int = fact(10, lo=2, integer=True)
+    # winsorise at median +- 5 MAD (null: no winsorisation)
+    mad_k: float | None = fact(5.0, lo=0, lo_open=True, nullable=True)
     neutralize: list[str] = field(default_factory=lambda: ["industry", "size"])
     ic_decay_horizons: list[int] = field(default_factory=lambda: [1, 5, 10, 20])
-    start: str | None = "2017-01-01"  # [C window]; clipped to the signal's dates
-    end: str | None = "2024-09-30"
-    min_listed_days: int = 63
+    start: str | None = fact("2017-01-01", date=True, nullable=True)  # [C window]; clipped to the signal's dates
+    end: str | None = fact("2024-09-30", date=True, nullable=True)
+    min_listed_days: int = fact(63, lo=0, integer=True)
     style_diagnostics: bool = True  # the signal's per-date correlation with each style exposure
-    input: str | None = None  # standalone: signal parquet, training work dir, or MLflow run id
+    # standalone: signal parquet, signal folder, training work dir, or MLflow run id
+    input: str | None = fact(None, result=False)
 
 
 @dataclass
 class PortfolioConfig:
-    min_index_weight: float = 0.80
-    max_active: float = 0.008
-    industry_tol: float = 0.02
-    size_tol: float = 0.2
-    max_turnover: float = 0.30
-    n_extra_candidates: int = 250  # best-scored non-constituents added to the candidates [I]
+    min_index_weight: float = fact(0.80, lo=0, hi=1)
+    max_active: float = fact(0.008, lo=0, lo_open=True, hi=1)
+    industry_tol: float = fact(0.02, lo=0, lo_open=True)
+    size_tol: float = fact(0.2, lo=0, lo_open=True)
+    max_turnover: float = fact(0.30, lo=0, lo_open=True, hi=2)
+    n_extra_candidates: int = fact(250, lo=0, integer=True)  # best-scored non-constituents added to the candidates [I]
     # where they come from: all = any traded A-share; neighbours = names of the index's size (float cap within the
     # constituents' range, listed >= 63 days, not ST), as enhanced funds hold out-of-index names
-    extra_pool: str = "all"
+    extra_pool: str = fact("all", choices=("all", "neighbours"))
     # risk control (issue: style bets on real data). Empty / null = the AI-84 LP: only the size bound above
     style_bounds: dict[str, float] = field(default_factory=dict)  # |active exposure| per style (features.styles)
-    te_target: float | None = None  # annualised ex-ante tracking error limit through the factor risk model
-    risk_halflife: float = 90.0  # EWMA half-life (days) of factor covariance and specific variance [CNE5]
-    risk_history: int = 504  # days of factor returns before the backtest start that warm the risk model
+    # annualised ex-ante tracking error limit through the factor risk model
+    te_target: float | None = fact(None, lo=0, lo_open=True, hi=0.5, nullable=True,
+                                   fix="null (no risk model constraint) or an annualised tracking error in (0, 0.5], "
+                                       "e.g. 0.05")
+    # EWMA half-life (days) of factor covariance and specific variance [CNE5]
+    risk_halflife: float = fact(90.0, lo=0, lo_open=True, fix="a number of days > 0")
+    # days of factor returns before the backtest start that warm the risk model
+    risk_history: int = fact(504, lo=63, integer=True)
     # volatility regime adjustment of the risk model (USE4 / CNE5): half-life (days) of the bias-statistic EWMA that
     # scales factor covariance and specific variance (quantsam.portfolio.risk.vra_multipliers); null = off
-    risk_vra_halflife: float | None = None
+    risk_vra_halflife: float | None = fact(None, lo=0, lo_open=True, nullable=True,
+                                           fix="null (off) or a number of days > 0")
     # when a rebalance is infeasible: turnover_first frees turnover, then the risk bounds; graded widens the risk
     # bounds x1.5/x2/x3, then allows turnover x1.5/x2, then the same chain (quantsam.portfolio.problem.GRADED_STEPS)
-    relax: str = "turnover_first"
+    relax: str = fact("turnover_first", choices=("turnover_first", "graded"))
     # direct: the problem's matrices handed to HiGHS (LP) / Clarabel (SOCP) — fast (see quantsam.portfolio.direct);
     # cvxpy: the same model compiled once with parameters, solved by `solver` (then `fallback_solver`) — change it there
-    backend: str = "direct"
+    backend: str = fact("direct", choices=("direct", "cvxpy"))
     solver: str = "CLARABEL"
     fallback_solver: str = "HIGHS"
 
 
 @dataclass
 class BacktestConfig:
-    rebalance_every: int = 5
-    fill_price: str = "vwap"
-    cost_per_side: float = 0.002  # 0.2% per side on traded value [S]
-    stamp_duty: float = 0.0  # extra cost on sold value (e.g. 0.0005); 0 = all in cost_per_side
-    lot_size: int | None = None  # e.g. 100 shares, with capital set
-    capital: float | None = None
-    start: str | None = "2016-12-30"
-    end: str | None = "2024-09-30"
-    universes: list[str] = field(default_factory=lambda: ["csi300", "csi500", "csi1000"])
+    rebalance_every: int = fact(5, lo=1, integer=True)
+    fill_price: str = fact("vwap", choices=("vwap", "close", "open"))
+    cost_per_side: float = fact(0.002, lo=0, hi=0.05)  # 0.2% per side on traded value [S]
+    # extra cost on sold value (e.g. 0.0005); 0 = all in cost_per_side
+    stamp_duty: float = fact(0.0, lo=0, hi=0.05)
+    # e.g. 100 shares, with capital set
+    lot_size: int | None = fact(None, lo=1, integer=True, nullable=True,
+                                fix="null or an integer >= 1 (with backtest.capital)")
+    capital: float | None = fact(None, lo=0, lo_open=True, nullable=True)
+    start: str | None = fact("2016-12-30", date=True, nullable=True)
+    end: str | None = fact("2024-09-30", date=True, nullable=True)
+    # which indices (each index's numbers do not depend on the others)
+    universes: list[str] = fact(factory=lambda: ["csi300", "csi500", "csi1000"], result=False)
     # the benchmark's basis: total_return = index weights (published, else float-cap within membership) x adjusted
     # returns, dividends reinvested, as the portfolio earns; price_index = the index's own daily series (no dividends)
-    benchmark: str = "total_return"
+    benchmark: str = fact("total_return", choices=("total_return", "price_index"))
     attribution: bool = True  # active return by industry, style, specific and costs (needs the styles)
-    input: str | None = None  # standalone: signal parquet, training work dir or MLflow run id
+    # standalone: signal parquet, signal folder, training work dir or MLflow run id
+    input: str | None = fact(None, result=False)
     # the indices not yet done run in this many spawned processes of one thread each (same numbers; not in the key):
     # on 2 cores, 2 overlaps CSI1000's backtest with CSI300's and CSI500's
-    workers: int = 1
+    workers: int = fact(1, lo=1, integer=True, result=False,
+                        fix="an integer >= 1 (processes backtesting the indices side by side)")
 
 
 @dataclass
@@ -213,12 +337,12 @@ class ReportConfig:
     sweep_dir: str | None = None  # `make report SWEEP=<multirun dir>` re-renders an existing study
     landscape: bool = True  # loss landscape + sharpness diagnostics (AdamW vs landscape_vs)
     landscape_vs: str = "gsam"  # the SAM-family model drawn beside AdamW (first one present if missing)
-    landscape_grid: int = 9  # grid points per axis
+    landscape_grid: int = fact(9, lo=2, integer=True)  # grid points per axis
     landscape_span: float = 1.0  # grid covers [-span, span] x the trajectory's extent on each PCA axis
-    landscape_names: int = 200  # names per date in the landscape / sharpness samples
-    landscape_days: int = 12  # dates (evenly spaced) from the training / test period
-    sharpness_rho: float = 0.05  # radius of the rho-ball sharpness
-    power_iters: int = 10  # Hessian power iterations
+    landscape_names: int = fact(200, lo=3, integer=True)  # names per date in the landscape / sharpness samples
+    landscape_days: int = fact(12, lo=1, integer=True)  # dates (evenly spaced) from the training / test period
+    sharpness_rho: float = fact(0.05, lo=0, lo_open=True)  # radius of the rho-ball sharpness
+    power_iters: int = fact(10, lo=1, integer=True)  # Hessian power iterations
 
 
 #: group name -> schema. The optimizer group is checked against the optimizer registry instead (its keys vary).

@@ -2,7 +2,8 @@
 
 Three layers, all collected into one :class:`~quantsam.errors.ConfigError`: unknown keys (with "did you mean") and
 wrong types per group schema; the optimizer's values checked by building it on a dummy parameter (so config and code
-cannot drift); and value rules (ranges, parseable dates, cross-field constraints) below.
+cannot drift); and value rules — each key's range or choices from its :class:`~quantsam.config.schema.Fact` in the
+schema (written once, beside its default), plus the cross-field and structured rules below.
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ import pandas as pd
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from quantsam.config.schema import GROUP_SCHEMAS, KLINE_FIELDS, NORMALIZE_METHODS, STYLES
+from quantsam.config.schema import DATA_SOURCES, GROUP_SCHEMAS, KLINE_FIELDS, STYLES, UNIVERSES, facts_of
 from quantsam.errors import ConfigError
 
-UNIVERSES = ("all", "csi300", "csi500", "csi1000")
-DATA_SOURCES = ("synthetic", "dir", "tidy", "qlib")
+__all__ = ["DATA_SOURCES", "UNIVERSES", "validate"]
 #: tracking URI schemes MLflow serves (the plain file store is rejected by current MLflow)
 TRACKING_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks")
 
@@ -113,53 +113,22 @@ def _rules(cfg: DictConfig) -> list[tuple[str, Callable[[], bool], str | Callabl
     (evaluated only when needed)."""
     g = cfg.get
     d, f, m, t = g("data", {}), g("features", {}), g("model", {}), g("trainer", {})
-    ft, pf, bt, u = g("factor_test", {}), g("portfolio", {}), g("backtest", {}), g("universe", {})
-    tk, rp, sg = g("tracking", {}), g("report", {}), g("signal", {})
+    ft, pf, bt = g("factor_test", {}), g("portfolio", {}), g("backtest", {})
+    tk, sg = g("tracking", {}), g("signal", {})
     freqs = list(m.get("frequencies", []) or [])
     return [
         ("seed", lambda: _int_at_least(g("seed"), 0), "an integer >= 0"),
-        # data
-        ("data.source", lambda: d.get("source") in DATA_SOURCES, f"one of {list(DATA_SOURCES)}"),
-        ("data.n_stocks", lambda: _int_at_least(d.get("n_stocks"), 20), "an integer >= 20"),
-        ("data.n_industries", lambda: 1 <= int(d.get("n_industries")) <= 30, "an integer in [1, 30]"),
-        ("data.signal_strength", lambda: _num(d.get("signal_strength")) >= 0, "a finite number >= 0"),
-        ("data.jump_rate", lambda: 0 <= _num(d.get("jump_rate")) <= 0.2, "a probability in [0, 0.2]"),
-        ("data.start", lambda: _date_or_null(d.get("start")), "a date (YYYY-MM-DD) or null"),
-        ("data.end", lambda: _date_or_null(d.get("end")), "a date (YYYY-MM-DD) or null"),
+        # cross-field and structured rules; every single-key rule comes from the schema's facts (_fact_rules)
         ("data.start", lambda: d.get("end") is None or d.get("start") is None
          or pd.Timestamp(str(d.get("start"))) < pd.Timestamp(str(d.get("end"))), "a date before data.end"),
         ("data.path", lambda: d.get("source") not in ("tidy", "qlib") or bool(d.get("path")),
          "the folder with your data when data.source is tidy or qlib"),
-        ("data.ffill_float_shares_days", lambda: _int_at_least(d.get("ffill_float_shares_days"), 0), "an integer >= 0"),
-        # universe, features, model
-        ("universe.name", lambda: u.get("name") in UNIVERSES, f"one of {list(UNIVERSES)}"),
-        ("universe.min_listed_days", lambda: _int_at_least(u.get("min_listed_days"), 0), "an integer >= 0"),
         ("features.fields", lambda: set(f.get("fields", [])) <= set(KLINE_FIELDS) and len(f.get("fields", [])) > 0,
          f"a non-empty subset of {list(KLINE_FIELDS)}"),
-        ("features.daily_window", lambda: 2 <= int(f.get("daily_window")) <= 1000, "an integer in [2, 1000]"),
-        ("features.weekly_window", lambda: 2 <= int(f.get("weekly_window")) <= 200, "an integer in [2, 200]"),
-        ("features.label_horizon", lambda: 1 <= int(f.get("label_horizon")) <= 250, "an integer in [1, 250]"),
-        ("features.label_price", lambda: f.get("label_price") in ("close", "vwap"), "close or vwap"),
-        ("features.normalize", lambda: f.get("normalize") in NORMALIZE_METHODS, " or ".join(NORMALIZE_METHODS)),
         ("model.input_size", lambda: int(m.get("input_size", 0)) == len(f.get("fields", [])),
          f"equal to the number of features.fields ({len(f.get('fields', []))})"),
-        ("model.hidden_size", lambda: _int_at_least(m.get("hidden_size"), 1), "an integer >= 1"),
-        ("model.num_layers", lambda: _int_at_least(m.get("num_layers"), 1), "an integer >= 1"),
-        ("model.dropout", lambda: 0.0 <= _num(m.get("dropout")) < 1.0, "in [0, 1)"),
         ("model.frequencies", lambda: len(freqs) > 0 and set(freqs) <= {"daily", "weekly"},
          "a non-empty subset of [daily, weekly]"),
-        # trainer
-        ("trainer.loss", lambda: t.get("loss") in ("ic", "mse"), "ic or mse"),
-        ("trainer.max_epochs", lambda: _int_at_least(t.get("max_epochs"), 1), "an integer >= 1"),
-        ("trainer.patience", lambda: _int_at_least(t.get("patience"), 1), "an integer >= 1"),
-        ("trainer.sample_every", lambda: _int_at_least(t.get("sample_every"), 1), "an integer >= 1"),
-        ("trainer.n_seeds", lambda: _int_at_least(t.get("n_seeds"), 1), "an integer >= 1"),
-        ("trainer.max_names_per_batch", lambda: t.get("max_names_per_batch") is None
-         or _int_at_least(t.get("max_names_per_batch"), 3), "null (all names) or an integer >= 3"),
-        ("trainer.valid_names", lambda: t.get("valid_names") is None or _int_at_least(t.get("valid_names"), 3),
-         "null (all names) or an integer >= 3"),
-        ("trainer.max_windows", lambda: t.get("max_windows") is None or _int_at_least(t.get("max_windows"), 1),
-         "null (all windows) or an integer >= 1"),
         ("trainer.windows", lambda: _ints_or_null(t.get("windows")),
          "null (all) or a non-empty list of window indices >= 0, e.g. [3]"),
         ("trainer.models", lambda: t.get("models") is None or (len(t.get("models")) > 0
@@ -173,91 +142,39 @@ def _rules(cfg: DictConfig) -> list[tuple[str, Callable[[], bool], str | Callabl
          "well above trainer.purge_days"),
         ("trainer.valid_days", lambda: int(t.get("valid_days")) > int(t.get("purge_days")) + 5,
          "above trainer.purge_days"),
-        ("trainer.test_days", lambda: _int_at_least(t.get("test_days"), 1), "an integer >= 1"),
-        ("trainer.test_start", lambda: t.get("test_start") is not None and _date_or_null(t.get("test_start")),
-         "a date (YYYY-MM-DD)"),
-        ("trainer.test_end", lambda: _date_or_null(t.get("test_end")), "a date (YYYY-MM-DD) or null"),
         ("trainer.device", lambda: str(t.get("device")) in ("auto", "cpu", "cuda")
          or str(t.get("device")).startswith("cuda:"), "auto, cpu, cuda or cuda:N"),
-        ("trainer.num_threads", lambda: t.get("num_threads") is None or _int_at_least(t.get("num_threads"), 1),
-         "null or an integer >= 1"),
-        ("trainer.workers", lambda: _int_at_least(t.get("workers"), 1), "an integer >= 1"),
-        ("trainer.progress", lambda: t.get("progress") in ("auto", True, False), "auto, true or false"),
-        ("trainer.device_data", lambda: t.get("device_data") in ("auto", True, False), "auto, true or false"),
-        ("trainer.precision", lambda: t.get("precision") in ("fp32", "bf16"), "fp32 or bf16"),
-        ("trainer.deterministic", lambda: isinstance(t.get("deterministic"), bool), "true or false"),
-        ("trainer.cache_mb", lambda: _num(t.get("cache_mb")) >= 0, "a finite number >= 0"),
-        ("trainer.save_trajectory", lambda: t.get("save_trajectory") in ("first", "all", "none"),
-         "first, all or none"),
-        ("trainer.grad_clip", lambda: t.get("grad_clip") is None or _num(t.get("grad_clip")) > 0,
-         "null or a finite number > 0"),
-        # signal
-        ("signal.method", lambda: sg.get("method") == "equal_weight", "equal_weight"),
-        ("signal.mad_k", lambda: sg.get("mad_k") is None or _num(sg.get("mad_k")) > 0, "null or a number > 0"),
         ("signal.models", lambda: len(sg.get("models", [])) > 0 and set(sg.get("models")) <= set(freqs),
          f"a non-empty subset of model.frequencies {freqs}"),
-        # factor test
-        ("factor_test.rebalance_every", lambda: _int_at_least(ft.get("rebalance_every"), 1), "an integer >= 1"),
-        ("factor_test.horizon", lambda: _int_at_least(ft.get("horizon"), 1), "an integer >= 1"),
-        ("factor_test.price", lambda: ft.get("price") in ("vwap", "close"), "vwap or close"),
-        ("factor_test.n_quantiles", lambda: _int_at_least(ft.get("n_quantiles"), 2), "an integer >= 2"),
-        ("factor_test.mad_k", lambda: ft.get("mad_k") is None or _num(ft.get("mad_k")) > 0, "null or > 0"),
         ("factor_test.neutralize", lambda: set(ft.get("neutralize", [])) <= {"industry", "size"},
          "a subset of [industry, size]"),
         ("factor_test.ic_decay_horizons", lambda: all(_int_at_least(h, 1) for h in ft.get("ic_decay_horizons", [])),
          "a list of integers >= 1"),
-        ("factor_test.start", lambda: _date_or_null(ft.get("start")), "a date (YYYY-MM-DD) or null"),
-        ("factor_test.end", lambda: _date_or_null(ft.get("end")), "a date (YYYY-MM-DD) or null"),
-        ("factor_test.min_listed_days", lambda: _int_at_least(ft.get("min_listed_days"), 0), "an integer >= 0"),
-        # portfolio
-        ("portfolio.min_index_weight", lambda: 0.0 <= _num(pf.get("min_index_weight")) <= 1.0, "in [0, 1]"),
-        ("backtest.workers", lambda: _int_at_least(bt.get("workers"), 1),
-         "an integer >= 1 (processes backtesting the indices side by side)"),
-        ("portfolio.relax", lambda: pf.get("relax") in ("turnover_first", "graded"), "turnover_first or graded"),
-        ("portfolio.max_active", lambda: 0 < _num(pf.get("max_active")) <= 1, "in (0, 1]"),
-        ("portfolio.industry_tol", lambda: _num(pf.get("industry_tol")) > 0, "a finite number > 0"),
-        ("portfolio.size_tol", lambda: _num(pf.get("size_tol")) > 0, "a finite number > 0"),
-        ("portfolio.max_turnover", lambda: 0 < _num(pf.get("max_turnover")) <= 2, "in (0, 2]"),
-        ("portfolio.n_extra_candidates", lambda: _int_at_least(pf.get("n_extra_candidates"), 0), "an integer >= 0"),
         ("portfolio.style_bounds", lambda: set(_plain(pf.get("style_bounds")) or {}) <= set(STYLES)
          and all(_num(v) > 0 for v in (_plain(pf.get("style_bounds")) or {}).values()),
          f"a mapping of style -> bound > 0 over {list(STYLES)}, e.g. {{beta: 0.2}}"),
-        ("portfolio.te_target", lambda: pf.get("te_target") is None or 0 < _num(pf.get("te_target")) <= 0.5,
-         "null (no risk model constraint) or an annualised tracking error in (0, 0.5], e.g. 0.05"),
-        ("portfolio.risk_halflife", lambda: _num(pf.get("risk_halflife")) > 0, "a number of days > 0"),
-        ("portfolio.risk_vra_halflife", lambda: pf.get("risk_vra_halflife") is None
-         or _num(pf.get("risk_vra_halflife")) > 0, "null (off) or a number of days > 0"),
-        ("portfolio.risk_history", lambda: _int_at_least(pf.get("risk_history"), 63), "an integer >= 63"),
-        ("portfolio.extra_pool", lambda: pf.get("extra_pool") in ("all", "neighbours"), "all or neighbours"),
-        ("portfolio.backend", lambda: pf.get("backend") in ("direct", "cvxpy"), "direct or cvxpy"),
         ("portfolio.solver", lambda: _solver_ok(pf.get("solver")),
          lambda: f"a solver installed for cvxpy: {_solvers()}"),
         ("portfolio.fallback_solver", lambda: _solver_ok(pf.get("fallback_solver"), allow_null=True),
          lambda: f"null or a solver installed for cvxpy: {_solvers()}"),
-        # backtest
-        ("backtest.rebalance_every", lambda: _int_at_least(bt.get("rebalance_every"), 1), "an integer >= 1"),
-        ("backtest.cost_per_side", lambda: 0.0 <= _num(bt.get("cost_per_side")) <= 0.05, "in [0, 0.05]"),
-        ("backtest.stamp_duty", lambda: 0.0 <= _num(bt.get("stamp_duty")) <= 0.05, "in [0, 0.05]"),
-        ("backtest.fill_price", lambda: bt.get("fill_price") in ("vwap", "close", "open"), "vwap, close or open"),
-        ("backtest.lot_size", lambda: bt.get("lot_size") is None or _int_at_least(bt.get("lot_size"), 1),
-         "null or an integer >= 1 (with backtest.capital)"),
-        ("backtest.capital", lambda: bt.get("capital") is None or _num(bt.get("capital")) > 0, "null or > 0"),
-        ("backtest.start", lambda: _date_or_null(bt.get("start")), "a date (YYYY-MM-DD) or null"),
-        ("backtest.end", lambda: _date_or_null(bt.get("end")), "a date (YYYY-MM-DD) or null"),
-        ("backtest.benchmark", lambda: bt.get("benchmark") in ("total_return", "price_index"),
-         "total_return or price_index"),
         ("backtest.universes", lambda: len(bt.get("universes", [])) > 0
          and set(bt.get("universes")) <= set(UNIVERSES) - {"all"}, "a non-empty subset of [csi300, csi500, csi1000]"),
-        # tracking, report
         ("tracking.uri", lambda: not tk.get("enabled") or _tracking_uri_ok(tk.get("uri")),
          f"a URI MLflow serves: {'|'.join(TRACKING_SCHEMES)}://... (e.g. sqlite:///mlruns.db or "
          "http://127.0.0.1:5000)"),
-        ("report.landscape_grid", lambda: _int_at_least(rp.get("landscape_grid"), 2), "an integer >= 2"),
-        ("report.landscape_names", lambda: _int_at_least(rp.get("landscape_names"), 3), "an integer >= 3"),
-        ("report.landscape_days", lambda: _int_at_least(rp.get("landscape_days"), 1), "an integer >= 1"),
-        ("report.power_iters", lambda: _int_at_least(rp.get("power_iters"), 1), "an integer >= 1"),
-        ("report.sharpness_rho", lambda: _num(rp.get("sharpness_rho")) > 0, "a finite number > 0"),
     ]
+
+
+def _fact_rules(cfg: DictConfig) -> list[tuple[str, Callable[[], bool], str]]:
+    """One rule per schema field that carries a :class:`~quantsam.config.schema.Fact` (its range or choices)."""
+    out = []
+    for group, schema in GROUP_SCHEMAS.items():
+        node = cfg.get(group, {}) or {}
+        for name, fact in facts_of(schema).items():
+            if fact.choices is None and fact.lo is None and fact.hi is None and not fact.date and not fact.integer:
+                continue  # a fact about the key (e.g. result=False), not about its values
+            out.append((f"{group}.{name}", lambda n=node, k=name, fa=fact: fa.ok(_plain(n.get(k))), fact.describe()))
+    return out
 
 
 def _check_optimizer(node: Any, problems: list[str]) -> None:
@@ -306,7 +223,7 @@ def validate(cfg: DictConfig, groups: tuple[str, ...] | None = None) -> None:
     if "optimizer" in wanted:
         _check_optimizer(cfg.get("optimizer"), problems)
     flagged = {p.split("=")[0].split(":")[0] for p in problems}
-    for key, ok, fix in _rules(cfg):
+    for key, ok, fix in [*_fact_rules(cfg), *_rules(cfg)]:
         if (key.split(".")[0] not in wanted and key != "seed") or key in flagged:
             continue
         try:

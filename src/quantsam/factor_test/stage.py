@@ -17,6 +17,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from quantsam import stageio
+from quantsam.config.schema import non_result_keys
 from quantsam.factor_test.analysis import FactorTestResult, analyze
 from quantsam.features.market import Market
 from quantsam.signals.io import to_dense
@@ -38,7 +39,8 @@ class FactorTestOutputs:
 
 def factor_test_key(cfg: DictConfig, signal_hash: str, data_fingerprint: str) -> str:
     ft = OmegaConf.to_container(cfg.factor_test, resolve=True)
-    ft.pop("input", None)
+    for k in non_result_keys("factor_test"):  # where the signal came from: not the numbers
+        ft.pop(k, None)
     return FACTOR_TEST.key(config=ft, signal=signal_hash, data=data_fingerprint)
 
 

@@ -44,6 +44,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from quantsam import progress, stageio
+from quantsam.config.schema import key_if_set, non_result_keys
 from quantsam.errors import ConfigError
 from quantsam.features.dataset import FeatureSet, Split, rolling_splits
 from quantsam.features.device_windows import DeviceFeatures
@@ -61,12 +62,12 @@ log = logging.getLogger(__name__)
 TRAIN_VERSION = 2  # 2: predictions in chunks of loop.PREDICT_CHUNK names; the signal config left the key
 #: config groups whose values change the training stage's numbers (the signal stage keys its own config)
 TRAIN_GROUPS = ("seed", "universe", "features", "model", "optimizer", "trainer")
-#: trainer keys that change no number (or only select which units this job trains)
-NON_RESULT_TRAINER = ("progress", "num_threads", "checkpoint", "cache_mb", "save_trajectory", "device", "windows",
-                      "models", "seeds", "device_data", "deterministic", "workers")
-#: (group, key, default): part of the stage key only when not at the default (added after work was done)
-KEY_IF_SET = (("optimizer", "arm", None), ("optimizer", "match_passes", None), ("trainer", "precision", "fp32"),
-              ("features", "normalize", "zscore"), ("trainer", "valid_names", None))
+#: trainer keys that change no number (or only select which units this job trains): ``result=False`` in the schema
+NON_RESULT_TRAINER = non_result_keys("trainer")
+#: (group, key, default): part of the stage key only when not at the default (added after work was done) — the
+#: optimizer's arm keys, and the schema keys marked ``key_if_set``
+KEY_IF_SET = (("optimizer", "arm", None), ("optimizer", "match_passes", None),
+              *((g, k, v) for g in ("trainer", "features") for k, v in key_if_set(g)))
 
 
 @dataclass
