@@ -3,7 +3,9 @@
 On each decision day t (every ``rebalance_every`` trading days from ``start``) the candidates are the index
 constituents at t, the ``n_extra_candidates`` best-scored non-constituents with a row on t, and every current holding.
 Scores are the signal at t's close; benchmark weights, size (log float cap) and industries are as of t; the freeze
-flags (suspended, one-price limit-up/-down) are those of the fill day t+1 and of no later day.
+flags (suspended, one-price limit-up/-down) are those of the fill day t+1 and of no later day. The decision itself
+is a policy object (:class:`~quantsam.backtest.policy.IndexEnhancedPolicy`) handed to the simulator
+(:func:`~quantsam.backtest.engine.simulate`); this module sets them up and turns the result into tables.
 """
 
 from __future__ import annotations
@@ -21,13 +23,13 @@ from quantsam import progress, stageio
 from quantsam.backtest.attribution import annual_attribution, attribute
 from quantsam.backtest.engine import MarketArrays, benchmark_returns, ffill, simulate
 from quantsam.backtest.metrics import DAYS, perf_stats, yearly_table
+from quantsam.backtest.policy import IndexEnhancedPolicy
 from quantsam.config.schema import BacktestConfig, PortfolioConfig
 from quantsam.crosssection import annualize
 from quantsam.errors import DataError
 from quantsam.features.dataset import membership_mask
 from quantsam.features.panel import Panel
-from quantsam.portfolio.problem import IndexEnhancedProblem
-from quantsam.portfolio.risk import RiskInputs, risk_loadings, tracking_error
+from quantsam.portfolio.risk import RiskInputs
 from quantsam.signals.io import to_dense
 
 log = logging.getLogger(__name__)
@@ -196,61 +198,11 @@ def run_index_enhanced(signal: pd.DataFrame | np.ndarray, market, panel: Panel, 
         log_cap = np.log(cap_raw)
 
     n_extra = int(portfolio_cfg.n_extra_candidates)
-    neighbours = str(portfolio_cfg.extra_pool) == "neighbours"
     cons_max = int((bench_w[t0:s1] > 0).sum(axis=1).max())
-    k_risk = n_ind + len(risk.styles.names) if te else 0
-    state: dict[str, Any] = {"prob": IndexEnhancedProblem(cons_max + n_extra + 64, n_ind, portfolio_cfg, k_risk)}
-    rebal_rows: list[dict] = []
-    active_rows: list[np.ndarray] = []
-    style_rows: list[np.ndarray] = []
-
     pbar = progress.bar(len(decisions), f"backtest {universe}")
-
-    def decide(f_local: int, w_pre: np.ndarray) -> np.ndarray:
-        f = f_local + s0
-        t = f - 1
-        score = sig[t]
-        cons = bench_w[t] > 0
-        elig = ~cons & panel.traded[t] & np.isfinite(score)
-        if neighbours:  # out-of-index names of the index's own size: float cap within its constituents' range
-            caps = cap_raw[t]
-            lo, hi = np.nanmin(np.where(cons, caps, np.nan)), np.nanmax(np.where(cons, caps, np.nan))
-            elig &= (caps >= lo) & (caps <= hi) & (panel.age[t] >= 63) & ~panel.is_st[t]
-        extra = np.nonzero(elig)[0]
-        if len(extra) > n_extra:
-            extra = extra[np.argsort(-score[extra], kind="stable")[:n_extra]]
-        cand = np.union1d(np.union1d(np.nonzero(cons)[0], extra), np.nonzero(w_pre > 1e-12)[0])
-        if len(cand) > state["prob"].n:
-            state["prob"] = IndexEnhancedProblem(len(cand) + 64, n_ind, state["prob"].c, k_risk)
-        first = not (w_pre > 1e-12).any()
-        cov = risk.covariance(t) if risk is not None and t - risk.row0 >= 21 else None
-        if te and cov is None:
-            raise DataError(f"rebalance {panel.dates[t].date()}: fewer than 21 days of factor returns before it. Fix: "
-                            "a later backtest.start or an earlier data.start (portfolio.risk_history)")
-        res = state["prob"].solve(
-            score=score[cand], bench_weight=bench_w[t, cand], in_index=cons[cand].astype(float),
-            industry_onehot=onehot_all[cand], size=log_cap[t, cand], prev_weight=None if first else w_pre[cand],
-            suspended=~panel.traded[f, cand], limit_up=panel.limit_up_one[f, cand],
-            limit_down=panel.limit_down_one[f, cand], date=str(panel.dates[t].date()),
-            styles=risk.styles.values[t, cand][:, style_cols] if style_cols else None,
-            risk=(risk_loadings(risk.exposures(t, cand), cov[0]), cov[1][cand]) if te else None)
-        target = np.zeros(N)
-        target[cand] = res.weights
-        row = {"date": panel.dates[t], "fill_date": panel.dates[f], "fill": f_local, "status": res.status,
-               "relaxed": ",".join(res.relaxed), "n_candidates": len(cand), "objective": res.objective,
-               "index_weight": float(target[cons].sum())}
-        active = target - bench_w[t]
-        if risk is not None:
-            held = np.nonzero(np.abs(active) > 0)[0]
-            style_rows.append(np.nan_to_num(risk.styles.values[t].astype(np.float64)).T @ active)
-            if cov is not None:
-                row["ex_ante_te"] = tracking_error(active[held], risk.exposures(t, held), cov[0], cov[1][held])
-        rebal_rows.append(row)
-        active_rows.append(onehot_all.T @ active)
-        pbar.update(1)
-        return target
-
-    sim = simulate(arrays, [t + 1 - s0 for t in decisions], decide, cost_per_side=float(bc.cost_per_side),
+    policy = IndexEnhancedPolicy(sig, panel, bench_w, onehot_all, cap_raw, log_cap, portfolio_cfg, risk, style_cols,
+                                 s0, cons_max + n_extra + 64, on_decision=lambda: pbar.update(1))
+    sim = simulate(arrays, [t + 1 - s0 for t in decisions], policy, cost_per_side=float(bc.cost_per_side),
                    stamp_duty=float(bc.stamp_duty), lot_size=bc.lot_size, capital=bc.capital)
     pbar.close()
     dates = panel.dates[s0:s1]
@@ -269,7 +221,7 @@ def run_index_enhanced(signal: pd.DataFrame | np.ndarray, market, panel: Panel, 
         bench_note = f"total return: {weight_source} at the previous close x adjusted (dividend-reinvested) returns"
     r_p = pd.Series(sim.returns, index=dates)
     r_b = pd.Series(r_b, index=dates)
-    rebal = pd.DataFrame(rebal_rows)
+    rebal = pd.DataFrame(policy.rebalances)
     fills = rebal.pop("fill")
     rebal["turnover"] = fills.map(sim.turnover)
     rebal["cost"] = fills.map(sim.costs)
@@ -290,10 +242,10 @@ def run_index_enhanced(signal: pd.DataFrame | np.ndarray, market, panel: Panel, 
     daily = pd.DataFrame({"ret": r_p, "bench": r_b, "excess": r_p - r_b, "nav": np.cumprod(1 + r_p),
                           "bench_nav": np.cumprod(1 + r_b), "excess_nav": np.cumprod(1 + (r_p - r_b)),
                           "cash": sim.cash}, index=dates)
-    active = pd.DataFrame(np.array(active_rows), index=rebal["date"], columns=labels)
+    active = pd.DataFrame(np.array(policy.active_industry), index=rebal["date"], columns=labels)
     tables = {}
     if risk is not None:
-        styles_df = pd.DataFrame(np.array(style_rows), index=rebal["date"], columns=list(risk.styles.names))
+        styles_df = pd.DataFrame(np.array(policy.active_style), index=rebal["date"], columns=list(risk.styles.names))
         tables["active_style"] = styles_df
         summary.update({f"active_{k}": float(styles_df[k].mean()) for k in styles_df.columns})
         if "ex_ante_te" in rebal:

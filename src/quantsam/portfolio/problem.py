@@ -21,6 +21,11 @@ The per-name rules are box bounds ``lb <= w <= ub`` computed in numpy: a tradabl
 that cannot be traded cannot be forced into its active band). Products of two parameters are not DPP, so the
 benchmark's exposures ``X' b`` and ``s' b`` are parameters of their own. Relaxing a constraint group only changes
 parameter values (its tolerance becomes non-binding), so the relaxation chain re-uses the compiled problem.
+
+:class:`IndexEnhancedProblem` owns the model's rules (bounds, tolerances, the relaxation chain, the infeasibility
+diagnosis); one solve of the chain is its backend's, behind one interface ``solve(RebalanceInputs, tol, m,
+new_inputs)`` (:data:`BACKENDS`, ``portfolio.backend``): :class:`CvxpyBackend` (the model in cvxpy, the reference) or
+:class:`DirectBackend` (the same matrices straight to HiGHS / Clarabel).
 """
 
 from __future__ import annotations
@@ -94,12 +99,133 @@ class IndexEnhancedProblem:
         if self.te and n_risk_factors < 1:
             raise ValueError("portfolio.te_target needs a risk model: pass n_risk_factors (its factor count)")
         self.backend = str(self.c.backend)
-        self._warm = None  # the direct LP's HiGHS model, re-used while the constraint matrix is unchanged
-        if self.backend == "cvxpy":
-            self._build_cvxpy(int(n_risk_factors))
+        if self.backend not in BACKENDS:
+            raise ValueError(f"portfolio.backend={self.backend!r}: one of {sorted(BACKENDS)}")
+        self._backend = BACKENDS[self.backend](self.n, self.k, self.c, self.style_names, int(n_risk_factors))
 
-    def _build_cvxpy(self, n_risk_factors: int) -> None:
-        n, k = self.n, self.k
+    def solve(self, score, bench_weight, in_index, industry_onehot, size, prev_weight=None, suspended=None,
+              limit_up=None, limit_down=None, date=None, styles=None, risk=None) -> PortfolioResult:
+        """One rebalance over ``m <= n_assets`` candidates (arrays of length m; ``industry_onehot`` is ``[m, K']``
+        with ``K' <= n_industries``; ``size`` = log float cap, z-scored here over the candidates; ``prev_weight=None``
+        means the first rebalance: no turnover limit, no frozen names). ``styles``: ``[m, len(style_bounds)]``
+        exposures (NaN -> 0, neutral) when style bounds are configured; ``risk``: ``(B [m, K], specific variance
+        [m])`` daily, when ``te_target`` is. If infeasible (``portfolio.relax=turnover_first``), relax turnover, then the
+        tracking error, the styles, size and industry; ``relax=graded`` first widens the risk bounds (industries
+        included) x1.5, x2, x3 and then allows turnover x1.5, x2 (:data:`GRADED_STEPS`) before that chain; if still
+        infeasible, hold
+        ``prev_weight`` (``status='held'``)."""
+        m = len(score)
+        if m > self.n:
+            raise ValueError(f"{m} candidates exceed the compiled size n_assets={self.n}")
+        X = np.asarray(industry_onehot, dtype=np.float64)
+        if X.shape[0] != m or X.shape[1] > self.k:
+            raise ValueError(f"industry_onehot has shape {X.shape}; expected ({m}, <= {self.k})")
+        first = prev_weight is None
+        prev = np.zeros(m) if first else np.asarray(prev_weight, dtype=np.float64)
+        zeros = np.zeros(m, dtype=bool)
+        susp = zeros if first or suspended is None else np.asarray(suspended, bool)
+        lu = zeros if first or limit_up is None else np.asarray(limit_up, bool)
+        ld = zeros if first or limit_down is None else np.asarray(limit_down, bool)
+        b = np.asarray(bench_weight, dtype=np.float64)
+        s = zscore_vector(np.asarray(size, dtype=np.float64), np.ones(m, bool))
+        lb, ub = box_bounds(b, prev, float(self.c.max_active), susp, lu, ld)
+        sc = np.asarray(score, dtype=np.float64)
+        sc = np.where(np.isfinite(sc), sc, np.nanmin(sc) if np.isfinite(sc).any() else 0.0)
+        tol = {"turnover": 2.0 + 1e-9 if first else float(self.c.max_turnover), "size": float(self.c.size_tol),
+               "industry": float(self.c.industry_tol), "style": 1.0,
+               "tracking_error": 1.0 if not self.te else float(self.c.te_target) / np.sqrt(252.0)}
+        data = RebalanceInputs(score=sc, b=b, in_index=np.asarray(in_index, dtype=np.float64), X=X, s=s, lb=lb, ub=ub,
+                               prev=None if first else prev,
+                               S=np.nan_to_num(np.asarray(styles, dtype=np.float64)) if self.style_names else None,
+                               risk=risk)
+        relaxed: list[str] = []
+        base = dict(tol)
+        graded = [] if str(self.c.relax) != "graded" else \
+            [g for g in GRADED_STEPS if not (first and g[2] != 1.0)]
+        for step in (None, *graded, *RELAX_ORDER):
+            if isinstance(step, tuple):
+                label, risk_x, turn_x = step
+                relaxed.append(label)
+                for k in ("size", "style", "tracking_error", "industry"):
+                    tol[k] = base[k] * risk_x
+                tol["turnover"] = base["turnover"] * turn_x
+                log.info("rebalance %s: infeasible, %s", date, label)
+            elif step is not None:
+                if (step == "turnover" and first) or (step == "style" and not self.style_names) or (
+                        step == "tracking_error" and not self.te):
+                    continue
+                relaxed.append(step)
+                tol[step] = 2.0 + 1e-9 if step == "turnover" else _LOOSE
+                log.info("rebalance %s: infeasible, relaxing %s", date, step)
+            status, w, objective, solver = self._solve_step(data, tol, m, first=step is None)
+            if status in ("optimal", "optimal_inaccurate"):
+                w = np.clip(w, 0.0, None)
+                return PortfolioResult(w / w.sum(), status, relaxed, objective, solver)
+            if status not in INFEASIBLE:  # a numerical failure says nothing about the constraints: never relax on it
+                msg = (f"rebalance {date}: the solver returned '{status}' ({solver or 'no solver succeeded'}) with "
+                       f"{', '.join(relaxed) or 'no constraint'} relaxed — a numerical failure, not infeasibility, so "
+                       "nothing is loosened on its account")
+                if first:
+                    raise SolverFailure(f"{msg}. Fix: another path (portfolio.backend=cvxpy with portfolio.solver="
+                                        "CLARABEL or HIGHS), or check the scores and risk inputs of that date")
+                log.warning("%s; holding the previous weights (status 'solver_failed', counted in the backtest's "
+                            "failed_share)", msg)
+                return PortfolioResult(prev.copy(), "solver_failed", relaxed, float(sc @ prev), solver)
+        binding = self._binding_group(lb, ub, in_index)
+        if first:
+            raise InfeasibleError(f"rebalance {date}: no feasible portfolio even with {', '.join(RELAX_ORDER[1:])} "
+                                  f"relaxed; binding constraint group: {binding}. Fix: more candidates "
+                                  "(portfolio.n_extra_candidates) or a lower portfolio.min_index_weight")
+        log.warning("rebalance %s: infeasible after relaxing %s (binding: %s); holding the previous weights",
+                    date, relaxed, binding)
+        return PortfolioResult(prev.copy(), "held", relaxed, float(sc @ prev), "")
+
+    def _solve_step(self, d: RebalanceInputs, tol: dict, m: int, first: bool
+                    ) -> tuple[str, np.ndarray | None, float, str]:
+        """One solve with the tolerances ``tol`` by the configured backend: (status, weights, objective, solver)."""
+        return self._backend.solve(d, tol, m, new_inputs=first)
+
+    def _binding_group(self, lb, ub, in_index) -> str:
+        """Name the constraint group that makes the problem infeasible, by cheap necessary conditions."""
+        if lb.sum() > 1 + 1e-9:
+            return "bounds (frozen/lower bounds sum above 1)"
+        if ub.sum() < 1 - 1e-9:
+            return "bounds (upper bounds sum below 1: too few candidates or max_active too tight)"
+        if (ub * np.asarray(in_index)).sum() < float(self.c.min_index_weight) - 1e-9:
+            return "index_weight (constituents cannot reach min_index_weight)"
+        return "bounds/index_weight jointly"
+
+
+@dataclass
+class RebalanceInputs:
+    """One rebalance's data as every backend takes it: scores, benchmark weights, index membership, industry
+    one-hot ``X``, z-scored size ``s``, the box bounds, previous weights (None on the first rebalance), style
+    exposures ``S`` (None without style bounds) and ``risk`` = (loadings B, specific variance) with a TE target."""
+
+    score: np.ndarray
+    b: np.ndarray
+    in_index: np.ndarray
+    X: np.ndarray
+    s: np.ndarray
+    lb: np.ndarray
+    ub: np.ndarray
+    prev: np.ndarray | None
+    S: np.ndarray | None
+    risk: tuple | None
+
+
+def style_bounds(cfg: PortfolioConfig, names: list[str]) -> np.ndarray:
+    return np.array([float(cfg.style_bounds[j]) for j in names])
+
+
+class CvxpyBackend:
+    """The model written in cvxpy with ``cp.Parameter`` (DPP), compiled once for ``n`` candidates and re-solved by
+    ``portfolio.solver`` (then ``fallback_solver``): the reference formulation (tests compare the direct backend
+    with it)."""
+
+    def __init__(self, n: int, k: int, cfg: PortfolioConfig, style_names: list[str], n_risk_factors: int):
+        self.n, self.k, self.c, self.style_names = n, k, cfg, style_names
+        self.te = cfg.te_target is not None
         self.w = cp.Variable(n, name="w")
         self.p_score = cp.Parameter(n, name="score")
         self.p_in_index = cp.Parameter(n, nonneg=True, name="in_index")
@@ -146,11 +272,27 @@ class IndexEnhancedProblem:
         self.problem = cp.Problem(cp.Maximize(self.p_score @ w), [c for g in self.groups.values() for c in g])
         assert self.problem.is_dcp(dpp=True)
 
-    def _set_parameters(self, d: dict, m: int) -> None:
+    def solve(self, d: RebalanceInputs, tol: dict, m: int, new_inputs: bool
+              ) -> tuple[str, np.ndarray | None, float, str]:
+        if new_inputs:
+            self._set_parameters(d, m)
+        self.p_turnover.value = tol["turnover"]
+        self.p_size_tol.value = tol["size"]
+        self.p_ind_tol.value = tol["industry"]
+        if self.style_names:
+            self.p_style_tol.value = style_bounds(self.c, self.style_names) * tol["style"]
+        if self.te:
+            self.p_te.value = tol["tracking_error"]
+        status, solver = self._solve()
+        if status not in ("optimal", "optimal_inaccurate"):
+            return status, None, float("nan"), solver
+        return status, np.asarray(self.w.value)[:m], float(self.problem.value), solver
+
+    def _set_parameters(self, d: RebalanceInputs, m: int) -> None:
         """The cvxpy model's parameter values for one rebalance (padded to the compiled size)."""
-        sc, b, X, s, prev, lb, ub = d["score"], d["b"], d["X"], d["s"], d["prev"], d["lb"], d["ub"]
+        sc, b, X, s, prev, lb, ub = d.score, d.b, d.X, d.s, d.prev, d.lb, d.ub
         prev = np.zeros(m) if prev is None else prev
-        in_index, styles, risk = d["in_index"], d["S"], d["risk"]
+        in_index, styles, risk = d.in_index, d.S, d.risk
         self.p_score.value = self._pad(sc)
         self.p_in_index.value = self._pad(np.asarray(in_index, dtype=np.float64))
         Xp = np.zeros((self.n, self.k))
@@ -183,115 +325,6 @@ class IndexEnhancedProblem:
         out[: len(x)] = x
         return out
 
-    def solve(self, score, bench_weight, in_index, industry_onehot, size, prev_weight=None, suspended=None,
-              limit_up=None, limit_down=None, date=None, styles=None, risk=None) -> PortfolioResult:
-        """One rebalance over ``m <= n_assets`` candidates (arrays of length m; ``industry_onehot`` is ``[m, K']``
-        with ``K' <= n_industries``; ``size`` = log float cap, z-scored here over the candidates; ``prev_weight=None``
-        means the first rebalance: no turnover limit, no frozen names). ``styles``: ``[m, len(style_bounds)]``
-        exposures (NaN -> 0, neutral) when style bounds are configured; ``risk``: ``(B [m, K], specific variance
-        [m])`` daily, when ``te_target`` is. If infeasible (``portfolio.relax=turnover_first``), relax turnover, then the
-        tracking error, the styles, size and industry; ``relax=graded`` first widens the risk bounds (industries
-        included) x1.5, x2, x3 and then allows turnover x1.5, x2 (:data:`GRADED_STEPS`) before that chain; if still
-        infeasible, hold
-        ``prev_weight`` (``status='held'``)."""
-        m = len(score)
-        if m > self.n:
-            raise ValueError(f"{m} candidates exceed the compiled size n_assets={self.n}")
-        X = np.asarray(industry_onehot, dtype=np.float64)
-        if X.shape[0] != m or X.shape[1] > self.k:
-            raise ValueError(f"industry_onehot has shape {X.shape}; expected ({m}, <= {self.k})")
-        first = prev_weight is None
-        prev = np.zeros(m) if first else np.asarray(prev_weight, dtype=np.float64)
-        zeros = np.zeros(m, dtype=bool)
-        susp = zeros if first or suspended is None else np.asarray(suspended, bool)
-        lu = zeros if first or limit_up is None else np.asarray(limit_up, bool)
-        ld = zeros if first or limit_down is None else np.asarray(limit_down, bool)
-        b = np.asarray(bench_weight, dtype=np.float64)
-        s = zscore_vector(np.asarray(size, dtype=np.float64), np.ones(m, bool))
-        lb, ub = box_bounds(b, prev, float(self.c.max_active), susp, lu, ld)
-        sc = np.asarray(score, dtype=np.float64)
-        sc = np.where(np.isfinite(sc), sc, np.nanmin(sc) if np.isfinite(sc).any() else 0.0)
-        tol = {"turnover": 2.0 + 1e-9 if first else float(self.c.max_turnover), "size": float(self.c.size_tol),
-               "industry": float(self.c.industry_tol), "style": 1.0,
-               "tracking_error": 1.0 if not self.te else float(self.c.te_target) / np.sqrt(252.0)}
-        data = {"score": sc, "b": b, "in_index": np.asarray(in_index, dtype=np.float64), "X": X, "s": s, "lb": lb,
-                "ub": ub, "prev": None if first else prev,
-                "S": np.nan_to_num(np.asarray(styles, dtype=np.float64)) if self.style_names else None,
-                "risk": risk}
-        relaxed: list[str] = []
-        base = dict(tol)
-        graded = [] if str(self.c.relax) != "graded" else \
-            [g for g in GRADED_STEPS if not (first and g[2] != 1.0)]
-        for step in (None, *graded, *RELAX_ORDER):
-            if isinstance(step, tuple):
-                label, risk_x, turn_x = step
-                relaxed.append(label)
-                for k in ("size", "style", "tracking_error", "industry"):
-                    tol[k] = base[k] * risk_x
-                tol["turnover"] = base["turnover"] * turn_x
-                log.info("rebalance %s: infeasible, %s", date, label)
-            elif step is not None:
-                if (step == "turnover" and first) or (step == "style" and not self.style_names) or (
-                        step == "tracking_error" and not self.te):
-                    continue
-                relaxed.append(step)
-                tol[step] = 2.0 + 1e-9 if step == "turnover" else _LOOSE
-                log.info("rebalance %s: infeasible, relaxing %s", date, step)
-            status, w, objective, solver = self._solve_step(data, tol, m, first=step is None)
-            if status in ("optimal", "optimal_inaccurate"):
-                w = np.clip(w, 0.0, None)
-                return PortfolioResult(w / w.sum(), status, relaxed, objective, solver)
-            if status not in INFEASIBLE:  # a numerical failure says nothing about the constraints: never relax on it
-                msg = (f"rebalance {date}: the solver returned '{status}' ({solver or 'no solver succeeded'}) with "
-                       f"{', '.join(relaxed) or 'no constraint'} relaxed — a numerical failure, not infeasibility, so "
-                       "nothing is loosened on its account")
-                if first:
-                    raise SolverFailure(f"{msg}. Fix: another path (portfolio.backend=cvxpy with portfolio.solver="
-                                        "CLARABEL or HIGHS), or check the scores and risk inputs of that date")
-                log.warning("%s; holding the previous weights (status 'solver_failed', counted in the backtest's "
-                            "failed_share)", msg)
-                return PortfolioResult(prev.copy(), "solver_failed", relaxed, float(sc @ prev), solver)
-        binding = self._binding_group(lb, ub, in_index)
-        if first:
-            raise InfeasibleError(f"rebalance {date}: no feasible portfolio even with {', '.join(RELAX_ORDER[1:])} "
-                                  f"relaxed; binding constraint group: {binding}. Fix: more candidates "
-                                  "(portfolio.n_extra_candidates) or a lower portfolio.min_index_weight")
-        log.warning("rebalance %s: infeasible after relaxing %s (binding: %s); holding the previous weights",
-                    date, relaxed, binding)
-        return PortfolioResult(prev.copy(), "held", relaxed, float(sc @ prev), "")
-
-    def _style_bounds(self) -> np.ndarray:
-        return np.array([float(self.c.style_bounds[j]) for j in self.style_names])
-
-    def _solve_step(self, d: dict, tol: dict, m: int, first: bool) -> tuple[str, np.ndarray | None, float, str]:
-        """One solve with the tolerances ``tol``: (status, weights, objective, solver)."""
-        if self.backend == "cvxpy":
-            if first:
-                self._set_parameters(d, m)
-            self.p_turnover.value = tol["turnover"]
-            self.p_size_tol.value = tol["size"]
-            self.p_ind_tol.value = tol["industry"]
-            if self.style_names:
-                self.p_style_tol.value = self._style_bounds() * tol["style"]
-            if self.te:
-                self.p_te.value = tol["tracking_error"]
-            status, solver = self._solve()
-            if status not in ("optimal", "optimal_inaccurate"):
-                return status, None, float("nan"), solver
-            return status, np.asarray(self.w.value)[:m], float(self.problem.value), solver
-        from quantsam.portfolio.direct import WarmLP, range_rows, solve_lp_highs, solve_socp_clarabel
-
-        rows = range_rows(d["b"], d["in_index"], float(self.c.min_index_weight), d["X"], d["s"], d["S"], tol,
-                          self._style_bounds() if self.style_names else None)
-        if not self.te:
-            self._warm = self._warm or WarmLP()
-            return (*solve_lp_highs(d["score"], d["lb"], d["ub"], rows, d["prev"], tol["turnover"], self._warm),
-                    "HIGHS (direct)")
-        B, spec = d["risk"]
-        sd = np.sqrt(np.clip(np.nan_to_num(np.asarray(spec, dtype=np.float64)), 0.0, None))
-        return (*solve_socp_clarabel(d["score"], d["lb"], d["ub"], rows, d["prev"], tol["turnover"], B, sd, d["b"],
-                                     tol["tracking_error"]), "CLARABEL (direct)")
-
     def _solve(self) -> tuple[str, str]:
         for solver in (self.c.solver, self.c.fallback_solver):
             if not solver:
@@ -303,12 +336,32 @@ class IndexEnhancedProblem:
                 log.warning("solver %s failed (%s); trying the fallback", solver, e)
         return "solver_error", ""
 
-    def _binding_group(self, lb, ub, in_index) -> str:
-        """Name the constraint group that makes the problem infeasible, by cheap necessary conditions."""
-        if lb.sum() > 1 + 1e-9:
-            return "bounds (frozen/lower bounds sum above 1)"
-        if ub.sum() < 1 - 1e-9:
-            return "bounds (upper bounds sum below 1: too few candidates or max_active too tight)"
-        if (ub * np.asarray(in_index)).sum() < float(self.c.min_index_weight) - 1e-9:
-            return "index_weight (constituents cannot reach min_index_weight)"
-        return "bounds/index_weight jointly"
+
+
+class DirectBackend:
+    """The same model's matrices handed straight to HiGHS (LP; warm-started between rebalances) or Clarabel (SOCP,
+    with a TE target) — no cvxpy compilation (:mod:`quantsam.portfolio.direct`)."""
+
+    def __init__(self, n: int, k: int, cfg: PortfolioConfig, style_names: list[str], n_risk_factors: int):
+        self.c, self.style_names = cfg, style_names
+        self.te = cfg.te_target is not None
+        self._warm = None  # the LP's HiGHS model, re-used while the constraint matrix is unchanged
+
+    def solve(self, d: RebalanceInputs, tol: dict, m: int, new_inputs: bool
+              ) -> tuple[str, np.ndarray | None, float, str]:
+        from quantsam.portfolio.direct import WarmLP, range_rows, solve_lp_highs, solve_socp_clarabel
+
+        rows = range_rows(d.b, d.in_index, float(self.c.min_index_weight), d.X, d.s, d.S, tol,
+                          style_bounds(self.c, self.style_names) if self.style_names else None)
+        if not self.te:
+            self._warm = self._warm or WarmLP()
+            return (*solve_lp_highs(d.score, d.lb, d.ub, rows, d.prev, tol["turnover"], self._warm),
+                    "HIGHS (direct)")
+        B, spec = d.risk
+        sd = np.sqrt(np.clip(np.nan_to_num(np.asarray(spec, dtype=np.float64)), 0.0, None))
+        return (*solve_socp_clarabel(d.score, d.lb, d.ub, rows, d.prev, tol["turnover"], B, sd, d.b,
+                                     tol["tracking_error"]), "CLARABEL (direct)")
+
+
+#: portfolio.backend -> the class that solves one step of the relaxation chain (``solve(inputs, tol, m, new_inputs)``)
+BACKENDS = {"cvxpy": CvxpyBackend, "direct": DirectBackend}
