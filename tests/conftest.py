@@ -22,3 +22,13 @@ def small_panel(small_market):
     from quantsam.features.panel import build_panel
 
     return build_panel(small_market.daily)
+
+
+@pytest.fixture
+def smoke_cfg(tmp_path):
+    """The composed ``experiment=smoke`` config with its data, results and MLflow store under ``tmp_path``
+    (lightning-hydra-template's ``cfg_train``): what a test changes, it changes on this copy."""
+    from quantsam.config import compose
+    from tests.cli import isolated
+
+    return compose(["experiment=smoke", *isolated(tmp_path)])

@@ -5,21 +5,19 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from tests.cli import isolated, quantsam
+
 ROOT = Path(__file__).parents[2]
 
 
 def _train(tmp: Path, name: str, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "quantsam", "train", "experiment=smoke", "trainer.max_windows=2",
-           "trainer.num_threads=1", "trainer.progress=false", f"paths.runs={tmp}/{name}/out",
-           f"paths.data={tmp}/data", f"tracking.uri=sqlite:///{tmp}/{name}/mlruns.db",
-           f"tracking.artifact_root={tmp}/{name}/art", *extra]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = quantsam("train", "experiment=smoke", "trainer.max_windows=2", "trainer.num_threads=1",
+                    "trainer.progress=false", *isolated(tmp / name, data=tmp / "data"), *extra, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -51,18 +49,16 @@ def test_split_jobs_then_assemble_equal_the_monolithic_run(tmp_path):
 
 @pytest.mark.parametrize("bad", [["trainer.windows=[2]"]])
 def test_a_window_that_does_not_exist_is_a_clear_error(tmp_path, bad):
-    cmd = [sys.executable, "-m", "quantsam", "train", "experiment=smoke", "trainer.max_windows=2", *bad,
-           f"paths.runs={tmp_path}/out", f"paths.data={tmp_path}/data", "tracking.enabled=false"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = quantsam("train", "experiment=smoke", "trainer.max_windows=2", *bad, *isolated(tmp_path, mlflow="off"),
+                    timeout=300)
     assert proc.returncode != 0 and "trainer.windows" in proc.stderr and "0..1" in proc.stderr
 
 
 def test_plan_counts_fits_and_grad_evals_before_spending(tmp_path):
     """``python -m quantsam plan`` reads the sweep (never runs it): fits = windows x models x seeds per job x seed
     jobs; grad evals = steps x the evaluations per step the optimizer really makes (AdamW 1, GAM 4)."""
-    cmd = [sys.executable, "-m", "quantsam", "plan", "experiment=smoke", "trainer.max_windows=2", "optimizer=adamw,gam",
-           "seed=0,1", f"paths.data={tmp_path}/data", f"paths.runs={tmp_path}/out"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = quantsam("plan", "experiment=smoke", "trainer.max_windows=2", "optimizer=adamw,gam", "seed=0,1",
+                    *isolated(tmp_path, mlflow=None), timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = {ln.split()[0]: ln.split()[1:] for ln in proc.stdout.splitlines() if ln.split()[:1] in (["adamw"], ["gam"])}
     fits, steps, evals = (int(rows["adamw"][i].replace(",", "")) for i in range(3))

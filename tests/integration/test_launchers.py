@@ -8,23 +8,21 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).parents[2]
+from tests.cli import isolated, quantsam
+
 pytestmark = pytest.mark.slow
 
 
 def _study(tmp: Path, name: str, *extra: str) -> Path:
     work = tmp / name
-    cmd = [sys.executable, "-m", "quantsam", "pipeline", "--multirun", "experiment=smoke", "optimizer=adamw,gsam",
-           "report.landscape=false", "trainer.num_threads=1", f"paths.runs={work}/out", f"paths.data={tmp}/data",
-           f"hydra.sweep.dir={work}/sweep", *extra]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    proc = quantsam("pipeline", "--multirun", "experiment=smoke", "optimizer=adamw,gsam", "report.landscape=false",
+                    "trainer.num_threads=1", *isolated(work, data=f"{tmp}/data"), f"hydra.sweep.dir={work}/sweep",
+                    *extra, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return work
 

@@ -4,11 +4,7 @@ report attached to the parent — and no worker ever opens a database file."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).parents[2]
+from tests.cli import isolated, quantsam
 
 
 def test_study_logs_through_the_server_only(server, tmp_path):
@@ -16,11 +12,9 @@ def test_study_logs_through_the_server_only(server, tmp_path):
 
     uri, srv_dir = server
     work = tmp_path / "work"
-    cmd = [sys.executable, "-m", "quantsam", "pipeline", "--multirun", "experiment=smoke", "optimizer=adamw,gsam",
-           "tracking=server", f"tracking.uri={uri}", "report.landscape=false", "launcher=basic",
-           "trainer.num_threads=1", f"paths.runs={work}/out", f"paths.data={work}/data",
-           f"hydra.sweep.dir={work}/sweep"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    proc = quantsam("pipeline", "--multirun", "experiment=smoke", "optimizer=adamw,gsam", "report.landscape=false",
+                    "launcher=basic", "trainer.num_threads=1", *isolated(work, mlflow=None), "tracking=server",
+                    f"tracking.uri={uri}", f"hydra.sweep.dir={work}/sweep")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not list(work.rglob("*.db")), "a worker opened a database file"
     client = MlflowClient(uri)

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.cli import isolated, quantsam
+
 ROOT = Path(__file__).parents[2]
 pytestmark = pytest.mark.slow  # a real multirun (two fits, every stage, the report): minutes on 2 cores
 
@@ -21,11 +23,9 @@ pytestmark = pytest.mark.slow  # a real multirun (two fits, every stage, the rep
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("study")
-    cmd = [sys.executable, "-m", "quantsam", "pipeline", "--multirun", "experiment=smoke", "optimizer=adamw,gsam",
-           "report.landscape_grid=5", "report.landscape_days=6", "report.landscape_names=60", "report.power_iters=5",
-           f"paths.runs={tmp}/out", f"tracking.uri=sqlite:///{tmp}/mlruns.db", f"tracking.artifact_root={tmp}/art",
-           f"hydra.sweep.dir={tmp}/sweep"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    proc = quantsam("pipeline", "--multirun", "experiment=smoke", "optimizer=adamw,gsam", "report.landscape_grid=5",
+                    "report.landscape_days=6", "report.landscape_names=60", "report.power_iters=5", *isolated(tmp),
+                    f"hydra.sweep.dir={tmp}/sweep")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return tmp
 
@@ -106,10 +106,8 @@ def test_standalone_factor_test_of_a_study_run_uses_its_setup_and_its_run(study)
     c = MlflowClient(f"sqlite:///{study}/mlruns.db")
     exp = c.get_experiment_by_name("quantsam").experiment_id
     before = len(c.search_runs([exp]))
-    proc = subprocess.run([sys.executable, "-m", "quantsam", "factor_test", f"factor_test.input={job.work_dir}",
-                           f"paths.runs={study}/out", f"tracking.uri=sqlite:///{study}/mlruns.db",
-                           f"tracking.artifact_root={study}/art", f"hydra.run.dir={study}/standalone"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = quantsam("factor_test", f"factor_test.input={job.work_dir}", *isolated(study),
+                    f"hydra.run.dir={study}/standalone", timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"unchanged: {job.factor_dir}" in proc.stdout
     assert "using the market the input was made on" in proc.stdout + proc.stderr

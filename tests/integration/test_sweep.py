@@ -4,19 +4,16 @@ rerun sweep getting its own parent with all its children."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).parents[2]
+from tests.cli import isolated, quantsam
 
 
 def sweep(tmp: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "quantsam", "train", "--multirun", "experiment=smoke", "launcher=joblib",
-           f"paths.runs={tmp}/out", f"tracking.uri=sqlite:///{tmp}/mlruns.db", f"tracking.artifact_root={tmp}/art",
-           f"hydra.sweep.dir={tmp}/sweep", *extra]
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    return quantsam("train", "--multirun", "experiment=smoke", "launcher=joblib", *isolated(tmp),
+                    f"hydra.sweep.dir={tmp}/sweep", *extra)
 
 
 def runs(tmp: Path):

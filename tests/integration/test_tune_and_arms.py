@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).parents[2]
+from tests.cli import isolated, quantsam
+
 SMOKE = ["data.n_stocks=200", "data.start=2016-01-01", "data.end=2019-12-31", "trainer.train_days=252",
          "trainer.valid_days=126", "trainer.test_days=63", "trainer.test_start=2018-06-01", "trainer.max_windows=2",
          "trainer.max_epochs=2", "trainer.patience=2", "model.hidden_size=16"]
@@ -24,11 +23,8 @@ def client(tmp: Path):
 
 
 def test_tune_writes_the_best_neighbourhood_found_on_validation_data(tmp_path):
-    cmd = [sys.executable, "-m", "quantsam", "tune", "optimizer=gsam", "experiment=tune", *SMOKE,
-           "hydra.sweeper.n_trials=2", f"paths.runs={tmp_path}/out", f"tracking.uri=sqlite:///{tmp_path}/mlruns.db",
-           f"tracking.artifact_root={tmp_path}/art", f"hydra.sweep.dir={tmp_path}/sweep",
-           f"tune.write_dir={tmp_path}/conf"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    proc = quantsam("tune", "optimizer=gsam", "experiment=tune", *SMOKE, "hydra.sweeper.n_trials=2",
+                    *isolated(tmp_path), f"hydra.sweep.dir={tmp_path}/sweep", f"tune.write_dir={tmp_path}/conf")
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
     tuned = yaml.safe_load((tmp_path / "conf" / "gsam_tuned.yaml").read_text())
@@ -52,8 +48,7 @@ def test_tune_writes_the_best_neighbourhood_found_on_validation_data(tmp_path):
 
 
 def test_tune_without_a_search_space_says_which_exist():
-    proc = subprocess.run([sys.executable, "-m", "quantsam", "tune", "optimizer=adamw"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    proc = quantsam("tune", "optimizer=adamw", timeout=120)
     assert proc.returncode != 0
     assert "no search space" in proc.stderr and "'gsam'" in proc.stderr
 
@@ -62,11 +57,8 @@ def test_new_arms_train_in_one_sweep_and_the_matched_arm_gets_twice_the_budget(t
     # the arms whose training path differs (ESAM / MESA need the trainer's BatchClosure); RST and CSAM take any closure
     # and ran end to end in the measured study_extended (README)
     arms = "adamw,adamw_matched,looksam,esam,mesa"
-    cmd = [sys.executable, "-m", "quantsam", "train", "--multirun", "experiment=smoke", "launcher=joblib",
-           f"optimizer={arms}", "trainer.max_epochs=1", "trainer.patience=1", f"paths.runs={tmp_path}/out",
-           f"tracking.uri=sqlite:///{tmp_path}/mlruns.db", f"tracking.artifact_root={tmp_path}/art",
-           f"hydra.sweep.dir={tmp_path}/sweep"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    proc = quantsam("train", "--multirun", "experiment=smoke", "launcher=joblib", f"optimizer={arms}",
+                    "trainer.max_epochs=1", "trainer.patience=1", *isolated(tmp_path), f"hydra.sweep.dir={tmp_path}/sweep")
     assert proc.returncode == 0, proc.stderr[-3000:]
     c, rs = client(tmp_path)
     kids = {r.info.run_name: r for r in rs if r.data.tags.get("kind") != "sweep"}

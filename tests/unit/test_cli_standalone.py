@@ -8,10 +8,10 @@ from omegaconf import OmegaConf
 from quantsam.config import compose
 
 
-def test_the_runs_data_config_replaces_the_default_market(tmp_path):
+def test_the_runs_data_config_replaces_the_default_market(tmp_path, smoke_cfg):
     from quantsam.cli import _with_the_runs_market
 
-    run = compose(["experiment=smoke", f"paths.data={tmp_path}/data"])
+    run = smoke_cfg
     (tmp_path / "work").mkdir()
     (tmp_path / "work" / "config.yaml").write_text(OmegaConf.to_yaml(run, resolve=True))
     default = compose([f"paths.data={tmp_path}/data"])
