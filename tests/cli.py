@@ -25,7 +25,11 @@ def isolated(tmp: str | Path, data: str | Path | None = None, mlflow: str | None
     return out
 
 
+def argv(*args: str) -> list[str]:
+    """The command line of ``python -m quantsam <args>`` (for tests that start it with ``Popen``: kills, races)."""
+    return [sys.executable, "-m", "quantsam", *map(str, args)]
+
+
 def quantsam(*args: str, timeout: float = 900, cwd: str | Path = ROOT) -> subprocess.CompletedProcess:
     """``python -m quantsam <args>`` from the repository root, stdout/stderr captured as text."""
-    return subprocess.run([sys.executable, "-m", "quantsam", *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(argv(*args), cwd=cwd, capture_output=True, text=True, timeout=timeout)

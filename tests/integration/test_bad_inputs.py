@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ import pytest
 
 from quantsam.config import compose, validate
 from quantsam.errors import ConfigError, DataError
+from tests.cli import isolated, quantsam
 
 ROOT = Path(__file__).parents[2]
 
@@ -62,9 +61,7 @@ def test_bad_config_values_are_listed_with_the_fix(overrides, key, fix):
 
 def test_a_bad_override_fails_before_any_data_is_read(tmp_path):
     """Through the CLI: exit code != 0, the key and the fix on stderr, and no market generated."""
-    proc = subprocess.run([sys.executable, "-m", "quantsam", "train", "optimizer=sam", "optimizer.rho=inf",
-                           f"paths.data={tmp_path}/data", f"paths.runs={tmp_path}/out"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = quantsam("train", "optimizer=sam", "optimizer.rho=inf", *isolated(tmp_path, mlflow=None), timeout=300)
     assert proc.returncode != 0
     assert "rho=inf" in proc.stderr and "finite number" in proc.stderr
     assert not (tmp_path / "data").exists()
@@ -365,7 +362,6 @@ def test_command_line_doors_fail_clearly(tmp_path, args, needle):
     import re
 
     (tmp_path / "a_file").write_text("")
-    cmd = [sys.executable, "-m", "quantsam", *[a.format(tmp=tmp_path) for a in args], f"paths.data={tmp_path}/data"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = quantsam(*[a.format(tmp=tmp_path) for a in args], f"paths.data={tmp_path}/data", timeout=300)
     assert proc.returncode != 0 and re.search(needle, proc.stdout + proc.stderr), proc.stderr[-2000:]
     assert not (tmp_path / "data").exists()  # nothing was generated

@@ -13,7 +13,6 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pandas as pd
 import pytest
 
 from quantsam import stageio
+from tests.cli import argv
 
 ROOT = Path(__file__).parents[2]
 ENV = {**os.environ, "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}
@@ -28,8 +28,7 @@ SMALL = ["experiment=smoke", "data.n_stocks=300", "tracking.enabled=false"]
 
 
 def cmd(stage: str, tmp: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "quantsam", stage, *SMALL, f"paths.data={tmp}/data", f"paths.runs={tmp}/out",
-            f"hydra.run.dir={tmp}/hydra", *extra]
+    return argv(stage, *SMALL, f"paths.data={tmp}/data", f"paths.runs={tmp}/out", f"hydra.run.dir={tmp}/hydra", *extra)
 
 
 def timeout_for(base: float = 600.0) -> float:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import re
 import runpy
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -86,9 +84,8 @@ def test_notebook_rebuilds_the_main_table(study, tmp_path, monkeypatch):
 
 
 def test_report_can_be_rebuilt_by_command(study):
-    out = subprocess.run([sys.executable, "-m", "quantsam", "report", f"report.sweep_dir={study}/sweep",
-                          "report.landscape=false", f"tracking.uri=sqlite:///{study}/mlruns.db"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    out = quantsam("report", f"report.sweep_dir={study}/sweep", "report.landscape=false",
+                   f"tracking.uri=sqlite:///{study}/mlruns.db", timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert re.search(r"report: .*report\.html", out.stdout)
     assert os.path.exists(study / "sweep" / "report" / "report.html")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pandas as pd
 import pytest
 
 from quantsam.config import compose
+from tests.cli import argv
 
 ROOT = Path(__file__).parents[2]
 
@@ -143,8 +143,8 @@ def test_mlflow_state_follows_the_config(smoke_run, shared):
 
 
 def _cmd(tmp: Path) -> list[str]:
-    return [sys.executable, "-m", "quantsam", "train", *overrides(tmp, "optimizer=sam", "trainer.max_epochs=3",
-                                                                  "trainer.patience=3", "trainer.max_windows=2")]
+    return argv("train", *overrides(tmp, "optimizer=sam", "trainer.max_epochs=3", "trainer.patience=3",
+                                    "trainer.max_windows=2"))
 
 
 def test_kill9_and_resume_gives_identical_predictions(shared):
@@ -297,8 +297,7 @@ def test_two_identical_commands_at_once_leave_one_finished_run(tmp_path):
     """The second of two identical `train` commands waits for the first, then reuses its work and its MLflow run."""
     from mlflow import MlflowClient
 
-    args = [sys.executable, "-m", "quantsam", "train", *overrides(tmp_path, "trainer.max_epochs=1"),
-            f"hydra.run.dir={tmp_path}/hydra"]
+    args = argv("train", *overrides(tmp_path, "trainer.max_epochs=1"), f"hydra.run.dir={tmp_path}/hydra")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     procs = [subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
