@@ -119,30 +119,15 @@ def _with_the_runs_market(cfg: DictConfig, run_config) -> DictConfig:
 
 
 def _standalone(cfg: DictConfig, stage: str, spec):
-    """A factor test / backtest of an explicit input (``RUN=``), walked as the pipeline walks the graph from that
-    artifact: a training's predictions go through the (cached) signal stage first; the market is the run's own."""
-
-    from quantsam.data.stage import run_data
-    from quantsam.features.market import open_market
+    """A factor test / backtest of an explicit input (``RUN=``): the pipeline's walk seeded with that artifact (a
+    training's predictions go through the cached signal stage first), on the market of the run that made it."""
+    from quantsam.pipeline import run_pipeline
     from quantsam.signals.source import resolve_input
     from quantsam.tracking.mlflow_run import Tracker
 
     validate(cfg)
     given = resolve_input(str(spec), Tracker(cfg.tracking))
-    cfg = _with_the_runs_market(cfg, given.run_config)
-    market = open_market(run_data(cfg))
-    signal = given.path
-    if given.kind == "predictions":
-        from quantsam.signals.stage import run_signal
-
-        signal = run_signal(cfg, given.path, market, given.run_id).path
-    if stage == "factor_test":
-        from quantsam.factor_test.stage import run_factor_test
-
-        return run_factor_test(cfg, signal, market, given.run_id)
-    from quantsam.backtest.stage import run_backtest
-
-    return run_backtest(cfg, signal, market, given.run_id)
+    return run_pipeline(_with_the_runs_market(cfg, given.run_config), stages=[stage], given=given)
 
 
 @hydra.main(config_path=_CONF, config_name="config", version_base="1.3")
@@ -153,8 +138,8 @@ def factor_test_main(cfg: DictConfig) -> None:
 
     if cfg.factor_test.get("input"):
         out = _standalone(cfg, "factor_test", cfg.factor_test.input)
-        print(f"{'unchanged' if out.skipped else 'done'}: {out.out_dir}")
-        print(pd_table(out.summary))
+        print(f"{'unchanged' if out.factor_skipped else 'done'}: {out.factor_dir}")
+        print(pd_table(out.factor_summary))
         return
     res = run_pipeline(cfg, stages=["factor_test"])
     print(f"factor test: {res.factor_dir}")
@@ -166,12 +151,9 @@ def backtest_main(cfg: DictConfig) -> None:
     """Index-enhanced portfolios + VWAP backtest: ``make backtest universe=csi1000 [RUN=...]``."""
     from quantsam.pipeline import run_pipeline
 
-    if cfg.backtest.get("input"):
-        out = _standalone(cfg, "backtest", cfg.backtest.input)
-        dirs, summaries, skipped = out.out_dirs, out.summaries, out.skipped
-    else:
-        res = run_pipeline(cfg, stages=["backtest"])
-        dirs, summaries, skipped = res.backtest_dirs, res.backtest_summaries, res.backtest_skipped
+    res = _standalone(cfg, "backtest", cfg.backtest.input) if cfg.backtest.get("input") else \
+        run_pipeline(cfg, stages=["backtest"])
+    dirs, summaries, skipped = res.backtest_dirs, res.backtest_summaries, res.backtest_skipped
     for name, summary in summaries.items():
         print(f"{name}: {'unchanged' if name in skipped else 'done'} -> {dirs[name]}")
         print(bt_table(summary))

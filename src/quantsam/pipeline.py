@@ -7,7 +7,8 @@ Each stage is ``run_<stage>(cfg, inputs) -> outputs`` over artifact paths (the m
 predictions file, the signal file) and skips itself when its manifest says its inputs are unchanged
 (:mod:`quantsam.stageio`). The market's tables and panel are loaded once per process and shared
 (:class:`~quantsam.features.market.Market`). ``stages=[factor_test]`` (``+stages=...`` on the command line) runs the
-listed stages and what they need. In a Hydra job the result is also written to ``<job dir>/result.json``
+listed stages and what they need; ``given=`` (a standalone command's ``RUN=``) seeds the walk with an existing
+artifact, so the standalone commands walk the same graph. In a Hydra job the result is also written to ``<job dir>/result.json``
 (:class:`~quantsam.jobresult.JobResult`), which the study report reads.
 """
 
@@ -27,6 +28,7 @@ from quantsam.errors import ConfigError
 from quantsam.features.market import open_market
 from quantsam.jobresult import JobResult
 from quantsam.optim import arm_name
+from quantsam.signals.source import Input
 from quantsam.tracking.headline import headline_metrics
 from quantsam.tracking.hydra_callback import job_context
 from quantsam.tracking.mlflow_run import Tracker
@@ -49,6 +51,7 @@ class PipelineResult:
     signal_metrics: dict = field(default_factory=dict)
     factor_dir: Path | None = None
     factor_summary: dict = field(default_factory=dict)
+    factor_skipped: bool = False  # the cached factor test was reused
     backtest_dirs: dict = field(default_factory=dict)
     backtest_summaries: dict = field(default_factory=dict)
     backtest_skipped: list = field(default_factory=list)  # universes whose cached backtest was reused
@@ -74,12 +77,20 @@ def stages_to_run(requested: list[str] | None) -> list[str]:
     return [s for s in STAGES if s in todo]
 
 
-def run_pipeline(cfg: DictConfig, stages: list[str] | None = None) -> PipelineResult:
-    """Run ``stages`` (default: ``cfg.stages``, else all) and what they need."""
+def run_pipeline(cfg: DictConfig, stages: list[str] | None = None, given: Input | None = None) -> PipelineResult:
+    """Run ``stages`` (default: ``cfg.stages``, else all) and what they need. ``given``: an artifact the walk starts
+    from (a standalone command's ``RUN=``: a training's predictions or a signal, :func:`resolve_input`) — the stages
+    that would have made it are not run, and its run id is the one the results attach to."""
     validate(cfg)
     Tracker(cfg.tracking).check()  # a dead tracking server fails here, before any stage runs
     todo = stages_to_run(stages or cfg.get("stages"))
     res = PipelineResult()
+    if given is not None:
+        made = {"predictions": ("train",), "signal": ("train", "signal")}[given.kind]
+        todo = [s for s in todo if s not in made]
+        res.run_id = given.run_id
+        if given.kind == "signal":
+            res.signal = given.path
 
     def timed(name, fn, *a, **k):
         t = time.perf_counter()
@@ -101,18 +112,21 @@ def run_pipeline(cfg: DictConfig, stages: list[str] | None = None) -> PipelineRe
     if "signal" in todo:
         from quantsam.signals.stage import run_signal
 
-        sig = timed("signal", run_signal, cfg, tr.predictions, market, res.run_id)
+        predictions = given.path if given is not None else tr.predictions
+        sig = timed("signal", run_signal, cfg, predictions, market, res.run_id)
         res.signal, res.signal_metrics = sig.path, sig.metrics
     if "factor_test" in todo:
         from quantsam.factor_test.stage import run_factor_test
 
         ft = timed("factor_test", run_factor_test, cfg, res.signal, market, res.run_id)
-        res.factor_dir, res.factor_summary = ft.out_dir, ft.summary
+        res.factor_dir, res.factor_summary, res.factor_skipped = ft.out_dir, ft.summary, ft.skipped
     if "backtest" in todo:
         from quantsam.backtest.stage import run_backtest
 
         bt = timed("backtest", run_backtest, cfg, res.signal, market, res.run_id)
         res.backtest_dirs, res.backtest_summaries, res.backtest_skipped = bt.out_dirs, bt.summaries, bt.skipped
+    if given is not None:  # a standalone stage: its own metrics are logged; the run's headline is the pipeline's
+        return res
     head = headline_metrics(res.train_metrics, res.signal_metrics, res.factor_summary, res.backtest_summaries)
     Tracker(cfg.tracking).log_metrics(res.run_id, head)
     _write_result(cfg, res)

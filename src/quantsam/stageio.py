@@ -286,6 +286,21 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def remove_stale_temporaries(directory: str | Path) -> int:
+    """Delete the temporary files and folders a killed writer left in ``directory`` (``.<name>.tmp-<pid>-<hex>``
+    of :func:`atomic_write` / :class:`OutputDir`, whose process is gone); returns how many."""
+    n = 0
+    d = Path(directory)
+    for stale in d.glob(".*.tmp-*") if d.is_dir() else []:
+        if not _pid_alive(stale.name.split(".tmp-")[-1].split("-")[0]):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
+            n += 1
+    return n
+
+
 def _pid_alive(text: str) -> bool:
     try:
         pid = int(text)
@@ -466,7 +481,8 @@ class InPlace:
 def run_in_place(stage: str, key: str, compute: Callable[[], tuple[Any, Any]], *, lock: str | Path,
                  manifest: str | Path | None = None, done: Callable[[], bool] | None = None, code: str | None = None,
                  meta: dict | None = None, wait: bool = True, force: bool = False,
-                 on_force: Callable[[], None] | None = None, on_reuse: Callable[[], Any] | None = None) -> InPlace:
+                 on_force: Callable[[], None] | None = None, on_reuse: Callable[[], Any] | None = None,
+                 clean: tuple[str | Path, ...] = ()) -> InPlace:
     """The cached-run ritual for work whose outputs are written in place, piece by piece, so a crash can resume
     (a training's units, checkpoints and its assembly) rather than swapped in as one folder (:func:`run_cached`).
 
@@ -474,7 +490,8 @@ def run_in_place(stage: str, key: str, compute: Callable[[], tuple[Any, Any]], *
     done when ``manifest`` records ``key`` over intact outputs (:func:`is_done`, warning when ``code`` changed) — or,
     without a manifest of its own, when ``done()`` says so — and then ``on_reuse()`` runs, still under the lock.
     Otherwise (or with ``force``, after ``on_force()``) the manifest is removed first, ``compute()`` returns
-    ``(outputs, result)``, and the manifest over ``outputs`` is written last — so a crash leaves no "done" state."""
+    ``(outputs, result)``, and the manifest over ``outputs`` is written last — so a crash leaves no "done" state.
+    Before computing, the temporaries a killed writer left in the ``clean`` folders are removed."""
     manifest = Path(manifest) if manifest is not None else None
     from filelock import FileLock, Timeout
 
@@ -492,6 +509,8 @@ def run_in_place(stage: str, key: str, compute: Callable[[], tuple[Any, Any]], *
             return InPlace("reused", on_reuse() if on_reuse is not None else None)
         if manifest is not None:
             invalidate(manifest)
+        for folder in clean:
+            remove_stale_temporaries(folder)
         outputs, result = compute()
         if manifest is not None:
             write_manifest(manifest, stage, key, outputs, **({"code": code} if code else {}), **(meta or {}))

@@ -52,6 +52,7 @@ from quantsam.features.market import Market
 from quantsam.optim import arm_name, epoch_scale, optimizer_class
 from quantsam.tracking.hydra_callback import job_context, parent_run_id
 from quantsam.tracking.mlflow_run import Tracker, git_info, package_versions, run_params
+from quantsam.tracking.stage_run import relog, relogged_run, reuse_finished
 from quantsam.train import checkpoint
 from quantsam.train.loop import FitConfig, fit_unit, predict_dates, predictions_frame
 from quantsam.train.runtime import configure_determinism, pick_device, set_threads, usable_cores
@@ -256,7 +257,8 @@ def train_unit_cached(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, u: Unit,
 
     res = stageio.run_in_place("train_unit", _unit_key(plan, u), compute, lock=plan.work / "units" / u.tag,
                                manifest=plan.work / "units" / f"{u.tag}.json", code=stageio.code_version(*TRAIN_CODE),
-                               wait=wait)
+                               wait=wait, clean=tuple(plan.work / d for d in ("predictions", "models", "history",
+                                                                                "trajectory", "checkpoints")))
     if res.status == "computed":
         (plan.work / "checkpoints" / f"{u.tag}.pt").unlink(missing_ok=True)
     return res
@@ -414,8 +416,7 @@ def _train_units_shared(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, tracke
 
 def _relog(tracker: Tracker, run_id: str | None, step: dict, freq: str, rows: list[dict]) -> None:
     """Log a unit's finished epochs at the model's next steps (``step[freq]`` counts epochs across units)."""
-    tracker.log_history(run_id, [(step[freq] + i, _epoch_metrics(freq, r)) for i, r in enumerate(rows)])
-    step[freq] += len(rows)
+    relog(tracker, run_id, step, freq, [_epoch_metrics(freq, r) for r in rows])
 
 
 def _progress(cfg: DictConfig, total: int, desc: str):
@@ -493,7 +494,7 @@ def run_train(cfg: DictConfig, market: Market) -> TrainOutputs:
                                f"{plan.selection}", manifest=plan.work / stageio.MANIFEST if plan.complete else None,
                                done=None if plan.complete else lambda: all(unit_done(plan, u) for u in plan.units),
                                code=stageio.code_version(*TRAIN_CODE), meta={"data_fingerprint": market.fingerprint},
-                               force=bool(cfg.get("rerun")), on_force=redo, on_reuse=reuse)
+                               force=bool(cfg.get("rerun")), on_force=redo, on_reuse=reuse, clean=(plan.work,))
     return res.result
 
 
@@ -528,27 +529,20 @@ def _train(cfg: DictConfig, market: Market, fs: FeatureSet, plan: TrainPlan, tra
 
 def _reuse_run(cfg: DictConfig, plan: TrainPlan, market: Market, tracker: Tracker, parent: str | None, kind: str,
                name: str) -> str | None:
-    """The MLflow run of finished work: the newest FINISHED run with its key (when it belongs to the current sweep,
-    or there is no sweep), a cache-hit copy under the current sweep's parent, or — when the configured store has
-    none — a new run logged from the work directory."""
+    """The MLflow run of finished work (:mod:`quantsam.tracking.stage_run`): the newest FINISHED run with its key
+    (when it belongs to the current sweep, or there is no sweep), a cache-hit copy under the current sweep's parent,
+    or — when the configured store has none — a new run logged from the work directory."""
     if not tracker.enabled:
         return None
-    found = tracker.find({"stage_key": plan.key, "kind": kind, "units": plan.selection}, status="FINISHED")
-    if found:
-        same = [r for r in found if r.data.tags.get("mlflow.parentRunId") == parent]
-        if same:
-            return same[0].info.run_id
-        return tracker.copy_run(found[0], name, {"hydra_job_num": job_context().num}, parent)
+    run_id = reuse_finished(tracker, {"stage_key": plan.key, "kind": kind, "units": plan.selection}, parent, name,
+                            {"hydra_job_num": job_context().num})
+    if run_id is not None:
+        return run_id
     log.info("%s: no finished run for key %s in %s: logging one from %s", name, plan.key, tracker.uri, plan.work)
-    with tracker.run(name, {**_tags(cfg, plan, market, kind), "relogged_from": str(plan.work)}, run_params(cfg),
-                     parent) as run_id:
-        step = {f: 0 for f in cfg.model.frequencies}
-        for u in plan.units:
-            _relog(tracker, run_id, step, u.freq, unit_history(plan, u)["history"])
-        if plan.complete:
-            tracker.log_metrics(run_id, json.loads((plan.work / "metrics.json").read_text()))
-            for f in ("config.yaml", "splits.json", "predictions.parquet"):
-                tracker.log_artifact(run_id, plan.work / f)
-            for sub in ("history", "predictions", "models"):
-                tracker.log_artifact(run_id, plan.work / sub, sub)
-    return run_id
+    history = ((u.freq, [_epoch_metrics(u.freq, r) for r in unit_history(plan, u)["history"]]) for u in plan.units)
+    arts = [(plan.work / f, None) for f in ("config.yaml", "splits.json", "predictions.parquet")]
+    arts += [(plan.work / sub, sub) for sub in ("history", "predictions", "models")]
+    return relogged_run(tracker, name, {**_tags(cfg, plan, market, kind), "relogged_from": str(plan.work)},
+                        run_params(cfg), parent, history,
+                        json.loads((plan.work / "metrics.json").read_text()) if plan.complete else None,
+                        arts if plan.complete else [])
