@@ -73,7 +73,7 @@ def profile_fit(args) -> dict:
     from quantsam.features.market import open_market
     from quantsam.tracking.mlflow_run import Tracker
     from quantsam.train import checkpoint
-    from quantsam.train.stage import _fit_config, feature_set, plan_training
+    from quantsam.train.stage import feature_set, fit_config, plan_training
 
     torch.set_num_threads(args.threads)
     overrides = [f"experiment={args.experiment}", f"optimizer={args.optimizer}", *args.override]
@@ -84,7 +84,7 @@ def profile_fit(args) -> dict:
     plan = plan_training(cfg, market, fs)
     setup_s = time.perf_counter() - t0
     split = plan.splits[args.window]
-    fc = _fit_config(cfg)
+    fc = fit_config(cfg)
     fc.max_epochs, fc.patience = args.epochs, args.epochs + 1
 
     prof = Profiler()

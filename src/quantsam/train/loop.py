@@ -9,6 +9,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -55,7 +56,13 @@ class UnitResult:
     trajectory: torch.Tensor | None = None  # [epochs, n_params] float32, when requested
 
 
-def _optimizer(model: torch.nn.Module, fc: FitConfig):
+def make_model(fc: FitConfig) -> torch.nn.Module:
+    """The network of a fit (``fc.model``: the ``model`` config as a mapping)."""
+    return build_model(SimpleNamespace(**fc.model))
+
+
+def make_optimizer(model: torch.nn.Module, fc: FitConfig):
+    """The fit's optimizer over ``model``'s parameters (``fc.optimizer``: the ``optimizer`` config as a mapping)."""
     return build_optimizer(fc.optimizer["name"], model.named_parameters(), grad_clip=fc.grad_clip,
                            **optimizer_kwargs(fc.optimizer))
 
@@ -160,8 +167,8 @@ def fit_unit(fs: FeatureSet, split: Split, freq: str, seed: int, fc: FitConfig, 
     """
     freq_id = ("daily", "weekly").index(freq) if freq in ("daily", "weekly") else 9
     torch.manual_seed(unit_seed(seed, split.index, freq_id))
-    model = build_model(_AttrDict(fc.model)).to(device)
-    opt = _optimizer(model, fc)
+    model = make_model(fc).to(device)
+    opt = make_optimizer(model, fc)
     loss_fn = LOSSES[fc.loss]
     st = {"epoch": 0, "best_score": -np.inf, "best_epoch": -1, "best_state": None, "bad": 0, "history": [],
           "done": False, "seconds": 0.0}
@@ -225,7 +232,3 @@ def predictions_frame(pred: np.ndarray, fs: FeatureSet, dates: np.ndarray, model
         "date": fs.panel.dates[dates[ti]], "code": fs.panel.codes[ni], "model": model, "seed": seed,
         "score": pred[ti, ni],
     })
-
-
-class _AttrDict(dict):
-    __getattr__ = dict.__getitem__

@@ -27,11 +27,10 @@ import torch
 from omegaconf import DictConfig
 
 from quantsam.features.market import Market
-from quantsam.models import build_model
 from quantsam.optim import epoch_scale
-from quantsam.train.loop import LOSSES, _AttrDict, _optimizer, evaluate, predict_dates, train_epoch
+from quantsam.train.loop import LOSSES, evaluate, make_model, make_optimizer, predict_dates, train_epoch
 from quantsam.train.runtime import usable_cores
-from quantsam.train.stage import _fit_config, feature_set, plan_training
+from quantsam.train.stage import feature_set, fit_config, plan_training
 
 
 @dataclass
@@ -65,11 +64,11 @@ def _cpu(fn) -> float:
 def calibrate(cfg: DictConfig, fs, split, optimizer_cfg: dict, n_dates: int = 8, threads: int = 1) -> Calibration:
     """Time ``n_dates`` training steps (after one warm-up step), ``n_dates`` validation dates and ``n_dates`` test
     dates of the first model on the first window, with ``optimizer_cfg``, in CPU seconds per sample."""
-    fc = replace(_fit_config(cfg), optimizer=optimizer_cfg)
+    fc = replace(fit_config(cfg), optimizer=optimizer_cfg)
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = build_model(_AttrDict(fc.model))
-    opt = _optimizer(model, fc)
+    model = make_model(fc)
+    opt = make_optimizer(model, fc)
     freq = str(cfg.model.frequencies[0])
     dates = split.train[: n_dates + 1]
     rng = np.random.default_rng(0)
@@ -115,7 +114,7 @@ def study_plan(cfg: DictConfig, market: Market, optimizers: dict[str, dict], n_s
     optimizer (e.g. ``seed=0,1,2``); ``threads``: torch threads of one training process of this launch."""
     fs = feature_set(cfg, market)
     plan = plan_training(cfg, market, fs)
-    fc = _fit_config(cfg)
+    fc = fit_config(cfg)
     epochs = int(cfg.trainer.max_epochs)
     train_samples = sum(batch_names(fs, int(t), fc.max_names_per_batch) for u in plan.units for t in u.split.train)
     valid_samples = sum(min(len(fs.names(int(t))), fc.valid_names or 10**9) for u in plan.units for t in u.split.valid)

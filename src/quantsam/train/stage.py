@@ -186,7 +186,8 @@ def plan_training(cfg: DictConfig, market: Market, fs: FeatureSet) -> TrainPlan:
 
 
 # ---- step 2: units --------------------------------------------------------------------------------------------------
-def _fit_config(cfg: DictConfig) -> FitConfig:
+def fit_config(cfg: DictConfig) -> FitConfig:
+    """The typed settings of one fit, converted once from the composed config (the loop never sees the config)."""
     tr = cfg.trainer
     # compute-matched arm (optimizer.match_passes): the budget of a k-pass optimizer = epochs and patience x k / own
     scale = epoch_scale(cfg.optimizer)
@@ -307,7 +308,7 @@ def train_units(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, tracker: Track
     device, dev = _device_setup(cfg, fs, threads)
     tracker.set_tags(run_id, {"device": str(device), "torch_threads": str(threads), "device_data": str(dev is not None),
                               "precision": str(tr.precision)})
-    fc = _fit_config(cfg)
+    fc = fit_config(cfg)
     step = {f: 0 for f in cfg.model.frequencies}
     totals = {"grad_evals": 0, "seconds": 0.0}
     bar = _progress(cfg, len(plan.units), f"{plan.name} windows x models x seeds")
@@ -340,7 +341,7 @@ def claim_units(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, threads: int, 
     """Train every unit of ``plan`` that is not done and that no other process holds, in the canonical order;
     with ``wait`` keep polling until every unit is done (units held by others finish there). Returns the count."""
     device, dev = _device_setup(cfg, fs, threads)
-    fc = _fit_config(cfg)
+    fc = fit_config(cfg)
     pending = [u for u in plan.units if not unit_done(plan, u)]
     trained = 0
     while pending:
