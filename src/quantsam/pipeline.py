@@ -47,6 +47,7 @@ class PipelineResult:
     complete: bool = True  # False for a fine-grained fit job (trainer.windows/models/seeds)
     train_skipped: bool = False  # the training was found done (cache hit)
     train_metrics: dict = field(default_factory=dict)
+    predictions: Path | None = None  # the training's assembled predictions (or a seeded input's)
     signal: Path | None = None
     signal_metrics: dict = field(default_factory=dict)
     factor_dir: Path | None = None
@@ -77,54 +78,79 @@ def stages_to_run(requested: list[str] | None) -> list[str]:
     return [s for s in STAGES if s in todo]
 
 
+@dataclass
+class Ctx:
+    """What every step of the walk reads: the config, the market, and the artifact the walk was seeded with."""
+
+    cfg: DictConfig
+    market: object
+    given: Input | None = None
+
+
+def _train(ctx: Ctx, res: PipelineResult) -> bool:
+    from quantsam.train.stage import run_train
+
+    tr = run_train(ctx.cfg, ctx.market)
+    res.work_dir, res.run_id, res.complete, res.train_metrics = tr.work_dir, tr.run_id, tr.complete, tr.metrics
+    res.train_skipped, res.predictions = tr.skipped, tr.predictions
+    return tr.complete  # a fit job: the units are trained; the full config assembles later
+
+
+def _signal(ctx: Ctx, res: PipelineResult) -> bool:
+    from quantsam.signals.stage import run_signal
+
+    sig = run_signal(ctx.cfg, res.predictions, ctx.market, res.run_id)
+    res.signal, res.signal_metrics = sig.path, sig.metrics
+    return True
+
+
+def _factor_test(ctx: Ctx, res: PipelineResult) -> bool:
+    from quantsam.factor_test.stage import run_factor_test
+
+    ft = run_factor_test(ctx.cfg, res.signal, ctx.market, res.run_id)
+    res.factor_dir, res.factor_summary, res.factor_skipped = ft.out_dir, ft.summary, ft.skipped
+    return True
+
+
+def _backtest(ctx: Ctx, res: PipelineResult) -> bool:
+    from quantsam.backtest.stage import run_backtest
+
+    bt = run_backtest(ctx.cfg, res.signal, ctx.market, res.run_id)
+    res.backtest_dirs, res.backtest_summaries, res.backtest_skipped = bt.out_dirs, bt.summaries, bt.skipped
+    return True
+
+
+#: each stage's step: reads its inputs from the result so far, records its outputs there; False ends the walk
+STEPS = {"train": _train, "signal": _signal, "factor_test": _factor_test, "backtest": _backtest}
+#: what a seeded artifact stands in for: the stages that would have made it
+SEEDS = {"predictions": ("train",), "signal": ("train", "signal")}
+
+
 def run_pipeline(cfg: DictConfig, stages: list[str] | None = None, given: Input | None = None) -> PipelineResult:
-    """Run ``stages`` (default: ``cfg.stages``, else all) and what they need. ``given``: an artifact the walk starts
-    from (a standalone command's ``RUN=``: a training's predictions or a signal, :func:`resolve_input`) — the stages
-    that would have made it are not run, and its run id is the one the results attach to."""
+    """Walk the graph: ``stages`` (default: ``cfg.stages``, else all) and what they need (:data:`NEEDS`), in order,
+    each by its step (:data:`STEPS`). ``given``: an artifact the walk starts from (a standalone command's ``RUN=``:
+    a training's predictions or a signal, :func:`~quantsam.signals.source.resolve_input`) — the stages that would
+    have made it are not run (:data:`SEEDS`), and its run id is the one the results attach to."""
     validate(cfg)
     Tracker(cfg.tracking).check()  # a dead tracking server fails here, before any stage runs
     todo = stages_to_run(stages or cfg.get("stages"))
     res = PipelineResult()
     if given is not None:
-        made = {"predictions": ("train",), "signal": ("train", "signal")}[given.kind]
-        todo = [s for s in todo if s not in made]
+        todo = [s for s in todo if s not in SEEDS[given.kind]]
         res.run_id = given.run_id
-        if given.kind == "signal":
-            res.signal = given.path
-
-    def timed(name, fn, *a, **k):
+        res.predictions = given.path if given.kind == "predictions" else None
+        res.signal = given.path if given.kind == "signal" else None
+    t = time.perf_counter()
+    res.data = run_data(cfg)
+    res.stage_seconds["data"] = time.perf_counter() - t
+    ctx = Ctx(cfg, open_market(res.data), given)
+    for name in (s for s in todo if s != "data"):  # data is done: every stage reads the market
         t = time.perf_counter()
-        out = fn(*a, **k)
+        go_on = STEPS[name](ctx, res)
         res.stage_seconds[name] = time.perf_counter() - t
-        return out
-
-    res.data = timed("data", run_data, cfg)
-    market = open_market(res.data)
-    if "train" in todo:
-        from quantsam.train.stage import run_train
-
-        tr = timed("train", run_train, cfg, market)
-        res.work_dir, res.run_id, res.complete, res.train_metrics = tr.work_dir, tr.run_id, tr.complete, tr.metrics
-        res.train_skipped = tr.skipped
-        if not tr.complete:  # a fit job: the units are trained; the full config assembles later
+        if not go_on:
             _write_result(cfg, res)
             return res
-    if "signal" in todo:
-        from quantsam.signals.stage import run_signal
-
-        predictions = given.path if given is not None else tr.predictions
-        sig = timed("signal", run_signal, cfg, predictions, market, res.run_id)
-        res.signal, res.signal_metrics = sig.path, sig.metrics
-    if "factor_test" in todo:
-        from quantsam.factor_test.stage import run_factor_test
-
-        ft = timed("factor_test", run_factor_test, cfg, res.signal, market, res.run_id)
-        res.factor_dir, res.factor_summary, res.factor_skipped = ft.out_dir, ft.summary, ft.skipped
-    if "backtest" in todo:
-        from quantsam.backtest.stage import run_backtest
-
-        bt = timed("backtest", run_backtest, cfg, res.signal, market, res.run_id)
-        res.backtest_dirs, res.backtest_summaries, res.backtest_skipped = bt.out_dirs, bt.summaries, bt.skipped
     if given is not None:  # a standalone stage: its own metrics are logged; the run's headline is the pipeline's
         return res
     head = headline_metrics(res.train_metrics, res.signal_metrics, res.factor_summary, res.backtest_summaries)

@@ -44,7 +44,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from quantsam import progress, stageio
-from quantsam.config.schema import key_if_set, non_result_keys
 from quantsam.errors import ConfigError
 from quantsam.features.dataset import FeatureSet, Split, rolling_splits
 from quantsam.features.device_windows import DeviceFeatures
@@ -54,22 +53,11 @@ from quantsam.tracking.hydra_callback import job_context, parent_run_id
 from quantsam.tracking.mlflow_run import Tracker, git_info, package_versions, run_params
 from quantsam.tracking.stage_run import relog, relogged_run, reuse_finished
 from quantsam.train import checkpoint
+from quantsam.train.key import train_key
 from quantsam.train.loop import FitConfig, fit_unit, predict_dates, predictions_frame
 from quantsam.train.runtime import configure_determinism, pick_device, set_threads, usable_cores
 
 log = logging.getLogger(__name__)
-
-#: bump when training's outputs change for the same config and data
-TRAIN_VERSION = 2  # 2: predictions in chunks of loop.PREDICT_CHUNK names; the signal config left the key
-#: config groups whose values change the training stage's numbers (the signal stage keys its own config)
-TRAIN_GROUPS = ("seed", "universe", "features", "model", "optimizer", "trainer")
-#: trainer keys that change no number (or only select which units this job trains): ``result=False`` in the schema
-NON_RESULT_TRAINER = non_result_keys("trainer")
-#: (group, key, default): part of the stage key only when not at the default (added after work was done) — the
-#: optimizer's arm keys, and the schema keys marked ``key_if_set``
-KEY_IF_SET = (("optimizer", "arm", None), ("optimizer", "match_passes", None),
-              *((g, k, v) for g in ("trainer", "features") for k, v in key_if_set(g)))
-
 
 @dataclass
 class Unit:
@@ -112,28 +100,6 @@ def train_universe(cfg: DictConfig) -> str:
 
 def run_name(cfg: DictConfig) -> str:
     return f"{arm_name(cfg.optimizer)}-{train_universe(cfg)}-s{cfg.seed}"
-
-
-def train_config(cfg: DictConfig) -> dict:
-    """The config subtrees that change the training stage's numbers (see :data:`NON_RESULT_TRAINER`)."""
-    full = OmegaConf.to_container(cfg, resolve=True)
-    c = {k: full[k] for k in TRAIN_GROUPS if k in full}
-    u = c.get("universe")
-    if isinstance(u, dict) and not u.get("train_on_members"):
-        # the index only selects the backtest benchmark: training on all A-shares is the same run for every index
-        u.pop("name", None)
-        u.pop("index_code", None)
-    for k in NON_RESULT_TRAINER:
-        c.get("trainer", {}).pop(k, None)
-    # keys added later enter the key only when set away from their default, so finished work stays valid
-    for group, key, default in KEY_IF_SET:
-        if isinstance(c.get(group), dict) and c[group].get(key, default) == default:
-            c[group].pop(key, None)
-    return c
-
-
-def train_key(cfg: DictConfig, data_fingerprint: str) -> str:
-    return stageio.stage_key("train", TRAIN_VERSION, config=train_config(cfg), data=data_fingerprint)
 
 
 def work_dir(cfg: DictConfig, data_fingerprint: str) -> Path:
