@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import re
 import runpy
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -109,3 +111,29 @@ def test_standalone_factor_test_of_a_study_run_uses_its_setup_and_its_run(study)
     assert f"unchanged: {job.factor_dir}" in proc.stdout
     assert "using the market the input was made on" in proc.stdout + proc.stderr
     assert len(c.search_runs([exp])) == before
+
+
+def test_compare_runs_finds_equal_and_changed_tables(study, tmp_path):
+    """`python scripts/compare_runs.py <before> <after>` as the README gives it: a sweep against itself is equal
+    table by table; a copy of one job whose signal lost a row is reported DIFFERENT (exit 1)."""
+    import json
+    import shutil
+
+    from quantsam.jobresult import JobResult
+
+    same = subprocess.run([sys.executable, "scripts/compare_runs.py", str(study / "sweep"), str(study / "sweep")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert same.returncode == 0 and "tables equal exactly (2 job(s))" in same.stdout, same.stdout[-2000:]
+    job_dir = next(p.parent for p in sorted((study / "sweep").glob("*/result.json")))
+    job = JobResult.read(job_dir / "result.json")
+    changed = tmp_path / "signal"
+    shutil.copytree(job.signal_dir, changed)
+    sig = pd.read_parquet(changed / "signal.parquet")
+    sig.iloc[1:].to_parquet(changed / "signal.parquet", index=False)
+    (tmp_path / "job").mkdir()
+    doc = json.loads((job_dir / "result.json").read_text())
+    doc["signal"] = str(changed / "signal.parquet")
+    (tmp_path / "job" / "result.json").write_text(json.dumps(doc))
+    diff = subprocess.run([sys.executable, "scripts/compare_runs.py", str(job_dir), str(tmp_path / "job")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert diff.returncode == 1 and "signal/signal: DIFFERENT" in diff.stdout, diff.stdout[-2000:]
