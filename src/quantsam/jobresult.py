@@ -8,10 +8,11 @@ there with the file named, not as a ``KeyError`` deep in the report.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from quantsam.errors import DataError
+from quantsam.stageio import atomic_write_text
 
 FILE = "result.json"
 
@@ -38,9 +39,8 @@ class JobResult:
         return Path(self.signal).parent if self.signal else None
 
     def write(self, job_dir: str | Path) -> Path:
-        p = Path(job_dir) / FILE
-        p.write_text(json.dumps(asdict(self), indent=1))
-        return p
+        """``<job_dir>/result.json``, written atomically (a crash leaves the previous file or none)."""
+        return atomic_write_text(Path(job_dir) / FILE, json.dumps(asdict(self), indent=1))
 
     @classmethod
     def read(cls, path: str | Path) -> JobResult:
@@ -51,7 +51,7 @@ class JobResult:
             raise DataError(f"{p}: not a readable job result ({type(e).__name__}). Fix: rerun the job "
                             "(make pipeline / make study with the same overrides)") from None
         names = {f.name for f in fields(cls)}
-        required = {"optimizer", "optimizer_name", "seed", "work_dir", "run_id"}
+        required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
         missing = sorted(required - set(doc))
         if missing:
             raise DataError(f"{p}: job result without {missing} (written by another quantsam version?). Fix: rerun "

@@ -80,11 +80,10 @@ def stages_to_run(requested: list[str] | None) -> list[str]:
 
 @dataclass
 class Ctx:
-    """What every step of the walk reads: the config, the market, and the artifact the walk was seeded with."""
+    """What every step of the walk reads besides the result so far: the config and the market."""
 
     cfg: DictConfig
     market: object
-    given: Input | None = None
 
 
 def _train(ctx: Ctx, res: PipelineResult) -> bool:
@@ -143,7 +142,7 @@ def run_pipeline(cfg: DictConfig, stages: list[str] | None = None, given: Input 
     t = time.perf_counter()
     res.data = run_data(cfg)
     res.stage_seconds["data"] = time.perf_counter() - t
-    ctx = Ctx(cfg, open_market(res.data), given)
+    ctx = Ctx(cfg, open_market(res.data))
     for name in (s for s in todo if s != "data"):  # data is done: every stage reads the market
         t = time.perf_counter()
         go_on = STEPS[name](ctx, res)

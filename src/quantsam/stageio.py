@@ -235,9 +235,7 @@ class OutputDir:
 
     def __enter__(self) -> OutputDir:
         self.target.parent.mkdir(parents=True, exist_ok=True)
-        for stale in self.target.parent.glob(f".{self.target.name}.tmp-*"):  # left by a killed writer
-            if not _pid_alive(stale.name.split(".tmp-")[-1].split("-")[0]):
-                shutil.rmtree(stale, ignore_errors=True)
+        remove_stale_temporaries(self.target.parent, self.target.name)  # left by a killed writer
         self.path.mkdir()
         return self
 
@@ -286,12 +284,13 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def remove_stale_temporaries(directory: str | Path) -> int:
+def remove_stale_temporaries(directory: str | Path, name: str = "*") -> int:
     """Delete the temporary files and folders a killed writer left in ``directory`` (``.<name>.tmp-<pid>-<hex>``
-    of :func:`atomic_write` / :class:`OutputDir`, whose process is gone); returns how many."""
+    of :func:`atomic_write` / :class:`OutputDir`, whose process is gone; ``name``: only those of that output);
+    returns how many."""
     n = 0
     d = Path(directory)
-    for stale in d.glob(".*.tmp-*") if d.is_dir() else []:
+    for stale in d.glob(f".{name}.tmp-*") if d.is_dir() else []:
         if not _pid_alive(stale.name.split(".tmp-")[-1].split("-")[0]):
             if stale.is_dir():
                 shutil.rmtree(stale, ignore_errors=True)
@@ -310,14 +309,25 @@ def _pid_alive(text: str) -> bool:
 
 
 @contextlib.contextmanager
-def locked(target: str | Path, timeout: float = 6 * 3600) -> Iterator[None]:
-    """Hold ``<target>.lock`` (parallel jobs asking for the same work wait, then find it done)."""
-    from filelock import FileLock
+def locked(target: str | Path, timeout: float = 6 * 3600, wait: bool = True) -> Iterator[bool]:
+    """Hold ``<target>.lock`` (parallel jobs asking for the same work wait, then find it done) and yield True; with
+    ``wait=False`` yield False at once when another process holds it (nothing is held then)."""
+    from filelock import FileLock, Timeout
 
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock", timeout=timeout):
-        yield
+    lock = FileLock(str(target) + ".lock", timeout=timeout if wait else 0)
+    try:
+        lock.acquire()
+    except Timeout:
+        if wait:
+            raise
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
 
 
 # ---- artifacts ----------------------------------------------------------------------------------------------------
@@ -493,15 +503,9 @@ def run_in_place(stage: str, key: str, compute: Callable[[], tuple[Any, Any]], *
     ``(outputs, result)``, and the manifest over ``outputs`` is written last — so a crash leaves no "done" state.
     Before computing, the temporaries a killed writer left in the ``clean`` folders are removed."""
     manifest = Path(manifest) if manifest is not None else None
-    from filelock import FileLock, Timeout
-
-    Path(lock).parent.mkdir(parents=True, exist_ok=True)
-    fl = FileLock(str(lock) + ".lock", timeout=6 * 3600 if wait else 0)
-    try:
-        fl.acquire()
-    except Timeout:
-        return InPlace("busy")
-    try:
+    with locked(lock, wait=wait) as held:
+        if not held:
+            return InPlace("busy")
         if force:
             if on_force is not None:
                 on_force()
@@ -515,5 +519,3 @@ def run_in_place(stage: str, key: str, compute: Callable[[], tuple[Any, Any]], *
         if manifest is not None:
             write_manifest(manifest, stage, key, outputs, **({"code": code} if code else {}), **(meta or {}))
         return InPlace("computed", result)
-    finally:
-        fl.release()

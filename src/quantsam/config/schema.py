@@ -56,6 +56,11 @@ class Fact:
     key_if_set: bool = False
     fix: str | None = None
 
+    @property
+    def constrains(self) -> bool:
+        """Whether the fact restricts the key's values (else it only says what the key does, e.g. result=False)."""
+        return self.choices is not None or self.lo is not None or self.hi is not None or self.date or self.integer
+
     def ok(self, v: Any) -> bool:
         import math
 
@@ -71,7 +76,7 @@ class Fact:
             except (ValueError, TypeError):
                 return False
             return True
-        if self.lo is None and self.hi is None and not self.integer:
+        if not self.constrains:
             return True
         if isinstance(v, bool) or not isinstance(v, int | float) or (self.integer and not isinstance(v, int)):
             return False

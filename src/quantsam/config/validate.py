@@ -65,16 +65,6 @@ def _int_at_least(v: Any, lo: int) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= lo
 
 
-def _date_or_null(v: Any) -> bool:
-    if v is None:
-        return True
-    try:
-        pd.Timestamp(str(v))
-    except (ValueError, TypeError):
-        return False
-    return True
-
-
 def _ints_or_null(v: Any, lo: int = 0, hi: int | None = None) -> bool:
     if v is None:
         return True
@@ -171,7 +161,7 @@ def _fact_rules(cfg: DictConfig) -> list[tuple[str, Callable[[], bool], str]]:
     for group, schema in GROUP_SCHEMAS.items():
         node = cfg.get(group, {}) or {}
         for name, fact in facts_of(schema).items():
-            if fact.choices is None and fact.lo is None and fact.hi is None and not fact.date and not fact.integer:
+            if not fact.constrains:
                 continue  # a fact about the key (e.g. result=False), not about its values
             out.append((f"{group}.{name}", lambda n=node, k=name, fa=fact: fa.ok(_plain(n.get(k))), fact.describe()))
     return out

@@ -51,11 +51,12 @@ def data_key(cfg: DictConfig) -> str:
 
 
 def _ingest_params(cfg: DictConfig) -> dict:
+    """The adapter parameters of this config, as the ingest key hashes them and the adapters take them."""
+    from quantsam.data.ingest.market import ingest_params
+
     p = {k: OmegaConf.select(cfg, f"data.{k}") for k in INGEST_KEYS}
     p["path"] = str(Path(str(p["path"])).expanduser()) if p["path"] else p["path"]
-    p["ffill_float_shares_days"] = int(p["ffill_float_shares_days"])
-    p["volume_is_adjusted"] = bool(p["volume_is_adjusted"])
-    return p
+    return ingest_params(**p)
 
 
 def run_data(cfg: DictConfig) -> DataRef:
@@ -77,12 +78,9 @@ def run_data(cfg: DictConfig) -> DataRef:
             summary = validate_daily(m.daily, source="synthetic market")
             log.info("data: synthetic market %s -> %s in %.1fs", summary.summary(), d, time.perf_counter() - t0)
             return MarketWrite(m, {"source": "synthetic", "seconds": round(time.perf_counter() - t0, 2)})
-        from quantsam.data.ingest.market import ingest_meta, ingest_params, load_source
+        from quantsam.data.ingest.market import ingest_meta, load_source
 
-        p = _ingest_params(cfg)
-        params = ingest_params(source, p["path"], preset=p["preset"], instruments=p["instruments"], start=p["start"],
-                               end=p["end"], ffill_float_shares_days=p["ffill_float_shares_days"],
-                               volume_is_adjusted=p["volume_is_adjusted"], tables_path=p["tables_path"])
+        params = _ingest_params(cfg)
         m, rep = load_source(**params)
         log.info("data: ingested %s", rep["summary"])
         return MarketWrite(m, ingest_meta(source, rep, params))

@@ -39,21 +39,28 @@ EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 #: project choose the columns a user sees first (the UI otherwise keeps column choices in the browser only)
 VIEW_KEY = "quantsam-compare"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
-INDEX_NAMES = ("csi300", "csi500", "csi1000")
 
 
 def comparison_view() -> dict:
     """The runs table a user came for: the training runs grouped by optimizer (each group's row: the average over
-    its seeds), the headline metrics (:mod:`quantsam.tracking.headline`) as columns, newest first; the sweep parents
-    sit in MLflow's "Additional runs" group."""
-    metrics = ["summary/test_rank_ic_daily", "summary/factor_rank_ic_weekly", "summary/top_excess_ann"]
-    metrics += [f"summary/{u}_{m}" for u in INDEX_NAMES for m in ("excess_ann", "ir")]
-    metrics += ["summary/grad_evals", "summary/train_wall_s"]
+    its seeds), the headline metrics (:data:`quantsam.tracking.headline.HEADLINE_HELP`, one per index where it says
+    ``<index>``) as columns, newest first; the sweep parents sit in MLflow's "Additional runs" group."""
+    from quantsam.config.schema import INDEX_CODES
+    from quantsam.tracking.headline import HEADLINE_HELP
+
+    metrics = [m.replace("<index>", u) for m in HEADLINE_HELP for u in (INDEX_CODES if "<index>" in m else [""])]
     cols = ["params.`optimizer.name`", "params.`seed`"] + [f"metrics.`{m}`" for m in metrics]
     return {"orderByKey": "attributes.start_time", "orderByAsc": False, "selectedColumns": cols,
-            "columnWidths": {c: 200 for c in cols if c.startswith("metrics.")}, "runsHiddenMode": "SHOW_ALL",
+            "runsHiddenMode": "SHOW_ALL",
             "groupBy": {"aggregateFunction": "average",
                         "groupByKeys": [{"mode": "param", "groupByData": "optimizer.name"}]}}
+
+
+def set_comparison_view(client, experiment) -> None:
+    """Write the comparison view onto ``experiment`` (an MLflow Experiment) unless it already holds this one."""
+    view = json.dumps(comparison_view())
+    if experiment.tags.get(VIEW_TAG) != view:
+        client.set_experiment_tag(experiment.experiment_id, VIEW_TAG, view)
 
 
 def ui_link(base: str, experiment_id: str, view: bool = True) -> str:
@@ -197,9 +204,7 @@ class Tracker:
                     self._exp_id = exp.experiment_id
                     if exp.tags.get("mlflow.experimentKind") is None:
                         self.client.set_experiment_tag(self._exp_id, *next(iter(EXPERIMENT_KIND.items())))
-                view = json.dumps(comparison_view())
-                if exp is None or exp.tags.get(VIEW_TAG) != view:
-                    self.client.set_experiment_tag(self._exp_id, VIEW_TAG, view)
+                set_comparison_view(self.client, self.client.get_experiment(self._exp_id) if exp is None else exp)
         return self._exp_id
 
     # ---- finding runs ---------------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ its view tag here (:data:`quantsam.tracking.mlflow_run.VIEW_TAG`), so the link o
 
 from __future__ import annotations
 
-import json
 import sys
 
 
@@ -17,7 +16,7 @@ def link(uri: str, port: int, experiment: str = "quantsam") -> str:
 
     from mlflow import MlflowClient
 
-    from quantsam.tracking.mlflow_run import VIEW_TAG, comparison_view, ui_link
+    from quantsam.tracking.mlflow_run import set_comparison_view, ui_link
 
     base = f"http://127.0.0.1:{port}"
     if uri.startswith("sqlite:///") and not os.path.exists(uri[len("sqlite:///"):]):
@@ -26,9 +25,7 @@ def link(uri: str, port: int, experiment: str = "quantsam") -> str:
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         return f"{base} (no experiment '{experiment}' yet: `make demo` first)"
-    view = json.dumps(comparison_view())
-    if exp.tags.get(VIEW_TAG) != view:
-        client.set_experiment_tag(exp.experiment_id, VIEW_TAG, view)
+    set_comparison_view(client, exp)
     return ui_link(base, exp.experiment_id)
 
 

@@ -64,7 +64,8 @@ def ingest_params(source: str, path: str | Path, preset: str = "shared_real", in
                   end=None, ffill_float_shares_days: int = 250, volume_is_adjusted: bool = False,
                   tables_path: str | Path | None = None) -> dict:
     """The adapter parameters as :func:`load_source` takes them and :func:`ingest_key` hashes them."""
-    return dict(source=source, path=str(path), preset=preset, instruments=instruments, start=start, end=end,
+    return dict(source=source, path=None if path is None else str(path), preset=preset, instruments=instruments,
+                start=start, end=end,
                 ffill_float_shares_days=int(ffill_float_shares_days), volume_is_adjusted=bool(volume_is_adjusted),
                 tables_path=None if tables_path is None else str(tables_path))
 
