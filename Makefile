@@ -30,7 +30,7 @@ experiment_or = experiment=$(if $(call given,experiment),$(value experiment),$(1
 # `make demo optimizer=asam` compares AdamW with ASAM (GSAM by default)
 DEMO_VS = $(if $(call given,optimizer),$(value optimizer),gsam)
 
-.PHONY: help install demo data train sweep study tune pipeline factor-test backtest report test test-unit test-slow bench lint \
+.PHONY: help install demo data train sweep study real-study tune pipeline factor-test backtest report test test-unit test-slow bench lint \
         mlflow-ui mlflow-server clean
 
 help: ## list the targets
@@ -64,6 +64,10 @@ pipeline: $(STAMP) ## data -> train -> signal -> factor test -> CSI300/500/1000 
 
 study: $(STAMP) ## the study: the pipeline for the seven optimizers (experiment=study), then the comparison report
 	$(PY) -m quantsam $(strip pipeline --multirun $(call experiment_or,study) $(OVERRIDES_NO_EXP))
+
+real-study: $(STAMP) ## the seven arms on real data (experiment=real_arms), arm by arm; docs/results/real_arms/ after each (log: logs/real_study.log)
+	@mkdir -p logs
+	set -o pipefail; nice -n 19 $(PY) scripts/real_study.py $(if $(call given,experiment),--experiment $(value experiment)) $(ARGS) 2>&1 | tee -a logs/real_study.log
 
 tune: $(STAMP) ## tune a variant's neighbourhood with Optuna on the demo setup: make tune optimizer=gsam -> optimizer=gsam_tuned
 	$(PY) -m quantsam $(strip tune $(OVERRIDES))

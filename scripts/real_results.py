@@ -6,9 +6,11 @@ bias statistic, turnover, costs, seeds, windows, wall times), and a header with 
 run's provenance.
 
     python scripts/real_results.py multirun/<date>/<time> --name real_cpu [--train-log <file>]
+    python scripts/real_results.py multirun/real_arms/adamw multirun/real_arms/gsam --name real_arms
 
 The sweep directory is what ``make study experiment=<name>`` wrote (the experiment is read from its
-``multirun.yaml``). Only results are written (tables of metrics, figures of NAVs and ICs) — no market data.
+``multirun.yaml``); several sweep directories (one per arm, as ``scripts/real_study.py`` runs them) are read as one
+study. Only results are written (tables of metrics, figures of NAVs and ICs) — no market data.
 """
 
 from __future__ import annotations
@@ -69,6 +71,17 @@ def _attribution(jobs) -> pd.DataFrame:
                     *[k for k in s if k.startswith("active_")]]
             rows[f"{j.optimizer} s{j.seed} {u}"] = {k: s.get(k) for k in keys}
     return pd.DataFrame(rows)
+
+
+def collect_all(sweeps: list[Path]):
+    """The jobs of one or several sweep folders (one per arm), in the report's arm order."""
+    from quantsam.optim import list_optimizers
+    from quantsam.report.collect import FAMILIES
+
+    jobs = [j for s in sweeps for j in collect(s)]
+    rank = {n: i for i, n in enumerate(list_optimizers())}
+    fam = {f: i for i, f in enumerate(FAMILIES)}
+    return sorted(jobs, key=lambda j: (fam.get(j.family, 9), rank.get(j.optimizer_name, 99), j.optimizer, j.seed))
 
 
 def _num(v) -> float | None:
@@ -156,19 +169,21 @@ def headline_md(doc: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("sweep")
+    ap.add_argument("sweep", nargs="+", help="the sweep directory (or one per arm)")
+    ap.add_argument("--experiment", default=None, help="default: read from the first sweep's multirun.yaml")
     ap.add_argument("--name", default=None, help="docs/results/<name> (default: the sweep's experiment)")
     ap.add_argument("--wall", action="append", default=[], metavar="STEP=SECONDS",
                     help="measured wall time of a step of the run (repeatable), recorded in summary.json")
     ap.add_argument("--code", default=None, help="the commit the run was made with (default: this checkout's HEAD)")
     a = ap.parse_args()
-    sweep = Path(a.sweep)
+    sweeps = [Path(x) for x in a.sweep]
+    sweep = sweeps[0]
     mr = OmegaConf.load(sweep / "multirun.yaml") if (sweep / "multirun.yaml").exists() else None
-    experiment = next((o.split("=", 1)[1] for o in (mr.hydra.overrides.task if mr is not None else [])
-                       if o.startswith("experiment=")), "real_csi500_cpu")
+    experiment = a.experiment or next((o.split("=", 1)[1] for o in (mr.hydra.overrides.task if mr is not None else [])
+                                       if o.startswith("experiment=")), "real_csi500_cpu")
     a.name = a.name or experiment
     out = ROOT / "docs" / "results" / a.name
-    jobs = collect(sweep)
+    jobs = collect_all(sweeps)
     rep = write_report(jobs, sweep, out_dir=out)
     power = power_table(jobs)
     (out / "report.html").unlink(missing_ok=True)  # the Markdown + PNGs are what the repository keeps
@@ -177,14 +192,17 @@ def main() -> None:
     sha = a.code or subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                    text=True).stdout
     n_windows = max(len(j.splits) for j in jobs) or "the"
-    caveats = CAVEATS_REAL_CPU if experiment == "real_cpu" else CAVEATS
+    caveats = CAVEATS_REAL_CPU if experiment in ("real_cpu", "real_arms") else CAVEATS
     walls = {k: float(v) for k, v in (w.split("=", 1) for w in a.wall)}
     doc = summary(jobs, sweep, power, {"experiment": experiment, "code": sha.strip(), "measured_wall_s": walls})
     (out / "summary.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
     head = [f"# Real study: `{a.name}`", "",
-            f"Made by `make study experiment={experiment}` and then "
-            f"`python scripts/real_results.py <its multirun dir> --name {a.name}` (code at {sha.strip() or '?'}); "
-            "machine-readable: [summary.json](summary.json).",
+            ("Made by `make real-study` (`python scripts/real_study.py`: one pipeline sweep per arm, this folder "
+             "rewritten after each arm; the commit and training-code version of each arm in [arms.json](arms.json)); "
+             if len(sweeps) > 1 or experiment == "real_arms" else
+             f"Made by `make study experiment={experiment}` and then "
+             f"`python scripts/real_results.py <its multirun dir> --name {a.name}` (code at {sha.strip() or '?'}); ")
+            + "machine-readable: [summary.json](summary.json).",
             "", caveats.format(n_windows=n_windows, relaxed=" / ".join(
                 f"{100 * float(v):.0f}% ({' '.join(k.split()[::2])})" for k, v in attr.loc["relaxed_share"].items())),
             "", "## Paired tests and their power (each arm minus AdamW)", "",

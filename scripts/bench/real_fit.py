@@ -13,12 +13,18 @@ the fit, exclusively (nested calls are subtracted from their caller), to:
 - ``tracking``: per-epoch MLflow metrics into a throw-away SQLite store (as a training run logs them);
 - ``other``: everything else (labels, batch sampling, tensor conversion, bookkeeping).
 
+``--gru`` measures the GRU training step itself (issue 30): AdamW steps of ``--names`` x 30 days x 6 on one thread
+with ``model.gru_impl=torch`` (``torch.nn.GRU``) and ``fused`` (models/fused_gru.py) alternated in one run, as ms per
+step and GFLOP/s (the step's multiply-adds counted by hand: input projections, recurrences, their backward), and the
+no-grad forward (validation, prediction) of both.
+
 ``--layout`` instead measures the CPU layout question: GRU steps of ``--names`` x 30 days x 6 per second with one
 process on 2 threads, vs two processes side by side on 1 thread each (the joblib sweep's layout), in one run.
 
     python scripts/bench/real_fit.py                                   # window 0, daily, AdamW, 2 epochs
     python scripts/bench/real_fit.py --freq weekly --optimizer gsam --epochs 1
     python scripts/bench/real_fit.py --layout --names 500 --steps 40
+    python scripts/bench/real_fit.py --gru --steps 40
     python scripts/bench/real_fit.py --override trainer.max_names_per_batch=500 --override trainer.cache_mb=0
 """
 
@@ -91,14 +97,14 @@ def profile_fit(args) -> dict:
     for w in fs.windows.values():
         w.raw = prof.wrap("windows", w.raw)
     windows_mod.normalize_window = prof.wrap("normalise", windows_mod.normalize_window)
-    build_opt = loop._optimizer
+    build_opt = loop.make_optimizer
 
     def opt_factory(model, fc_):
         opt = build_opt(model, fc_)
         opt.step = prof.wrap("fwd/bwd", opt.step)
         return opt
 
-    loop._optimizer = opt_factory
+    loop.make_optimizer = opt_factory
     evaluate = loop.evaluate
     loop.evaluate = prof.wrap("validation", evaluate)
     subset: list[dict] = []
@@ -166,7 +172,7 @@ def print_fit(r: dict) -> None:
               f"curves {np.corrcoef(full, sub)[0, 1]:.3f}, mean |difference| {np.mean(np.abs(full - sub)):.4f}")
 
 
-def _steps(names: int, steps: int, threads: int) -> dict:
+def _steps(names: int, steps: int, threads: int, impl: str = "fused") -> dict:
     """Seconds for ``steps`` AdamW steps of the study's GRU on random ``[names, 30, 6]`` batches."""
     import torch
 
@@ -176,7 +182,7 @@ def _steps(names: int, steps: int, threads: int) -> dict:
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = GRUFactor()
+    model = GRUFactor(fused=impl == "fused")
     opt = build_optimizer("adamw", model.named_parameters(), lr=1e-3)
     x, y = torch.randn(names, 30, 6), torch.randn(names)
 
@@ -192,6 +198,50 @@ def _steps(names: int, steps: int, threads: int) -> dict:
     for _ in range(steps):
         opt.step(closure)
     return {"wall_s": time.perf_counter() - w0, "cpu_s": time.process_time() - c0}
+
+
+def gru_flops(names: int, length: int = 30, f: int = 6, h: int = 64, layers: int = 2) -> float:
+    """Floating-point operations of one forward + backward: each matmul ``[m, k] x [k, n]`` counts ``2 m k n``; the
+    forward's input projections and recurrences, the backward's twice that (input and weight gradients)."""
+    fwd = 0.0
+    for k in range(layers):
+        fwd += 2 * names * length * (f if k == 0 else h) * 3 * h  # input projection of every step
+        fwd += 2 * names * length * h * 3 * h  # the recurrence
+    return 3 * fwd
+
+
+def gru(args) -> None:
+    import torch
+
+    from quantsam.models import GRUFactor
+
+    torch.set_num_threads(1)
+    flops = gru_flops(args.names)
+    res: dict[str, list[dict]] = {"torch": [], "fused": []}
+    for _ in range(3):  # alternated, so a noisy neighbour hits both
+        for impl in res:
+            res[impl].append(_steps(args.names, args.steps, 1, impl))
+    x = torch.randn(args.names, 30, 6)
+    pred: dict[str, float] = {}
+    for impl in res:
+        m = GRUFactor(fused=impl == "fused")
+        with torch.no_grad():
+            for _ in range(3):
+                m(x)
+            w0 = time.perf_counter()
+            for _ in range(args.steps):
+                m(x)
+            pred[impl] = (time.perf_counter() - w0) / args.steps
+    print(f"GRU training step (AdamW, ic loss): {args.names} names x 30 days x 6, hidden 64, 2 layers, 1 thread, "
+          f"{args.steps} steps x 3 alternated rounds; {flops / 1e9:.2f} GFLOP per step")
+    best = {}
+    for impl, rows in res.items():
+        wall = min(r["wall_s"] for r in rows) / args.steps
+        cpu = min(r["cpu_s"] for r in rows) / args.steps
+        best[impl] = wall
+        print(f"{impl:<6} {wall * 1e3:7.1f} ms/step wall  {cpu * 1e3:7.1f} ms CPU  {flops / wall / 1e9:6.1f} GFLOP/s   "
+              f"no-grad forward {pred[impl] * 1e3:6.1f} ms")
+    print(f"speed-up fused / torch.nn.GRU (training step): {best['torch'] / best['fused']:.2f}x")
 
 
 def layout(args) -> None:
@@ -230,11 +280,15 @@ def main() -> None:
     ap.add_argument("--valid-subset", type=int, default=0,
                     help="also score each epoch on this many names per validation date (trainer.valid_names)")
     ap.add_argument("--layout", action="store_true", help="measure 1 process x 2 threads vs 2 x 1 thread")
+    ap.add_argument("--gru", action="store_true", help="the GRU step: torch.nn.GRU vs the fused GRU")
     ap.add_argument("--names", type=int, default=500)
     ap.add_argument("--steps", type=int, default=40)
     args = ap.parse_args()
     if args.layout:
         layout(args)
+        return
+    if args.gru:
+        gru(args)
         return
     r = profile_fit(args)
     print_fit(r)

@@ -321,8 +321,9 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(0 if argv and argv[0] in ("-h", "--help") else 2)
     command = argv.pop(0)
     if command == "plan":  # reads a study's sweep, never launches it
-        sweep = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in argv
-                 if a.split("=", 1)[0] in ("optimizer", "seed") and "," in a}
+        # optimizer=... / seed=... on the command line replace the experiment's sweep, one value or several (as the
+        # launch would run them: a command-line value wins over hydra.sweeper.params)
+        sweep = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in argv if a.split("=", 1)[0] in ("optimizer", "seed")}
         _PLAN_SWEEP.update(sweep)
         argv = [a for a in argv if a not in ("--multirun", "-m") and a.split("=", 1)[0] not in sweep]
         argv += ["hydra.mode=RUN"]

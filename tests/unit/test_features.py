@@ -173,3 +173,40 @@ def test_normalize_window_robust_float64_reference():
 def test_normalize_window_rejects_unknown_method():
     with pytest.raises(ValueError, match="zscore"):
         normalize_window(np.ones((3, 2, 1), np.float32), "minmax")
+
+
+def test_nanmedian_names_equals_numpy_bit_for_bit():
+    import warnings
+
+    from quantsam.features.kline import nanmedian_names
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 7, 40, 801):
+        x = rng.lognormal(size=(n, 5, 3)).astype(np.float32)
+        x[rng.random(x.shape) < 0.3] = np.nan
+        x[:, 0, 0] = np.nan  # a column with no finite value
+        if n > 1:
+            x[: n // 2, 1, 1] = np.nan  # even and odd finite counts
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ref = np.nanmedian(x, axis=0, keepdims=True)
+        got = nanmedian_names(x)
+        assert got.dtype == ref.dtype and got.shape == ref.shape
+        np.testing.assert_array_equal(got, ref)
+
+
+def test_feature_cache_evicts_least_recently_used(small_panel):
+    from quantsam.features.dataset import FeatureSet
+
+    fs = FeatureSet(small_panel, frequencies=("daily",), cache_mb=0.0)
+    t0 = next(t for t in range(fs.first_usable, len(small_panel.dates))
+              if all(len(fs.names(t + k)) > 0 for k in range(4)))
+    size = {t: fs.inputs("daily", t)[0].nbytes for t in range(t0, t0 + 4)}
+    assert not fs._cache
+    fs._cache_limit = size[t0] + size[t0 + 2] + size[t0 + 3]  # room for the three dates that must stay
+    for t in (t0, t0 + 1, t0 + 2):
+        fs.inputs("daily", t)
+    fs.inputs("daily", t0)  # used again: now the most recent
+    fs.inputs("daily", t0 + 3)  # evicts t0 + 1, the least recently used
+    assert list(fs._cache) == [("daily", t0 + 2), ("daily", t0), ("daily", t0 + 3)]
+    assert fs._cache_bytes == sum(x.nbytes for x, _ in fs._cache.values()) <= fs._cache_limit

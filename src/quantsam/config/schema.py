@@ -32,6 +32,8 @@ NORMALIZE_METHODS = ("zscore", "robust")
 UNIVERSES = ("all", *INDEX_CODES)
 #: data.source: the embedded synthetic market, a directory written elsewhere, or an adapter over the user's export
 DATA_SOURCES = ("synthetic", "dir", "tidy", "qlib")
+#: model.gru_impl: the fused CPU GRU (models/fused_gru.py) for differentiated CPU forwards, or torch.nn.GRU always
+GRU_IMPLS = ("fused", "torch")
 
 
 # ---- config facts, written once ---------------------------------------------------------------------------------
@@ -185,6 +187,9 @@ class ModelConfig:
     hidden_size: int = fact(64, lo=1, integer=True)  # [C dims]
     num_layers: int = fact(2, lo=1, integer=True)
     dropout: float = fact(0.0, lo=0, hi=1, hi_open=True)
+    # fused: the hand-written CPU GRU backward (models/fused_gru.py, equal to torch.nn.GRU within float rounding:
+    # tests/unit/test_fused_gru.py) for training steps on the CPU; torch: torch.nn.GRU everywhere
+    gru_impl: str = fact("fused", choices=GRU_IMPLS)
     frequencies: list[str] = field(default_factory=lambda: ["daily", "weekly"])  # two models trained separately
 
 

@@ -8,6 +8,7 @@ ever built for a whole period.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,7 +71,9 @@ class FeatureSet:
                       if label is None else label)
         self.label_horizon = label_horizon
         self.normalize = normalize
-        self._cache: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+        # least recently used first: a rolling study's later windows evict the dates its earlier ones used (a cache
+        # that only filled kept window 0's dates and renormalised every later window's dates every epoch)
+        self._cache: OrderedDict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._cache_bytes = 0
         self._cache_limit = int(cache_mb * 2**20)
 
@@ -92,10 +95,14 @@ class FeatureSet:
         key = (freq, t)
         hit = self._cache.get(key)
         if hit is not None:
+            self._cache.move_to_end(key)
             return hit
         names = self.names(t)
         x = self.windows[freq].batch(t, names)
-        if self._cache_bytes + x.nbytes <= self._cache_limit:
+        if x.nbytes <= self._cache_limit:
+            while self._cache_bytes + x.nbytes > self._cache_limit:
+                _, (old, _) = self._cache.popitem(last=False)
+                self._cache_bytes -= old.nbytes
             self._cache[key] = (x, names)
             self._cache_bytes += x.nbytes
         return x, names

@@ -11,7 +11,6 @@ ends with the *week-to-date* bar of t's week, aggregated on demand from that wee
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,6 +120,21 @@ MAD_SCALE = 1.4826
 ROBUST_CLIP = 3.0
 
 
+def nanmedian_names(x: np.ndarray) -> np.ndarray:
+    """``np.nanmedian(x, axis=0, keepdims=True)`` (NaN where a column has no finite value), equal to it bit for bit.
+
+    By hand because numpy's ``nanmedian`` over axis 0 runs a 1-D median per (step, field) column in a Python-level
+    loop: one sort of the whole block, then the middle of each column's finite values, is ~3x faster on an
+    A-share cross-section (``[~3,000, 30, 6]``) and the robust normalisation runs once per date and window
+    (tests/unit/test_features.py compares with numpy on NaN-rich inputs)."""
+    s = np.sort(x, axis=0)  # NaN sort last
+    k = np.isfinite(x).sum(axis=0, keepdims=True)
+    lo, hi = np.maximum((k - 1) // 2, 0), np.maximum(k // 2, 0)
+    with np.errstate(invalid="ignore"):
+        m = (np.take_along_axis(s, lo, 0) + np.take_along_axis(s, hi, 0)) / x.dtype.type(2)
+    return np.where(k > 0, m, x.dtype.type(np.nan))
+
+
 def normalize_window(win: np.ndarray, method: str = "zscore") -> np.ndarray:
     """Study normalisation of a batch of windows ``[n, L, F]``.
 
@@ -139,10 +153,9 @@ def normalize_window(win: np.ndarray, method: str = "zscore") -> np.ndarray:
     ok = np.isfinite(x)
     if method == "robust":
         xf = np.where(ok, x, np.nan).astype(np.float32)
-        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN (step, field): its z stays 0
-            med = np.nanmedian(xf, axis=0, keepdims=True)
-            mad = np.nanmedian(np.abs(xf - med), axis=0, keepdims=True) * np.float32(MAD_SCALE)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            med = nanmedian_names(xf)
+            mad = nanmedian_names(np.abs(xf - med)) * np.float32(MAD_SCALE)
             z = (xf - med) / mad
         z = np.where(np.isfinite(z), np.clip(z, -ROBUST_CLIP, ROBUST_CLIP), 0.0)
         return z.astype(np.float32, copy=False)

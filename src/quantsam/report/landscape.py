@@ -25,6 +25,8 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from torch.nn.utils import parameters_to_vector, vector_to_parameters  # noqa: E402
 
+from quantsam.models.gru import reference_gru  # noqa: E402
+
 log = logging.getLogger(__name__)
 
 
@@ -100,7 +102,8 @@ def top_hessian_eigenvalue(model, X, Y, iters: int = 20, seed: int = 0) -> float
     nv = torch.sqrt(sum((x * x).sum() for x in v))
     v = [x / nv for x in v]
     lam = float("nan")
-    with torch.backends.cudnn.flags(enabled=False):  # cuDNN RNNs have no double backward
+    # cuDNN RNNs and the fused CPU GRU (first-order by design) have no double backward: torch.nn.GRU's CPU path has
+    with torch.backends.cudnn.flags(enabled=False), reference_gru(model):
         for _ in range(iters):
             loss = sample_loss(model, X, Y)
             grads = torch.autograd.grad(loss, params, create_graph=True)

@@ -15,7 +15,8 @@ from quantsam import stageio
 from quantsam.config.schema import key_if_set, non_result_keys
 
 #: bump when training's outputs change for the same config and data
-TRAIN_VERSION = 2  # 2: predictions in chunks of loop.PREDICT_CHUNK names; the signal config left the key
+TRAIN_VERSION = 3  # 2: predictions in chunks of loop.PREDICT_CHUNK names; the signal config left the key; 3: the fused
+#                    CPU GRU backward (model.gru_impl=fused: the same function, other float rounding)
 #: config groups whose values change the training stage's numbers (the signal stage keys its own config)
 TRAIN_GROUPS = ("seed", "universe", "features", "model", "optimizer", "trainer")
 #: trainer keys that change no number (or only select which units this job trains): ``result=False`` in the schema

@@ -53,6 +53,7 @@ class UnitResult:
     best_rank_ic: float = float("nan")
     grad_evals: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # this process's CPU seconds in the fit (a paused or shared machine inflates only wall)
     trajectory: torch.Tensor | None = None  # [epochs, n_params] float32, when requested
 
 
@@ -171,7 +172,7 @@ def fit_unit(fs: FeatureSet, split: Split, freq: str, seed: int, fc: FitConfig, 
     opt = make_optimizer(model, fc)
     loss_fn = LOSSES[fc.loss]
     st = {"epoch": 0, "best_score": -np.inf, "best_epoch": -1, "best_state": None, "bad": 0, "history": [],
-          "done": False, "seconds": 0.0}
+          "done": False, "seconds": 0.0, "cpu_seconds": 0.0}
     if ckpt_path is not None and Path(ckpt_path).exists():
         ck = checkpoint.load(ckpt_path, map_location=device)
         model.load_state_dict(ck["model"])
@@ -184,7 +185,7 @@ def fit_unit(fs: FeatureSet, split: Split, freq: str, seed: int, fc: FitConfig, 
     t_start = time.perf_counter()
     while not st["done"] and st["epoch"] < fc.max_epochs:
         epoch = st["epoch"]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         rng = np.random.default_rng([seed, split.index, freq_id, epoch])
         order = rng.permutation(split.train) if fc.shuffle_dates else split.train
         losses = train_epoch(model, opt, loss_fn, fs, freq, order, fc.max_names_per_batch, rng, device, dev,
@@ -207,6 +208,7 @@ def fit_unit(fs: FeatureSet, split: Split, freq: str, seed: int, fc: FitConfig, 
         st["epoch"] = epoch + 1
         st["done"] = st["bad"] >= fc.patience
         st["seconds"] += time.perf_counter() - t0
+        st["cpu_seconds"] = st.get("cpu_seconds", 0.0) + time.process_time() - c0
         if ckpt_path is not None:
             checkpoint.save_atomic({
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "state": st,
@@ -222,6 +224,7 @@ def fit_unit(fs: FeatureSet, split: Split, freq: str, seed: int, fc: FitConfig, 
     log.debug("unit %s w%d s%d: %.1fs this session", freq, split.index, seed, time.perf_counter() - t_start)
     return UnitResult(model=model, history=st["history"], best_epoch=st["best_epoch"],
                       best_rank_ic=float(st["best_score"]), grad_evals=opt.grad_evals, seconds=st["seconds"],
+                      cpu_seconds=st.get("cpu_seconds", 0.0),
                       trajectory=torch.stack(st["trajectory"]) if st.get("trajectory") else None)
 
 

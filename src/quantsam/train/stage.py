@@ -195,6 +195,7 @@ def _train_unit(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, u: Unit, fc: F
     ckpt = w / "checkpoints" / f"{u.tag}.pt"
     res = fit_unit(fs, u.split, u.freq, seed, replace(fc, keep_trajectory=keep), device,
                    ckpt_path=ckpt if cfg.trainer.checkpoint else None, on_epoch=on_epoch, progress=bar, dev=dev)
+    c_pred = time.process_time()
     pred = predict_dates(res.model, fs, u.freq, u.split.test, device, dev, fc.precision)
     df = predictions_frame(pred, fs, u.split.test, u.freq, u.k)
     df["window"] = u.split.index
@@ -205,8 +206,10 @@ def _train_unit(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, u: Unit, fc: F
     if res.trajectory is not None:
         outputs["trajectory"] = w / "trajectory" / f"{u.tag}.pt"
         checkpoint.save_atomic(res.trajectory, outputs["trajectory"])
+    t_pred = time.process_time() - c_pred
     hist = {"history": res.history, "best_epoch": res.best_epoch, "best_valid_rank_ic": res.best_rank_ic,
             "grad_evals": res.grad_evals, "seconds": res.seconds, "device": str(device),
+            "cpu_seconds": res.cpu_seconds, "predict_cpu_seconds": t_pred,
             **u.split.describe(fs.panel.dates)}
     stageio.atomic_write_json(outputs["history"], hist)
     return outputs, hist

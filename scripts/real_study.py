@@ -1,0 +1,103 @@
+"""The real study arm by arm, with its results written into the repository after each arm (issue 30).
+
+    python scripts/real_study.py                       # experiment=real_arms: the seven arms, in its sweep's order
+    python scripts/real_study.py --arms adamw,gsam     # some arms (the others keep what they have)
+    make real-study                                    # the same as the first line, its log in logs/real_study.log
+
+Each arm is one ``python -m quantsam pipeline --multirun experiment=<exp> optimizer=<arm>`` into its own sweep
+folder (``multirun/<name>/<arm>``): train (resumable at the fit level: a killed run continues where it stopped),
+signal, factor test and the CSI300/500/1000 backtests, each stage cached by content and code. When an arm ends,
+``docs/results/<name>/`` is rewritten from every finished arm (``scripts/real_results.py`` over their sweep
+folders) and ``arms.json`` records, per arm, the commit and the training code version it was made with and its
+measured CPU and wall seconds. Running the script again reruns only what changed: a finished arm whose code did not
+change is a cache hit everywhere (seconds per stage); one whose training or backtest code changed is recomputed, so
+the committed results never mix code versions (``arms.json`` says which version made each arm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _git_sha() -> str:
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "src", "conf"], cwd=ROOT,
+                           capture_output=True, text=True).stdout.strip()
+    return out.stdout.strip() + ("+dirty" if dirty else "")
+
+
+def _arms_of(experiment: str) -> list[str]:
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(ROOT / "conf" / "experiment" / f"{experiment}.yaml")
+    params = OmegaConf.select(cfg, "hydra.sweeper.params.optimizer")
+    if params is None:
+        raise SystemExit(f"conf/experiment/{experiment}.yaml has no hydra.sweeper.params.optimizer: pass --arms")
+    return [a.strip() for a in str(params).split(",")]
+
+
+def _unit_costs(sweep: Path) -> dict:
+    """CPU and wall seconds of the arm's training units (their history files), summed."""
+    res = sorted(sweep.glob("*/result.json"))
+    if not res:
+        return {}
+    work = Path(json.loads(res[0].read_text())["work_dir"])
+    hist = [json.loads(h.read_text()) for h in sorted((work / "history").glob("*.json"))]
+    return {"units": len(hist), "train_cpu_s": round(sum(h.get("cpu_seconds", 0.0) for h in hist), 1),
+            "predict_cpu_s": round(sum(h.get("predict_cpu_seconds", 0.0) for h in hist), 1),
+            "train_wall_s": round(sum(h.get("seconds", 0.0) for h in hist), 1),
+            "epochs": sum(len(h["history"]) for h in hist)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--experiment", default="real_arms")
+    ap.add_argument("--name", default=None, help="docs/results/<name> and multirun/<name> (default: the experiment)")
+    ap.add_argument("--arms", default=None, help="comma-separated arms (default: the experiment's sweep)")
+    ap.add_argument("overrides", nargs="*", help="extra Hydra overrides for every arm")
+    a = ap.parse_args()
+    name = a.name or a.experiment
+    arms = a.arms.split(",") if a.arms else _arms_of(a.experiment)
+    out = ROOT / "docs" / "results" / name
+    out.mkdir(parents=True, exist_ok=True)
+    book_path = out / "arms.json"
+    book = json.loads(book_path.read_text()) if book_path.exists() else {}
+    all_arms = _arms_of(a.experiment) if not a.arms else arms
+    for arm in arms:
+        sweep = ROOT / "multirun" / name / arm
+        cmd = [sys.executable, "-m", "quantsam", "pipeline", "--multirun", f"experiment={a.experiment}",
+               f"optimizer={arm}", f"hydra.sweep.dir={sweep}", "report.on_sweep_end=false", *a.overrides]
+        print(f"== {arm}: {' '.join(cmd[1:])}", flush=True)
+        sha = _git_sha()
+        w0, c0 = time.perf_counter(), os.times()
+        rc = subprocess.call(cmd, cwd=ROOT)
+        c1 = os.times()
+        if rc != 0:
+            raise SystemExit(f"{arm}: the pipeline exited {rc}; rerun this command to resume it")
+        from quantsam import stageio
+        from quantsam.train.stage import TRAIN_CODE
+
+        book[arm] = {"commit": sha, "train_code": stageio.code_version(*TRAIN_CODE),
+                     "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+                     "this_run_wall_s": round(time.perf_counter() - w0, 1),
+                     "this_run_cpu_s": round(c1.children_user + c1.children_system - c0.children_user
+                                             - c0.children_system, 1),
+                     **_unit_costs(sweep)}
+        book_path.write_text(json.dumps(book, indent=1) + "\n")
+        done = [x for x in all_arms if x in book and (ROOT / "multirun" / name / x).exists()]
+        subprocess.check_call([sys.executable, str(ROOT / "scripts" / "real_results.py"),
+                               *[str(ROOT / "multirun" / name / x) for x in done], "--name", name,
+                               "--experiment", a.experiment], cwd=ROOT)
+        print(f"== {arm}: done; docs/results/{name}/ now has {', '.join(done)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
