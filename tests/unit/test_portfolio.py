@@ -248,3 +248,72 @@ def test_a_numerical_failure_is_reported_not_relaxed(monkeypatch):
     assert len(calls) == 1  # no relaxation was tried
     res = prob.solve(**case, prev_weight=prev)
     assert res.status == "solver_failed" and res.relaxed == [] and np.array_equal(res.weights, prev)
+
+
+def scipy_lp_with_costs(case, c: PortfolioConfig, prev, cost):
+    """Independent LP with the cost term: maximise score'w - cost * sum u, u >= |w - prev| (scipy's HiGHS); the
+    turnover row as in :func:`scipy_lp`. Returns (objective incl. costs, w)."""
+    b, X = case["bench_weight"], case["industry_onehot"]
+    m, k = X.shape
+    s = zscore_vector(case["size"], np.ones(m, bool))
+    Z, eye = np.zeros(m), np.eye(m)
+    A_ub, b_ub = [np.r_[-case["in_index"], Z]], [-c.min_index_weight]
+    for j in range(k):
+        A_ub += [np.r_[X[:, j], Z], np.r_[-X[:, j], Z]]
+        b_ub += [c.industry_tol + X[:, j] @ b, c.industry_tol - X[:, j] @ b]
+    A_ub += [np.r_[s, Z], np.r_[-s, Z], np.r_[Z, np.ones(m)]]
+    b_ub += [c.size_tol + s @ b, c.size_tol - s @ b, c.max_turnover]
+    for i in range(m):
+        A_ub += [np.r_[eye[i], -eye[i]], np.r_[-eye[i], -eye[i]]]
+        b_ub += [prev[i], -prev[i]]
+    bounds = [(lo, hi) for lo, hi in zip(np.maximum(0, b - c.max_active), b + c.max_active, strict=True)]
+    res = linprog(np.r_[-case["score"], np.full(m, cost)], A_ub=np.array(A_ub), b_ub=np.array(b_ub),
+                  A_eq=np.array([np.r_[np.ones(m), Z]]), b_eq=[1.0], bounds=bounds + [(0, None)] * m, method="highs")
+    assert res.status == 0
+    return -res.fun, res.x[:m]
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("te", [None, 0.04])
+def test_trading_cost_in_the_objective_direct_cvxpy_and_scipy_agree(seed, te):
+    """score'w - cost * sum|w - prev|: the direct backends (HiGHS / Clarabel) against the cvxpy model, and the LP
+    against an independent scipy model; a trade is made only where its score gain beats its cost."""
+    rng = np.random.default_rng(40 + seed)
+    case = risk_case(rng)
+    case["score"] = case["score"] * 0.01  # expected-return-like scale, beside a cost of 0.2% per unit traded
+    flags = dict(suspended=np.zeros(60, bool), limit_up=np.zeros(60, bool), limit_down=np.zeros(60, bool))
+    base = {k: v for k, v in case.items() if k not in ("styles", "risk")}
+    start = IndexEnhancedProblem(70, 4, cfg("direct", te_target=te, max_turnover=1.5), n_risk_factors=7 if te else 0)
+    p0 = start.solve(**base, risk=case["risk"] if te else None).weights  # the same holdings for both backends
+    base["score"] = base["score"] + rng.normal(scale=0.01, size=60)  # next week's signal
+    case["score"] = base["score"]
+    out = {}
+    for backend in ("direct", "cvxpy"):
+        prob = IndexEnhancedProblem(70, 4, cfg(backend, te_target=te, max_turnover=1.5), n_risk_factors=7 if te else 0)
+        out[backend] = prob.solve(**base, prev_weight=p0, risk=case["risk"] if te else None, trade_cost=0.002, **flags)
+    a, b = out["direct"], out["cvxpy"]
+    assert a.status.startswith("optimal") and b.status.startswith("optimal")
+    assert np.abs(a.weights - b.weights).max() < 1e-5
+    net = lambda r: r.objective - 0.002 * np.abs(r.weights - p0).sum()  # noqa: E731
+    assert net(a) == pytest.approx(net(b), abs=1e-7)
+    if te is None:
+        ref, _ = scipy_lp_with_costs(case, cfg("direct", max_turnover=1.5), p0, 0.002)
+        assert net(a) == pytest.approx(ref, abs=1e-8)
+    assert 0 < np.abs(a.weights - p0).sum() < 1.5  # it trades, and less than the cap allows
+
+
+def test_a_cost_above_every_score_spread_means_no_trade():
+    """Hand-derived: holding the previous (feasible) portfolio costs nothing; any trade gains at most
+    max(score) - min(score) per unit of weight moved (0.02 here) and pays 2 x cost per unit moved (sold + bought).
+    With cost 0.02 > 0.02 / 2 nothing is traded; with cost 0 the LP's optimum moves."""
+    rng = np.random.default_rng(5)
+    case = random_case(rng)
+    case["score"] = np.linspace(-0.01, 0.01, 40)
+    c = cfg("direct", max_turnover=1.0)
+    prob = IndexEnhancedProblem(50, 4, c)
+    first = prob.solve(**{**case, "score": np.zeros(40)})  # some feasible portfolio
+    flags = dict(suspended=np.zeros(40, bool), limit_up=np.zeros(40, bool), limit_down=np.zeros(40, bool))
+    held = prob.solve(**case, prev_weight=first.weights, trade_cost=0.02, **flags)
+    assert np.abs(held.weights - first.weights).max() < 1e-9
+    moved = prob.solve(**case, prev_weight=first.weights, trade_cost=0.0, **flags)
+    assert np.abs(moved.weights - first.weights).sum() > 0.1

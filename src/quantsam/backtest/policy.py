@@ -17,8 +17,39 @@ import numpy as np
 
 from quantsam.errors import DataError
 from quantsam.features.panel import Panel
+from quantsam.portfolio.alpha import expected_alpha, period_rank_ic, shrunk_ic, zscores
 from quantsam.portfolio.problem import IndexEnhancedProblem
 from quantsam.portfolio.risk import RiskInputs, risk_loadings, tracking_error
+
+
+def transfer_coefficient(active: np.ndarray, score: np.ndarray) -> float:
+    """Grinold & Kahn's transfer coefficient as used here: the cross-sectional correlation of the active weights
+    with the signal's z-scores over the names considered (1 = every unit of signal became a position)."""
+    z = zscores(score)
+    if len(z) < 3 or np.std(active) == 0 or np.std(z) == 0:
+        return float("nan")
+    return float(np.corrcoef(active, z)[0, 1])
+
+
+class RealisedIC:
+    """The signal's rank IC over the index members in each holding period that has ended: decision ``k``'s period
+    runs from its fill to the next decision's fill (both at the fill price), so at decision ``t`` the periods whose
+    closing fill is on or before ``t`` are known — past data only."""
+
+    def __init__(self, sig: np.ndarray, bench_w: np.ndarray, fill_adj: np.ndarray):
+        self.sig, self.bench_w, self.fill_adj = sig, bench_w, fill_adj
+        self.decisions: list[tuple[int, int]] = []  # (decision row, fill row)
+        self.ics: list[float] = []
+
+    def update(self, t: int) -> list[float]:
+        while len(self.ics) + 1 < len(self.decisions) and self.decisions[len(self.ics) + 1][1] <= t:
+            tk, fk = self.decisions[len(self.ics)]
+            fn = self.decisions[len(self.ics) + 1][1]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ret = self.fill_adj[fn] / self.fill_adj[fk] - 1.0
+            members = self.bench_w[tk] > 0
+            self.ics.append(period_rank_ic(np.where(members, self.sig[tk], np.nan), ret))
+        return self.ics
 
 
 class IndexEnhancedPolicy:
@@ -29,7 +60,8 @@ class IndexEnhancedPolicy:
 
     def __init__(self, sig: np.ndarray, panel: Panel, bench_w: np.ndarray, onehot: np.ndarray, cap_raw: np.ndarray,
                  log_cap: np.ndarray, portfolio_cfg, risk: RiskInputs | None, style_cols: list[int], s0: int,
-                 n_candidates: int, on_decision: Callable[[], None] | None = None):
+                 n_candidates: int, on_decision: Callable[[], None] | None = None, cost_per_side: float = 0.0,
+                 horizon: int = 5, fill_adj: np.ndarray | None = None):
         self.sig, self.panel, self.bench_w, self.onehot = sig, panel, bench_w, onehot
         self.cap_raw, self.log_cap, self.risk, self.style_cols, self.s0 = cap_raw, log_cap, risk, style_cols, s0
         self.n_extra = int(portfolio_cfg.n_extra_candidates)
@@ -39,6 +71,15 @@ class IndexEnhancedPolicy:
         self.k_risk = self.n_ind + len(risk.styles.names) if self.te else 0
         self.prob = IndexEnhancedProblem(n_candidates, self.n_ind, portfolio_cfg, self.k_risk)
         self.on_decision = on_decision
+        # portfolio.objective=alpha: IC x specific vol x z-score (portfolio.alpha) net of cost_aversion x the costs
+        self.alpha = str(getattr(portfolio_cfg, "objective", "score")) == "alpha"
+        self.cfg = portfolio_cfg
+        self.trade_cost = float(portfolio_cfg.cost_aversion) * float(cost_per_side) if self.alpha else 0.0
+        self.horizon = int(horizon)
+        if self.alpha and (not self.te or fill_adj is None):
+            raise ValueError("portfolio.objective=alpha needs the risk model's specific variances "
+                             "(portfolio.te_target) and the fill prices (fill_adj)")
+        self.realised = RealisedIC(sig, bench_w, fill_adj) if self.alpha else None
         self.rebalances: list[dict] = []  # one row per decision
         self.active_industry: list[np.ndarray] = []
         self.active_style: list[np.ndarray] = []
@@ -70,8 +111,15 @@ class IndexEnhancedPolicy:
         if self.te and cov is None:
             raise DataError(f"rebalance {panel.dates[t].date()}: fewer than 21 days of factor returns before it. Fix: "
                             "a later backtest.start or an earlier data.start (portfolio.risk_history)")
+        objective_score, ic = score[cand], float("nan")
+        if self.alpha:
+            self.realised.decisions.append((t, f))
+            ic = shrunk_ic(self.realised.update(t), float(self.cfg.alpha_ic_prior), float(self.cfg.alpha_ic_prior_weight),
+                           int(self.cfg.alpha_ic_window))
+            objective_score = expected_alpha(score[cand], cov[1][cand], ic, self.horizon)
         res = self.prob.solve(
-            score=score[cand], bench_weight=self.bench_w[t, cand], in_index=cons[cand].astype(float),
+            score=objective_score, trade_cost=self.trade_cost, bench_weight=self.bench_w[t, cand],
+            in_index=cons[cand].astype(float),
             industry_onehot=self.onehot[cand], size=self.log_cap[t, cand], prev_weight=None if first else w_pre[cand],
             suspended=~panel.traded[f, cand], limit_up=panel.limit_up_one[f, cand],
             limit_down=panel.limit_down_one[f, cand], date=str(panel.dates[t].date()),
@@ -83,6 +131,9 @@ class IndexEnhancedPolicy:
                "relaxed": ",".join(res.relaxed), "n_candidates": len(cand), "objective": res.objective,
                "index_weight": float(target[cons].sum())}
         active = target - self.bench_w[t]
+        row["tc"] = transfer_coefficient(active[cand], score[cand])
+        if self.alpha:
+            row["ic_forecast"] = ic
         if risk is not None:
             held = np.nonzero(np.abs(active) > 0)[0]
             self.active_style.append(np.nan_to_num(risk.styles.values[t].astype(np.float64)).T @ active)

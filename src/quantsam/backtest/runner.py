@@ -24,6 +24,7 @@ from quantsam.backtest.attribution import annual_attribution, attribute
 from quantsam.backtest.engine import MarketArrays, benchmark_returns, ffill, simulate
 from quantsam.backtest.metrics import DAYS, perf_stats, yearly_table
 from quantsam.backtest.policy import IndexEnhancedPolicy
+from quantsam.backtest.rules import RULES
 from quantsam.config.schema import BacktestConfig, PortfolioConfig
 from quantsam.crosssection import annualize
 from quantsam.errors import DataError
@@ -200,8 +201,15 @@ def run_index_enhanced(signal: pd.DataFrame | np.ndarray, market, panel: Panel, 
     n_extra = int(portfolio_cfg.n_extra_candidates)
     cons_max = int((bench_w[t0:s1] > 0).sum(axis=1).max())
     pbar = progress.bar(len(decisions), f"backtest {universe}")
-    policy = IndexEnhancedPolicy(sig, panel, bench_w, onehot_all, cap_raw, log_cap, portfolio_cfg, risk, style_cols,
-                                 s0, cons_max + n_extra + 64, on_decision=lambda: pbar.update(1))
+    rule = str(getattr(portfolio_cfg, "rule", "optimizer"))
+    if rule in RULES:  # a rule on the same signal: no solver (quantsam.backtest.rules)
+        policy = RULES[rule](sig, panel, bench_w, onehot_all, s0, int(portfolio_cfg.top_n), int(portfolio_cfg.n_drop),
+                             risk, on_decision=lambda: pbar.update(1))
+    else:
+        fill_adj = (panel.field(str(bc.fill_price)) * adj).astype(np.float64)
+        policy = IndexEnhancedPolicy(sig, panel, bench_w, onehot_all, cap_raw, log_cap, portfolio_cfg, risk,
+                                     style_cols, s0, cons_max + n_extra + 64, on_decision=lambda: pbar.update(1),
+                                     cost_per_side=float(bc.cost_per_side), horizon=every, fill_adj=fill_adj)
     sim = simulate(arrays, [t + 1 - s0 for t in decisions], policy, cost_per_side=float(bc.cost_per_side),
                    stamp_duty=float(bc.stamp_duty), lot_size=bc.lot_size, capital=bc.capital)
     pbar.close()
@@ -231,6 +239,15 @@ def run_index_enhanced(signal: pd.DataFrame | np.ndarray, market, panel: Panel, 
     summary["held_share"] = float((rebal["status"] == "held").mean())
     summary["failed_share"] = float((rebal["status"] == "solver_failed").mean())  # numerical failures: held
     summary["bench_tr_ann_return"] = annualize(r_tr, DAYS)
+    # before costs: the simulated returns with each fill day's cost added back (what the trading cost)
+    daily_cost = np.zeros(len(dates))
+    for f_local, c in sim.costs.items():
+        daily_cost[f_local] = c
+    gross = perf_stats(r_p + daily_cost, r_b, rebal["turnover"].iloc[1:])
+    summary["excess_ann_gross"] = gross["excess_ann"]
+    summary["info_ratio_gross"] = gross["info_ratio"]
+    summary["cost_ann"] = float(daily_cost.sum() * DAYS / len(dates))
+    summary["transfer_coefficient"] = float(rebal["tc"].mean()) if "tc" in rebal else float("nan")
     yearly = yearly_table(r_p, r_b)
     if r_price is not None:
         price = pd.Series(np.where(np.isfinite(r_price), r_price, r_tr), index=dates)

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from quantsam import stageio
 from quantsam.backtest.runner import industry_codes, risk_window, run_index_enhanced
-from quantsam.config.schema import INDEX_CODES, non_result_keys
+from quantsam.config.schema import INDEX_CODES, key_if_set, non_result_keys
 from quantsam.errors import ConfigError
 from quantsam.features.market import Market
 from quantsam.paths import config_dir
@@ -67,8 +67,11 @@ def backtest_key(cfg: DictConfig, index_code: str, signal_hash: str, data_finger
     bc = OmegaConf.to_container(cfg.backtest, resolve=True)
     for k in non_result_keys("backtest"):  # which indices, from where, in how many lanes: not the numbers
         bc.pop(k, None)
-    return BACKTEST.key(portfolio=OmegaConf.to_container(cfg.portfolio, resolve=True),
-                             backtest=bc, index=index_code, signal=signal_hash, data=data_fingerprint)
+    pc = OmegaConf.to_container(cfg.portfolio, resolve=True)
+    for k, default in key_if_set("portfolio"):  # keys added after work was done: in the key only when set
+        if pc.get(k, default) == default:
+            pc.pop(k, None)
+    return BACKTEST.key(portfolio=pc, backtest=bc, index=index_code, signal=signal_hash, data=data_fingerprint)
 
 
 def risk_inputs(cfg: DictConfig, market: Market) -> RiskInputs | None:

@@ -304,6 +304,20 @@ class PortfolioConfig:
     backend: str = fact("direct", choices=("direct", "cvxpy"))
     solver: str = "CLARABEL"
     fallback_solver: str = "HIGHS"
+    # the rebalance rule (issue 32): optimizer = the problem above (quantsam.portfolio.problem); top_n = the top_n
+    # index members by score, equal weight; topk_dropout = top_n names held, at most n_drop of the worst swapped for the
+    # best others per rebalance (qlib's TopkDropoutStrategy), new names equal-weighted with the freed weight
+    rule: str = fact("optimizer", choices=("optimizer", "top_n", "topk_dropout"), key_if_set=True)
+    top_n: int = fact(50, lo=1, integer=True, key_if_set=True)
+    n_drop: int = fact(5, lo=0, integer=True, key_if_set=True)
+    # the optimiser's objective: score = maximise score' w (AI-84); alpha = maximise alpha' w - cost_aversion x
+    # backtest.cost_per_side x two-sided turnover, alpha = IC x specific vol over the holding period x z-score with the
+    # IC from past periods only (quantsam.portfolio.alpha; needs te_target: the risk model's specific variances)
+    objective: str = fact("score", choices=("score", "alpha"), key_if_set=True)
+    cost_aversion: float = fact(1.0, lo=0, key_if_set=True, fix="a number >= 0 (0: costs not in the objective)")
+    alpha_ic_prior: float = fact(0.03, lo=-1, hi=1, key_if_set=True)  # the IC assumed before the signal has a record
+    alpha_ic_prior_weight: float = fact(8.0, lo=0, key_if_set=True)  # ... worth this many holding periods of record
+    alpha_ic_window: int = fact(52, lo=1, integer=True, key_if_set=True)  # holding periods of record averaged
 
 
 @dataclass

@@ -143,6 +143,9 @@ def _rules(cfg: DictConfig) -> list[tuple[str, Callable[[], bool], str | Callabl
         ("portfolio.style_bounds", lambda: set(_plain(pf.get("style_bounds")) or {}) <= set(STYLES)
          and all(_num(v) > 0 for v in (_plain(pf.get("style_bounds")) or {}).values()),
          f"a mapping of style -> bound > 0 over {list(STYLES)}, e.g. {{beta: 0.2}}"),
+        ("portfolio.objective", lambda: pf.get("objective", "score") != "alpha" or pf.get("te_target") is not None,
+         "score, or alpha together with portfolio.te_target (the alphas use the risk model's specific volatility), "
+         "e.g. portfolio=cost_aware"),
         ("portfolio.solver", lambda: _solver_ok(pf.get("solver")),
          lambda: f"a solver installed for cvxpy: {_solvers()}"),
         ("portfolio.fallback_solver", lambda: _solver_ok(pf.get("fallback_solver"), allow_null=True),

@@ -6,8 +6,9 @@ data through a tensor whose size grows with the parameter matrices (the ``[n, K]
 loadings), so with the ~110 industries of real data one rebalance took seconds in cvxpy for a few milliseconds of
 solver work. Here the sparse constraint matrix is assembled once per rebalance in numpy/scipy.
 
-Variables ``x = [w (m), u (m)]`` (``u`` only with a binding turnover limit: ``u >= |w - w_prev|``,
-``sum u <= max_turnover``). Rows are ranges ``lo <= A w <= hi``: budget, index weight, industries, size, styles.
+Variables ``x = [w (m), u (m)]`` (``u`` only with a binding turnover limit or a trading cost in the objective:
+``u >= |w - w_prev|``, ``sum u <= max_turnover``; the objective's cost term is ``trade_cost * sum u``). Rows are
+ranges ``lo <= A w <= hi``: budget, index weight, industries, size, styles.
 """
 
 from __future__ import annotations
@@ -108,13 +109,15 @@ class WarmLP:
 
 
 def solve_lp_highs(score: np.ndarray, lb: np.ndarray, ub: np.ndarray, rows: Rows, prev: np.ndarray | None,
-                   max_turnover: float, warm: WarmLP | None = None) -> tuple[str, np.ndarray | None, float]:
-    """Maximise ``score' w`` with HiGHS; returns (status, w, objective) with cvxpy's status names. ``warm``: a
-    :class:`WarmLP` to start from the previous basis when the constraint matrix is unchanged."""
+                   max_turnover: float, warm: WarmLP | None = None, trade_cost: float = 0.0
+                   ) -> tuple[str, np.ndarray | None, float]:
+    """Maximise ``score' w - trade_cost * sum|w - prev|`` with HiGHS; returns (status, w, objective) with cvxpy's
+    status names (the objective is ``score' w``). ``warm``: a :class:`WarmLP` to start from the previous basis when the
+    constraint matrix is unchanged."""
     import highspy
 
     m = len(score)
-    turnover = prev is not None and max_turnover < 2.0
+    turnover = prev is not None and (max_turnover < 2.0 or trade_cost > 0)
     A = rows.A
     col_lo, col_hi, cost = lb, ub, -score
     row_lo, row_hi = rows.lo, rows.hi
@@ -126,7 +129,7 @@ def solve_lp_highs(score: np.ndarray, lb: np.ndarray, ub: np.ndarray, rows: Rows
                        sp.hstack([sp.csr_matrix((1, m)), np.ones((1, m))])])  # sum u <= T
         col_lo = np.concatenate([lb, np.zeros(m)])
         col_hi = np.concatenate([ub, np.full(m, INF)])
-        cost = np.concatenate([-score, np.zeros(m)])
+        cost = np.concatenate([-score, np.full(m, float(trade_cost))])
         row_lo = np.concatenate([row_lo, np.full(m, -INF), prev, [-INF]])
         row_hi = np.concatenate([row_hi, prev, np.full(m, INF), [max_turnover]])
     A = sp.csc_matrix(A)
@@ -142,14 +145,14 @@ def solve_lp_highs(score: np.ndarray, lb: np.ndarray, ub: np.ndarray, rows: Rows
 
 
 def solve_socp_clarabel(score: np.ndarray, lb: np.ndarray, ub: np.ndarray, rows: Rows, prev: np.ndarray | None,
-                        max_turnover: float, B: np.ndarray, sd: np.ndarray, b: np.ndarray, te_daily: float
-                        ) -> tuple[str, np.ndarray | None, float]:
-    """Maximise ``score' w`` subject to the rows, bounds, turnover and
-    ``||[B'(w - b); sd (w - b)]|| <= te_daily`` with Clarabel; returns (status, w, objective)."""
+                        max_turnover: float, B: np.ndarray, sd: np.ndarray, b: np.ndarray, te_daily: float,
+                        trade_cost: float = 0.0) -> tuple[str, np.ndarray | None, float]:
+    """Maximise ``score' w - trade_cost * sum|w - prev|`` subject to the rows, bounds, turnover and
+    ``||[B'(w - b); sd (w - b)]|| <= te_daily`` with Clarabel; returns (status, w, objective ``score' w``)."""
     import clarabel
 
     m = len(score)
-    turnover = prev is not None and max_turnover < 2.0
+    turnover = prev is not None and (max_turnover < 2.0 or trade_cost > 0)
     n = 2 * m if turnover else m
 
     def on_w(M):
@@ -175,7 +178,7 @@ def solve_socp_clarabel(score: np.ndarray, lb: np.ndarray, ub: np.ndarray, rows:
     bvec = np.concatenate([rows.lo[eq], hv, soc_b])
     cones = [clarabel.ZeroConeT(int(eq.sum())), clarabel.NonnegativeConeT(Gm.shape[0]),
              clarabel.SecondOrderConeT(soc_A.shape[0])]
-    q = np.concatenate([-score, np.zeros(n - m)])
+    q = np.concatenate([-score, np.full(n - m, float(trade_cost))])
     settings = clarabel.DefaultSettings()
     settings.verbose = False
     sol = clarabel.DefaultSolver(sp.csc_matrix((n, n)), q, A, bvec, cones, settings).solve()

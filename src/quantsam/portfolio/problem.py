@@ -104,16 +104,18 @@ class IndexEnhancedProblem:
         self._backend = BACKENDS[self.backend](self.n, self.k, self.c, self.style_names, int(n_risk_factors))
 
     def solve(self, score, bench_weight, in_index, industry_onehot, size, prev_weight=None, suspended=None,
-              limit_up=None, limit_down=None, date=None, styles=None, risk=None) -> PortfolioResult:
+              limit_up=None, limit_down=None, date=None, styles=None, risk=None, trade_cost: float = 0.0
+              ) -> PortfolioResult:
         """One rebalance over ``m <= n_assets`` candidates (arrays of length m; ``industry_onehot`` is ``[m, K']``
         with ``K' <= n_industries``; ``size`` = log float cap, z-scored here over the candidates; ``prev_weight=None``
         means the first rebalance: no turnover limit, no frozen names). ``styles``: ``[m, len(style_bounds)]``
         exposures (NaN -> 0, neutral) when style bounds are configured; ``risk``: ``(B [m, K], specific variance
-        [m])`` daily, when ``te_target`` is. If infeasible (``portfolio.relax=turnover_first``), relax turnover, then the
-        tracking error, the styles, size and industry; ``relax=graded`` first widens the risk bounds (industries
-        included) x1.5, x2, x3 and then allows turnover x1.5, x2 (:data:`GRADED_STEPS`) before that chain; if still
-        infeasible, hold
-        ``prev_weight`` (``status='held'``)."""
+        [m])`` daily, when ``te_target`` is. ``trade_cost``: the objective becomes ``score' w - trade_cost *
+        sum|w - prev|`` (scores in expected-return units, :mod:`quantsam.portfolio.alpha`). If infeasible
+        (``portfolio.relax=turnover_first``), relax turnover, then the tracking error, the styles, size and
+        industry; ``relax=graded`` first widens the risk bounds (industries included) x1.5, x2, x3 and then allows
+        turnover x1.5, x2 (:data:`GRADED_STEPS`) before that chain; if still infeasible, hold ``prev_weight``
+        (``status='held'``)."""
         m = len(score)
         if m > self.n:
             raise ValueError(f"{m} candidates exceed the compiled size n_assets={self.n}")
@@ -137,7 +139,7 @@ class IndexEnhancedProblem:
         data = RebalanceInputs(score=sc, b=b, in_index=np.asarray(in_index, dtype=np.float64), X=X, s=s, lb=lb, ub=ub,
                                prev=None if first else prev,
                                S=np.nan_to_num(np.asarray(styles, dtype=np.float64)) if self.style_names else None,
-                               risk=risk)
+                               risk=risk, trade_cost=0.0 if first else float(trade_cost))
         relaxed: list[str] = []
         base = dict(tol)
         graded = [] if str(self.c.relax) != "graded" else \
@@ -200,7 +202,8 @@ class IndexEnhancedProblem:
 class RebalanceInputs:
     """One rebalance's data as every backend takes it: scores, benchmark weights, index membership, industry
     one-hot ``X``, z-scored size ``s``, the box bounds, previous weights (None on the first rebalance), style
-    exposures ``S`` (None without style bounds) and ``risk`` = (loadings B, specific variance) with a TE target."""
+    exposures ``S`` (None without style bounds), ``risk`` = (loadings B, specific variance) with a TE target and the
+    objective's ``trade_cost``."""
 
     score: np.ndarray
     b: np.ndarray
@@ -212,6 +215,7 @@ class RebalanceInputs:
     prev: np.ndarray | None
     S: np.ndarray | None
     risk: tuple | None
+    trade_cost: float = 0.0  # per unit of two-sided turnover, in the scores' units (0: the AI-84 objective)
 
 
 def style_bounds(cfg: PortfolioConfig, names: list[str]) -> np.ndarray:
@@ -269,7 +273,9 @@ class CvxpyBackend:
             self.p_te = cp.Parameter(nonneg=True, name="daily_te")
             active_risk = cp.hstack([self.p_B.T @ w - self.p_B_b, cp.multiply(self.p_sd, w) - self.p_sd_b])
             self.groups["tracking_error"] = [cp.norm(active_risk, 2) <= self.p_te]
-        self.problem = cp.Problem(cp.Maximize(self.p_score @ w), [c for g in self.groups.values() for c in g])
+        self.p_cost = cp.Parameter(nonneg=True, name="trade_cost")
+        self.problem = cp.Problem(cp.Maximize(self.p_score @ w - self.p_cost * cp.sum(self.u)),
+                                  [c for g in self.groups.values() for c in g])
         assert self.problem.is_dcp(dpp=True)
 
     def solve(self, d: RebalanceInputs, tol: dict, m: int, new_inputs: bool
@@ -277,6 +283,7 @@ class CvxpyBackend:
         if new_inputs:
             self._set_parameters(d, m)
         self.p_turnover.value = tol["turnover"]
+        self.p_cost.value = float(d.trade_cost) if d.prev is not None else 0.0
         self.p_size_tol.value = tol["size"]
         self.p_ind_tol.value = tol["industry"]
         if self.style_names:
@@ -286,7 +293,8 @@ class CvxpyBackend:
         status, solver = self._solve()
         if status not in ("optimal", "optimal_inaccurate"):
             return status, None, float("nan"), solver
-        return status, np.asarray(self.w.value)[:m], float(self.problem.value), solver
+        w = np.asarray(self.w.value)[:m]
+        return status, w, float(d.score @ w), solver
 
     def _set_parameters(self, d: RebalanceInputs, m: int) -> None:
         """The cvxpy model's parameter values for one rebalance (padded to the compiled size)."""
@@ -355,12 +363,12 @@ class DirectBackend:
                           style_bounds(self.c, self.style_names) if self.style_names else None)
         if not self.te:
             self._warm = self._warm or WarmLP()
-            return (*solve_lp_highs(d.score, d.lb, d.ub, rows, d.prev, tol["turnover"], self._warm),
+            return (*solve_lp_highs(d.score, d.lb, d.ub, rows, d.prev, tol["turnover"], self._warm, d.trade_cost),
                     "HIGHS (direct)")
         B, spec = d.risk
         sd = np.sqrt(np.clip(np.nan_to_num(np.asarray(spec, dtype=np.float64)), 0.0, None))
         return (*solve_socp_clarabel(d.score, d.lb, d.ub, rows, d.prev, tol["turnover"], B, sd, d.b,
-                                     tol["tracking_error"]), "CLARABEL (direct)")
+                                     tol["tracking_error"], d.trade_cost), "CLARABEL (direct)")
 
 
 #: portfolio.backend -> the class that solves one step of the relaxation chain (``solve(inputs, tol, m, new_inputs)``)
