@@ -317,3 +317,38 @@ def test_a_cost_above_every_score_spread_means_no_trade():
     assert np.abs(held.weights - first.weights).max() < 1e-9
     moved = prob.solve(**case, prev_weight=first.weights, trade_cost=0.0, **flags)
     assert np.abs(moved.weights - first.weights).sum() > 0.1
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("cost", [0.0, 0.002])
+def test_factor_form_cone_equals_the_loadings_cone(seed, cost):
+    """The TE cone in factor form (y = X'(w - b), ||[L'y; sd (w - b)]||) gives the optimum of the loadings form
+    (||[B'(w - b); ...]||, B = X L) and of the cvxpy model; first rebalance and one with turnover and costs."""
+    from quantsam.portfolio.risk import covariance_root
+
+    rng = np.random.default_rng(70 + seed)
+    case = risk_case(rng)
+    m, K = 60, 7
+    X = np.concatenate([case["industry_onehot"], rng.normal(size=(m, K - 4))], axis=1)
+    A = rng.normal(size=(K, K))
+    F = (A @ A.T + np.eye(K)) * 1e-5
+    L = covariance_root(F)
+    np.testing.assert_allclose(L @ L.T, F, rtol=1e-10, atol=1e-18)
+    case["risk"] = (X @ L, case["risk"][1])
+    base = {k: v for k, v in case.items() if k not in ("styles", "risk")}
+    flags = dict(suspended=np.zeros(m, bool), limit_up=np.zeros(m, bool), limit_down=np.zeros(m, bool))
+    prev = IndexEnhancedProblem(70, 4, cfg("direct", te_target=0.05), n_risk_factors=K).solve(
+        **base, risk=case["risk"]).weights
+    base["score"] = base["score"] + rng.normal(size=m)
+    out = {}
+    for name, backend, extra in (("loadings", "direct", {}), ("factors", "direct", {"risk_factors": (X, L)}),
+                                 ("cvxpy", "cvxpy", {})):
+        prob = IndexEnhancedProblem(70, 4, cfg(backend, te_target=0.04, max_turnover=0.5), n_risk_factors=K)
+        first = prob.solve(**base, risk=case["risk"], **extra)
+        again = prob.solve(**base, prev_weight=prev, risk=case["risk"], trade_cost=cost, **flags, **extra)
+        out[name] = (first, again)
+    for name in ("loadings", "cvxpy"):
+        for a, b in zip(out["factors"], out[name], strict=True):
+            assert a.status.startswith("optimal") and b.status.startswith("optimal")
+            assert a.objective == pytest.approx(b.objective, abs=1e-6)
+            assert np.abs(a.weights - b.weights).max() < 1e-4

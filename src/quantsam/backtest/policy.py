@@ -19,7 +19,7 @@ from quantsam.errors import DataError
 from quantsam.features.panel import Panel
 from quantsam.portfolio.alpha import expected_alpha, period_rank_ic, shrunk_ic, zscores
 from quantsam.portfolio.problem import IndexEnhancedProblem
-from quantsam.portfolio.risk import RiskInputs, risk_loadings, tracking_error
+from quantsam.portfolio.risk import RiskInputs, covariance_root, tracking_error
 
 
 def transfer_coefficient(active: np.ndarray, score: np.ndarray) -> float:
@@ -112,6 +112,7 @@ class IndexEnhancedPolicy:
             raise DataError(f"rebalance {panel.dates[t].date()}: fewer than 21 days of factor returns before it. Fix: "
                             "a later backtest.start or an earlier data.start (portfolio.risk_history)")
         objective_score, ic = score[cand], float("nan")
+        X_cand, L = (risk.exposures(t, cand), covariance_root(cov[0])) if self.te else (None, None)
         if self.alpha:
             self.realised.decisions.append((t, f))
             ic = shrunk_ic(self.realised.update(t), float(self.cfg.alpha_ic_prior), float(self.cfg.alpha_ic_prior_weight),
@@ -124,7 +125,7 @@ class IndexEnhancedPolicy:
             suspended=~panel.traded[f, cand], limit_up=panel.limit_up_one[f, cand],
             limit_down=panel.limit_down_one[f, cand], date=str(panel.dates[t].date()),
             styles=risk.styles.values[t, cand][:, self.style_cols] if self.style_cols else None,
-            risk=(risk_loadings(risk.exposures(t, cand), cov[0]), cov[1][cand]) if self.te else None)
+            risk=(X_cand @ L, cov[1][cand]) if self.te else None, risk_factors=(X_cand, L) if self.te else None)
         target = np.zeros(len(w_pre))
         target[cand] = res.weights
         row = {"date": panel.dates[t], "fill_date": panel.dates[f], "fill": f_local, "status": res.status,

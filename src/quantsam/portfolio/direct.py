@@ -145,19 +145,36 @@ def solve_lp_highs(score: np.ndarray, lb: np.ndarray, ub: np.ndarray, rows: Rows
 
 
 def solve_socp_clarabel(score: np.ndarray, lb: np.ndarray, ub: np.ndarray, rows: Rows, prev: np.ndarray | None,
-                        max_turnover: float, B: np.ndarray, sd: np.ndarray, b: np.ndarray, te_daily: float,
-                        trade_cost: float = 0.0) -> tuple[str, np.ndarray | None, float]:
+                        max_turnover: float, B: np.ndarray | None, sd: np.ndarray, b: np.ndarray, te_daily: float,
+                        trade_cost: float = 0.0, factors: tuple[np.ndarray, np.ndarray] | None = None
+                        ) -> tuple[str, np.ndarray | None, float]:
     """Maximise ``score' w - trade_cost * sum|w - prev|`` subject to the rows, bounds, turnover and
-    ``||[B'(w - b); sd (w - b)]|| <= te_daily`` with Clarabel; returns (status, w, objective ``score' w``)."""
+    ``||[B'(w - b); sd (w - b)]|| <= te_daily`` with Clarabel; returns (status, w, objective ``score' w``).
+
+    ``factors=(X, L)`` (exposures ``[m, K]``, ``L L' = F``; then ``B`` is not needed) states the same cone in factor
+    form, with the active factor exposures as variables: ``y = X'(w - b)`` and ``||[L' y; sd (w - b)]|| <= te_daily``.
+    ``B = X L`` is dense (every name loads on every eigen-factor: ~150,000 non-zeros for 1,300 names and 117
+    factors), while ``X`` is a one-hot plus the styles and ``L`` is ``K x K``: ~6x fewer non-zeros, and the
+    interior-point factorisation is that much cheaper (``scripts/bench/real_backtest.py``)."""
     import clarabel
 
     m = len(score)
     turnover = prev is not None and (max_turnover < 2.0 or trade_cost > 0)
-    n = 2 * m if turnover else m
+    ky = factors[1].shape[1] if factors is not None else 0
+    n_u = m if turnover else 0
+    n = m + n_u + ky
 
     def on_w(M):
         M = sp.csr_matrix(M)
-        return sp.hstack([M, sp.csr_matrix((M.shape[0], m))]) if turnover else M
+        return sp.hstack([M, sp.csr_matrix((M.shape[0], n - m))]) if n > m else M
+
+    def on_y(M):
+        M = sp.csr_matrix(M)
+        return sp.hstack([sp.csr_matrix((M.shape[0], m + n_u)), M])
+
+    def on_u(M):
+        M = sp.csr_matrix(M)
+        return sp.hstack([sp.csr_matrix((M.shape[0], m)), M, sp.csr_matrix((M.shape[0], ky))])
 
     eq = rows.lo == rows.hi
     A_rows = rows.A
@@ -166,19 +183,27 @@ def solve_socp_clarabel(score: np.ndarray, lb: np.ndarray, ub: np.ndarray, rows:
          on_w(sp.identity(m)), on_w(-sp.identity(m))]
     h = [rows.hi[~eq & (rows.hi < INF / 2)], -rows.lo[~eq & (rows.lo > -INF / 2)], ub, -lb]
     if turnover:
-        eye, zero = sp.identity(m), sp.csr_matrix((m, m))
-        G += [sp.hstack([eye, -eye]), sp.hstack([-eye, -eye]), sp.hstack([sp.csr_matrix((1, m)), np.ones((1, m))]),
-              sp.hstack([zero, -eye])]
+        eye = sp.identity(m)
+        G += [on_w(eye) + on_u(-eye), on_w(-eye) + on_u(-eye), on_u(np.ones((1, m))), on_u(-eye)]
         h += [prev, -prev, np.array([max_turnover]), np.zeros(m)]
     Gm, hv = sp.vstack(G), np.concatenate(h)
-    # the cone: s = [te; B'(w - b); sd (w - b)]  ->  A rows are minus the coefficients
-    soc_A = sp.vstack([sp.csr_matrix((1, n)), on_w(-B.T), on_w(-sp.diags(sd))])
-    soc_b = np.concatenate([[te_daily], -(B.T @ b), -(sd * b)])
-    A = sp.csc_matrix(sp.vstack([on_w(A_rows[eq]), Gm, soc_A]))
-    bvec = np.concatenate([rows.lo[eq], hv, soc_b])
-    cones = [clarabel.ZeroConeT(int(eq.sum())), clarabel.NonnegativeConeT(Gm.shape[0]),
+    E, e = [on_w(A_rows[eq])], [rows.lo[eq]]
+    if factors is not None:  # y = X'(w - b)
+        X, L = factors
+        E.append(on_w(sp.csr_matrix(X).T) + on_y(-sp.identity(ky)))
+        e.append(np.asarray(X).T @ b)
+        # the cone: s = [te; L' y; sd (w - b)]  ->  A rows are minus the coefficients
+        soc_A = sp.vstack([sp.csr_matrix((1, n)), on_y(-np.asarray(L).T), on_w(-sp.diags(sd))])
+        soc_b = np.concatenate([[te_daily], np.zeros(ky), -(sd * b)])
+    else:  # s = [te; B'(w - b); sd (w - b)]
+        soc_A = sp.vstack([sp.csr_matrix((1, n)), on_w(-B.T), on_w(-sp.diags(sd))])
+        soc_b = np.concatenate([[te_daily], -(B.T @ b), -(sd * b)])
+    Em = sp.vstack(E)
+    A = sp.csc_matrix(sp.vstack([Em, Gm, soc_A]))
+    bvec = np.concatenate([*e, hv, soc_b])
+    cones = [clarabel.ZeroConeT(Em.shape[0]), clarabel.NonnegativeConeT(Gm.shape[0]),
              clarabel.SecondOrderConeT(soc_A.shape[0])]
-    q = np.concatenate([-score, np.full(n - m, float(trade_cost))])
+    q = np.concatenate([-score, np.full(n_u, float(trade_cost)), np.zeros(ky)])
     settings = clarabel.DefaultSettings()
     settings.verbose = False
     sol = clarabel.DefaultSolver(sp.csc_matrix((n, n)), q, A, bvec, cones, settings).solve()

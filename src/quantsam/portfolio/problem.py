@@ -104,14 +104,15 @@ class IndexEnhancedProblem:
         self._backend = BACKENDS[self.backend](self.n, self.k, self.c, self.style_names, int(n_risk_factors))
 
     def solve(self, score, bench_weight, in_index, industry_onehot, size, prev_weight=None, suspended=None,
-              limit_up=None, limit_down=None, date=None, styles=None, risk=None, trade_cost: float = 0.0
-              ) -> PortfolioResult:
+              limit_up=None, limit_down=None, date=None, styles=None, risk=None, trade_cost: float = 0.0,
+              risk_factors=None) -> PortfolioResult:
         """One rebalance over ``m <= n_assets`` candidates (arrays of length m; ``industry_onehot`` is ``[m, K']``
         with ``K' <= n_industries``; ``size`` = log float cap, z-scored here over the candidates; ``prev_weight=None``
         means the first rebalance: no turnover limit, no frozen names). ``styles``: ``[m, len(style_bounds)]``
         exposures (NaN -> 0, neutral) when style bounds are configured; ``risk``: ``(B [m, K], specific variance
         [m])`` daily, when ``te_target`` is. ``trade_cost``: the objective becomes ``score' w - trade_cost *
-        sum|w - prev|`` (scores in expected-return units, :mod:`quantsam.portfolio.alpha`). If infeasible
+        sum|w - prev|`` (scores in expected-return units, :mod:`quantsam.portfolio.alpha`). ``risk_factors``:
+        ``(X, L)`` with ``B = X L``, for the direct backend's factor-form cone (the same constraint). If infeasible
         (``portfolio.relax=turnover_first``), relax turnover, then the tracking error, the styles, size and
         industry; ``relax=graded`` first widens the risk bounds (industries included) x1.5, x2, x3 and then allows
         turnover x1.5, x2 (:data:`GRADED_STEPS`) before that chain; if still infeasible, hold ``prev_weight``
@@ -139,7 +140,7 @@ class IndexEnhancedProblem:
         data = RebalanceInputs(score=sc, b=b, in_index=np.asarray(in_index, dtype=np.float64), X=X, s=s, lb=lb, ub=ub,
                                prev=None if first else prev,
                                S=np.nan_to_num(np.asarray(styles, dtype=np.float64)) if self.style_names else None,
-                               risk=risk, trade_cost=0.0 if first else float(trade_cost))
+                               risk=risk, trade_cost=0.0 if first else float(trade_cost), factors=risk_factors)
         relaxed: list[str] = []
         base = dict(tol)
         graded = [] if str(self.c.relax) != "graded" else \
@@ -216,6 +217,7 @@ class RebalanceInputs:
     S: np.ndarray | None
     risk: tuple | None
     trade_cost: float = 0.0  # per unit of two-sided turnover, in the scores' units (0: the AI-84 objective)
+    factors: tuple | None = None  # (exposures X [m, K], L with L L' = F): the TE cone in factor form (direct backend)
 
 
 def style_bounds(cfg: PortfolioConfig, names: list[str]) -> np.ndarray:
@@ -368,7 +370,7 @@ class DirectBackend:
         B, spec = d.risk
         sd = np.sqrt(np.clip(np.nan_to_num(np.asarray(spec, dtype=np.float64)), 0.0, None))
         return (*solve_socp_clarabel(d.score, d.lb, d.ub, rows, d.prev, tol["turnover"], B, sd, d.b,
-                                     tol["tracking_error"], d.trade_cost), "CLARABEL (direct)")
+                                     tol["tracking_error"], d.trade_cost, d.factors), "CLARABEL (direct)")
 
 
 #: portfolio.backend -> the class that solves one step of the relaxation chain (``solve(inputs, tol, m, new_inputs)``)

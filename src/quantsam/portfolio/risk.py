@@ -161,12 +161,15 @@ class RiskModel:
         return F, spec
 
 
-def risk_loadings(X: np.ndarray, F: np.ndarray) -> np.ndarray:
-    """``B`` with ``B B' = X F X'`` (``X`` ``[n, K]`` exposures): ``X L`` for ``F = L L'`` (eigen-decomposition, so a
-    singular ``F`` — an empty industry — is fine)."""
+def covariance_root(F: np.ndarray) -> np.ndarray:
+    """``L`` with ``L L' = F`` (eigen-decomposition, so a singular ``F`` — an empty industry — is fine)."""
     vals, vecs = np.linalg.eigh((F + F.T) / 2)
-    L = vecs * np.sqrt(np.clip(vals, 0.0, None))
-    return X @ L
+    return vecs * np.sqrt(np.clip(vals, 0.0, None))
+
+
+def risk_loadings(X: np.ndarray, F: np.ndarray) -> np.ndarray:
+    """``B`` with ``B B' = X F X'`` (``X`` ``[n, K]`` exposures): ``X L`` for ``F = L L'``."""
+    return X @ covariance_root(F)
 
 
 def tracking_error(active: np.ndarray, X: np.ndarray, F: np.ndarray, spec: np.ndarray) -> float:
