@@ -1,0 +1,145 @@
+"""Portfolios side by side on one signal (issue 32): the source's LP, risk_controlled, the cost-aware optimiser and the
+rule baselines (top-N, qlib's TopkDropout), for CSI300/500/1000, each through the cached backtest stage.
+
+    python scripts/portfolio_compare.py multirun/real_arms/adamw --out docs/results/portfolios/adamw
+    python scripts/portfolio_compare.py <signal.parquet | sweep dir> --portfolios cost_aware,top_n --universes csi500
+    python scripts/portfolio_compare.py <sweep dir> --grid cost_aversion=0.5,1,2,4 --select 2020-01-01:2020-12-31
+
+The signal is a ``signal.parquet`` or a sweep folder of ``scripts/real_study.py`` (its job's signal). ``--grid``
+runs the cost-aware optimiser for each value on the selection period only (data the reported period never sees),
+picks the value with the best mean net IR over the indices, and then runs that one value — not tuned on it — on the
+period after the selection period; both tables are written. Tables: net excess (against the total-return benchmark)
+and IR, TE, turnover, yearly costs, the excess and IR before costs, the transfer coefficient, the excess over the
+published price index, the TE forecast's bias statistic and the share of relaxed rebalances.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+COLUMNS = {"excess_ann": "net excess", "info_ratio": "IR", "tracking_error": "TE", "turnover": "turnover",
+           "cost_ann": "costs/yr", "excess_ann_gross": "excess before costs", "info_ratio_gross": "IR before costs",
+           "transfer_coefficient": "TC", "excess_ann_vs_price_index": "excess vs price index", "te_bias": "TE bias",
+           "relaxed_share": "relaxed"}
+PCT = {"excess_ann", "tracking_error", "cost_ann", "excess_ann_gross", "excess_ann_vs_price_index"}
+
+
+def signal_of(path: Path) -> Path:
+    if path.suffix == ".parquet":
+        return path
+    res = sorted(path.glob("*/result.json"))
+    if not res:
+        raise SystemExit(f"{path}: neither a signal parquet nor a sweep folder with */result.json")
+    doc = json.loads(res[0].read_text())
+    return Path(doc["signal_dir"]) / "signal.parquet"
+
+
+def run(experiment: str, signal: Path, portfolio: str, universes: list[str], start: str, end: str,
+        extra: list[str]) -> dict[str, dict]:
+    from quantsam.backtest.stage import run_backtest
+    from quantsam.config import compose
+    from quantsam.data.stage import run_data
+    from quantsam.features.market import open_market
+
+    cfg = compose([f"experiment={experiment}", f"portfolio={portfolio}", f"backtest.start={start}",
+                   f"backtest.end={end}", f"backtest.universes=[{','.join(universes)}]", "backtest.workers=1", *extra])
+    market = open_market(run_data(cfg))
+    t0 = time.perf_counter()
+    out = run_backtest(cfg, signal, market)
+    print(f"  {portfolio} {' '.join(extra)}: {time.perf_counter() - t0:.0f} s "
+          f"({'reused: ' + ','.join(out.skipped) if out.skipped else 'computed'})", flush=True)
+    return out.summaries
+
+
+def table(rows: dict[str, dict[str, dict]], universes: list[str]) -> pd.DataFrame:
+    recs = []
+    for name, by_u in rows.items():
+        for u in universes:
+            s = by_u.get(u, {})
+            recs.append({"portfolio": name, "index": u, **{COLUMNS[k]: s.get(k, np.nan) for k in COLUMNS}})
+    return pd.DataFrame(recs)
+
+
+def md(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    pct = {COLUMNS[k] for k in PCT}
+    for _, r in df.iterrows():
+        cells = []
+        for c in cols:
+            v = r[c]
+            if isinstance(v, float):
+                cells.append("—" if not np.isfinite(v) else f"{100 * v:+.1f}%" if c in pct else f"{v:.2f}")
+            else:
+                cells.append(str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("signal", help="signal.parquet or a scripts/real_study.py sweep folder")
+    ap.add_argument("--experiment", default="real_arms")
+    ap.add_argument("--portfolios", default="ai84_lp,risk_controlled,cost_aware,top_n,topk_dropout")
+    ap.add_argument("--universes", default="csi300,csi500,csi1000")
+    ap.add_argument("--start", default="2019-12-31")
+    ap.add_argument("--end", default="2024-06-28")
+    ap.add_argument("--grid", default=None, help="KEY=v1,v2,... of portfolio=cost_aware to choose on --select")
+    ap.add_argument("--select", default="2019-12-31:2020-12-31", help="START:END of the selection period")
+    ap.add_argument("--out", default=None, help="write table.md / table.csv / summary.json here")
+    a = ap.parse_args()
+    signal = signal_of(Path(a.signal))
+    universes = a.universes.split(",")
+    doc: dict = {"signal": str(signal), "experiment": a.experiment, "universes": universes}
+    parts = []
+    if a.grid:
+        key, vals = a.grid.split("=", 1)
+        s0, s1 = a.select.split(":")
+        print(f"selection {s0} .. {s1}: portfolio=cost_aware, {key} in {vals}", flush=True)
+        sel = {f"{key}={v}": run(a.experiment, signal, "cost_aware", universes, s0, s1, [f"portfolio.{key}={v}"])
+               for v in vals.split(",")}
+        sel_df = table(sel, universes)
+        score = sel_df.groupby("portfolio")["IR"].mean()
+        best = str(score.idxmax())
+        print(f"chosen on {s0} .. {s1}: {best} (mean net IR {score.max():.2f})", flush=True)
+        rest = (pd.Timestamp(s1) + pd.Timedelta(days=1)).date()
+        rep = {f"cost_aware {best}": run(a.experiment, signal, "cost_aware", universes, str(rest), a.end,
+                                         [f"portfolio.{best}"])}
+        for p in a.portfolios.split(","):  # the others on the same reported period
+            rep[p] = run(a.experiment, signal, p, universes, str(rest), a.end, [])
+        rep_df = table(rep, universes)
+        doc.update({"grid": a.grid, "selection_period": [s0, s1], "chosen": best,
+                    "selection_mean_ir": score.to_dict(), "report_period": [str(rest), a.end]})
+        parts += [f"## Selection on {s0} .. {s1} (portfolio=cost_aware)", "", md(sel_df), "",
+                  f"Chosen: `{best}` (best mean net IR over the indices).", "",
+                  f"## Reported period {rest} .. {a.end} (the chosen value, not tuned on it, beside the others)", "",
+                  md(rep_df)]
+        doc["selection"], doc["report"] = sel_df.to_dict("records"), rep_df.to_dict("records")
+    else:
+        rows = {p: run(a.experiment, signal, p, universes, a.start, a.end, []) for p in a.portfolios.split(",")}
+        df = table(rows, universes)
+        parts += [f"## {a.start} .. {a.end}", "", md(df)]
+        doc["period"], doc["table"] = [a.start, a.end], df.to_dict("records")
+    text = "\n".join(parts)
+    print(text)
+    if a.out:
+        out = Path(a.out)
+        out.mkdir(parents=True, exist_ok=True)
+        cmd = "python scripts/portfolio_compare.py " + " ".join(
+            x for x in [a.signal, f"--portfolios {a.portfolios}", f"--universes {a.universes}",
+                        f"--grid {a.grid} --select {a.select}" if a.grid else f"--start {a.start} --end {a.end}"] if x)
+        (out / "table.md").write_text(f"# Portfolios on one signal\n\nMade by `{cmd}`; signal `{signal}`.\n\n"
+                                      + text + "\n")
+        (out / "summary.json").write_text(json.dumps(doc, indent=1, default=float) + "\n")
+        print(f"wrote {out}/table.md and summary.json")
+
+
+if __name__ == "__main__":
+    main()
