@@ -8,10 +8,11 @@ Each arm is one ``python -m quantsam pipeline --multirun experiment=<exp> optimi
 folder (``multirun/<name>/<arm>``): train (resumable at the fit level: a killed run continues where it stopped),
 signal, factor test and the CSI300/500/1000 backtests, each stage cached by content and code. When an arm ends,
 ``docs/results/<name>/`` is rewritten from every finished arm (``scripts/real_results.py`` over their sweep
-folders) and ``arms.json`` records, per arm, the commit and the training code version it was made with and its
-measured CPU and wall seconds. Running the script again reruns only what changed: a finished arm whose code did not
-change is a cache hit everywhere (seconds per stage); one whose training or backtest code changed is recomputed, so
-the committed results never mix code versions (``arms.json`` says which version made each arm).
+folders) and ``arms.json`` records, per arm, the commit, the training code version and the version of the numerical
+path (:data:`NUMERIC_CODE`) it was made with and its measured CPU and wall seconds. Running the script again reruns
+only what changed: a finished arm whose code did not change is a cache hit everywhere (seconds per stage); one whose
+backtest code changed is recomputed; training served from the cache under changed training code is logged with a
+warning, so ``numeric_code`` says whether every arm's fits share one numerical path.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the modules a fit's numbers are computed by (the model, the optimizers, the features, the loop and its loss):
+#: arms with the same hash were trained on the same numerical path, whatever else in ``train`` (messages, locks,
+#: error handling) changed between them
+NUMERIC_CODE = ("models", "optim", "features", "crosssection", "train/loop", "train/losses", "train/runtime")
 
 
 def _git_sha() -> str:
@@ -86,6 +91,7 @@ def main() -> None:
         from quantsam.train.stage import TRAIN_CODE
 
         book[arm] = {"commit": sha, "train_code": stageio.code_version(*TRAIN_CODE),
+                     "numeric_code": stageio.code_version(*NUMERIC_CODE),
                      "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
                      "this_run_wall_s": round(time.perf_counter() - w0, 1),
                      "this_run_cpu_s": round(c1.children_user + c1.children_system - c0.children_user
