@@ -67,7 +67,7 @@ study: $(STAMP) ## the study: the pipeline for the seven optimizers (experiment=
 
 real-study: $(STAMP) ## the seven arms on real data (experiment=real_arms), arm by arm; docs/results/real_arms/ after each (log: logs/real_study.log)
 	@mkdir -p logs
-	set -o pipefail; nice -n 19 $(PY) scripts/real_study.py $(if $(call given,experiment),--experiment $(value experiment)) $(ARGS) 2>&1 | tee -a logs/real_study.log
+	set -o pipefail; nice -n 19 $(PY) $(strip scripts/real_study.py $(if $(call given,experiment),--experiment $(value experiment)) $(ARGS)) 2>&1 | tee -a logs/real_study.log
 
 tune: $(STAMP) ## tune a variant's neighbourhood with Optuna on the demo setup: make tune optimizer=gsam -> optimizer=gsam_tuned
 	$(PY) -m quantsam $(strip tune $(OVERRIDES))
@@ -91,7 +91,7 @@ test-slow: $(STAMP) ## run every test, the slow ones included
 	$(PY) -m pytest -q -m "slow or not slow"
 
 # benchmarks that measure the user's own run or data: run by hand with their arguments (each docstring shows how)
-BENCH_NEEDS_INPUT := signal_treatment risk_bias qlib_gru
+BENCH_NEEDS_INPUT := signal_treatment risk_bias qlib_gru real_backtest
 
 bench: $(STAMP) ## run the benchmarks in scripts/bench (each prints ratios measured in one run)
 	@for f in scripts/bench/*.py; do echo "== $$f"; \

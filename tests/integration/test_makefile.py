@@ -31,6 +31,10 @@ CASES = [
     (["study", "ARGS=seed=0,1,2"], f"{PY} pipeline --multirun experiment=study seed=0,1,2"),
     (["study", "experiment=real_csi500_cpu"], f"{PY} pipeline --multirun experiment=real_csi500_cpu"),
     (["study", "experiment=study_extended"], f"{PY} pipeline --multirun experiment=study_extended"),
+    (["real-study"], ["mkdir -p logs", "set -o pipefail; nice -n 19 .venv/bin/python scripts/real_study.py 2>&1 | tee -a "
+                                       "logs/real_study.log"]),
+    (["real-study", "ARGS=--arms adamw"], ["mkdir -p logs", "set -o pipefail; nice -n 19 .venv/bin/python "
+                                           "scripts/real_study.py --arms adamw 2>&1 | tee -a logs/real_study.log"]),
     (["tune", "optimizer=gsam"], f"{PY} tune optimizer=gsam"),
     (["tune", "optimizer=esam", "ARGS=hydra.sweeper.n_trials=30"], f"{PY} tune optimizer=esam hydra.sweeper.n_trials=30"),
     (["factor-test", "RUN=outputs/train/x"], f"{PY} factor_test factor_test.input=outputs/train/x"),
