@@ -232,3 +232,22 @@ def test_cost_aware_optimiser_trades_less_than_the_score_lp(small_market, small_
     ic = a.rebalances["ic_forecast"]
     assert ic.iloc[0] == pytest.approx(0.03) and ic.iloc[5:].std() > 0  # the prior first, then the record
     assert a.summary["cost_ann"] < s.summary["cost_ann"]
+
+
+def test_cash_dividends_splits_and_the_price_plus_dividends_benchmark():
+    """Hand-derived: A pays a 0.5 cash dividend on day 2 (preclose 10 -> 9.5), B has a 10-for-10 bonus on day 2
+    (preclose 20 -> 10: a split the price index adjusts for, not a dividend); the add-on is A's yield at A's weight."""
+    from quantsam.backtest.runner import cash_dividend_yield, dividend_addon, reconstruction_gap
+
+    close = np.array([[10.0, 20.0], [10.0, 20.0], [9.6, 10.2], [9.7, 10.1]])
+    preclose = np.array([[10.0, 20.0], [10.0, 20.0], [9.5, 10.0], [9.6, 10.2]])
+    y = cash_dividend_yield(close, preclose)
+    np.testing.assert_allclose(y, [[0, 0], [0, 0], [10.0 / 9.5 - 1, 0], [0, 0]])
+    w = np.array([[0.25, 0.75]] * 4)
+    add = dividend_addon(w, y, 1, 4)  # rows 1..3
+    np.testing.assert_allclose(add, [0.0, 0.25 * (10.0 / 9.5 - 1), 0.0])
+    r_tr = np.array([0.01, 0.02, -0.01])
+    r_price = np.array([0.01, 0.02 - add[1], np.nan])
+    g = reconstruction_gap(r_tr, add, r_price)
+    assert g["bench_recon_gap_ann"] == pytest.approx(0.0, abs=1e-12) and g["bench_recon_te"] == pytest.approx(0.0)
+    assert g["bench_dividend_yield_ann"] == pytest.approx(add.mean() * 252)

@@ -118,6 +118,42 @@ def benchmark_series(market, panel: Panel, bench_w: np.ndarray, close_adj: np.nd
     return tr, price
 
 
+#: a day's close-to-preclose ratio above 1 + this is a split / bonus-share event, not a cash dividend (A-share cash
+#: dividend yields on the ex-date are a few percent; bonus shares move the price by 1/(1 + ratio), >= 10% in practice)
+MAX_CASH_DIVIDEND = 0.15
+
+
+def cash_dividend_yield(close_raw: np.ndarray, preclose: np.ndarray) -> np.ndarray:
+    """``[T, N]`` cash dividend yield on each ex-date: the exchange's ex-rights previous close ``preclose`` is the last
+    close minus the dividend, so ``close[d-1] / preclose[d] - 1`` is the dividend over the ex-price; 0 on ordinary days
+    and on split / bonus-share days (a ratio above ``1 + MAX_CASH_DIVIDEND``: the price index adjusts its divisor for
+    those, not for cash dividends)."""
+    prev = np.full_like(close_raw, np.nan, dtype=np.float64)
+    prev[1:] = ffill(close_raw.astype(np.float64))[:-1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        y = prev / preclose.astype(np.float64) - 1.0
+    return np.where(np.isfinite(y) & (y > 1e-6) & (y <= MAX_CASH_DIVIDEND), y, 0.0)
+
+
+def dividend_addon(bench_w: np.ndarray, div_yield: np.ndarray, s0: int, s1: int) -> np.ndarray:
+    """The benchmark's daily dividend return on rows ``s0 .. s1-1``: the members' cash dividend yields weighted by the
+    benchmark weights at the previous close (as a total-return index reinvests them)."""
+    b = np.where(np.isfinite(bench_w[s0 - 1:s1 - 1]), bench_w[s0 - 1:s1 - 1], 0.0)
+    tot = b.sum(axis=1)
+    return np.where(tot > 0, (b * div_yield[s0:s1]).sum(axis=1) / np.where(tot > 0, tot, 1.0), 0.0)
+
+
+def reconstruction_gap(r_tr: np.ndarray, dividends: np.ndarray, r_price: np.ndarray) -> dict[str, float]:
+    """How well the reconstructed benchmark tracks the published price index: its price return (total return less the
+    dividends) minus the index's own daily return, annualised (``bench_recon_gap_ann``) and as a daily tracking
+    error (``bench_recon_te``, annualised); and the dividends' yearly yield (``bench_dividend_yield_ann``)."""
+    ok = np.isfinite(r_price)
+    d = (r_tr - dividends - r_price)[ok]
+    return {"bench_recon_gap_ann": annualize(d, DAYS) if len(d) else float("nan"),
+            "bench_recon_te": float(np.std(d, ddof=1) * np.sqrt(DAYS)) if len(d) > 1 else float("nan"),
+            "bench_dividend_yield_ann": float(np.mean(dividends) * DAYS) if len(dividends) else float("nan")}
+
+
 def te_bias(excess: pd.Series, fill_dates: pd.Series, ex_ante_te: pd.Series) -> dict:
     """The bias statistic of the tracking-error forecast (Barra's convention, e.g. Menchero et al., *Barra CNE5*
     notes, "bias statistics"): each holding period's realised active return (sum of the daily excess from its fill
@@ -216,8 +252,17 @@ def run_index_enhanced(signal: pd.DataFrame | np.ndarray, market, panel: Panel, 
     dates = panel.dates[s0:s1]
     close_adj = (panel.field("close") * adj).astype(np.float64)
     r_tr, r_price = benchmark_series(market, panel, bench_w, close_adj, index_code, s0, s1)
+    divs = dividend_addon(bench_w, cash_dividend_yield(panel.field("close"), panel.field("preclose")), s0, s1)
     basis = str(bc.benchmark)
-    if basis == "price_index":
+    if basis == "price_plus_dividends":
+        if r_price is None:
+            raise DataError(f"backtest.benchmark=price_plus_dividends: the data has no daily series of {index_code}. "
+                            "Fix: backtest.benchmark=total_return (index weights x adjusted returns)")
+        r_b = np.where(np.isfinite(r_price), r_price + divs, r_tr)
+        bench_note = (f"the published price index {index_code} plus its members' cash dividends ({weight_source} at "
+                      f"the previous close) on {int(np.isfinite(r_price).sum())} of {len(r_price)} days, the "
+                      "reconstruction's total return on the rest")
+    elif basis == "price_index":
         if r_price is None:
             raise DataError(f"backtest.benchmark=price_index: the data has no daily series of {index_code}. Fix: "
                             "backtest.benchmark=total_return (index weights x adjusted returns)")
@@ -250,6 +295,7 @@ def run_index_enhanced(signal: pd.DataFrame | np.ndarray, market, panel: Panel, 
     summary["transfer_coefficient"] = float(rebal["tc"].mean()) if "tc" in rebal else float("nan")
     yearly = yearly_table(r_p, r_b)
     if r_price is not None:
+        summary.update(reconstruction_gap(r_tr, divs, r_price))
         price = pd.Series(np.where(np.isfinite(r_price), r_price, r_tr), index=dates)
         summary["bench_price_ann_return"] = annualize(price.to_numpy(), DAYS)
         summary["excess_ann_vs_price_index"] = annualize((r_p - price).to_numpy(), DAYS)

@@ -337,7 +337,9 @@ class BacktestConfig:
     universes: list[str] = fact(factory=lambda: ["csi300", "csi500", "csi1000"], result=False)
     # the benchmark's basis: total_return = index weights (published, else float-cap within membership) x adjusted
     # returns, dividends reinvested, as the portfolio earns; price_index = the index's own daily series (no dividends)
-    benchmark: str = fact("total_return", choices=("total_return", "price_index"))
+    # price_plus_dividends = the published price index + the members' cash dividends on their ex-dates (from preclose),
+    # weighted by the reconstruction: the index itself where a reconstruction tracks it loosely (CSI300/CSI1000)
+    benchmark: str = fact("total_return", choices=("total_return", "price_index", "price_plus_dividends"))
     attribution: bool = True  # active return by industry, style, specific and costs (needs the styles)
     # standalone: signal parquet, signal folder, training work dir or MLflow run id
     input: str | None = fact(None, result=False)
