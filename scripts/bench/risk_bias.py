@@ -9,7 +9,13 @@ forecasts hold; Menchero, Orr & Wang, *USE4*, MSCI 2011, §5). Printed: the bias
 industries, the specific returns' bias by float-cap quintile (equal-weighted over names), the volatility regime
 adjustment's multipliers (``--vra-halflife``) and the same biases after it. Nothing is written.
 
+``--model`` instead asks the ``RiskModel`` itself (with ``--nw-lags`` / ``--stat-factors``, the remedies of issue 32)
+at the start of each non-overlapping period from ``--from`` on: the styles' z-scores over ``F``'s diagonal, each
+name's specific return over its forecast (statistical factors' part included) and each float-cap quintile's
+equal-weighted basket over ``l' G l + sum d / n^2`` — the basket is where residuals that co-move show.
+
     python scripts/bench/risk_bias.py experiment=real_cpu --vra-halflife 42
+    python scripts/bench/risk_bias.py experiment=real_arms --model --nw-lags 5 --stat-factors 10
 """
 
 from __future__ import annotations
@@ -43,13 +49,78 @@ def bias(z: np.ndarray) -> float:
     return float(np.std(z, ddof=1)) if len(z) > 2 else float("nan")
 
 
+def model_biases(a) -> None:
+    """Biases of the RiskModel's forecasts (module docstring, ``--model``)."""
+    import pandas as pd
+
+    from quantsam.portfolio.risk import RiskModel
+
+    cfg = compose(a.overrides)
+    market = open_market(run_data(cfg))
+    ri = risk_inputs(cfg, market)
+    fr = ri.fr
+    model = RiskModel(fr, float(cfg.portfolio.risk_halflife), a.min_obs,
+                      a.vra_halflife, a.nw_lags, a.stat_factors, a.stat_window)
+    panel = market.panel()
+    p0 = max(int(np.searchsorted(panel.dates, pd.Timestamp(a.from_date))) - ri.row0, a.min_obs + 21)
+    T, n_ind = len(fr.f), ri.n_industries
+    cap = ri.styles.cap[ri.row0: ri.row0 + T].astype(np.float64)
+    label = f"nw_lags {a.nw_lags}, stat_factors {a.stat_factors}" + (f", vra {a.vra_halflife:g}" if a.vra_halflife else "")
+    t0 = time.perf_counter()
+    for h in (int(x) for x in a.horizons.split(",")):
+        starts = list(range(p0, T - h, max(h, 5)))
+        zs, zu, zb = [], [], [[] for _ in range(5)]
+        for p in starts:
+            out = model.at(p)
+            F, spec = out[0], out[1]
+            Kf = len(fr.names)
+            fsum = fr.f[p:p + h].sum(axis=0)
+            zs.append(fsum[n_ind:] / np.sqrt(h * np.diag(F)[n_ind:Kf]))
+            us = fr.u[p:p + h]
+            usum = np.where(np.isnan(us).any(axis=0), np.nan, us.sum(axis=0))
+            if len(out) == 3:
+                lo, G = out[2], F[Kf:, Kf:]
+                var_i = spec + np.einsum("nk,kl,nl->n", lo, G, lo)
+            else:
+                lo, G, var_i = None, None, spec
+            with np.errstate(invalid="ignore", divide="ignore"):
+                zu.append(usum / np.sqrt(h * var_i))
+            c = cap[p]
+            qs = np.nanpercentile(c, [20, 40, 60, 80])
+            bucket = (c[:, None] > qs[None, :]).sum(axis=1)
+            for b in range(5):
+                m = (bucket == b) & np.isfinite(usum) & np.isfinite(spec) & np.isfinite(c)
+                n = int(m.sum())
+                if n <= 20:
+                    continue
+                v = spec[m].sum() / n ** 2
+                if lo is not None:
+                    lb = lo[m].mean(axis=0)
+                    v += lb @ G @ lb
+                zb[b].append(usum[m].mean() / np.sqrt(h * v))
+        zs, zu = np.array(zs), np.array(zu)
+        print(f"[{label}, {h} d, {len(starts)} periods from {a.from_date}] styles: "
+              + ", ".join(f"{nm} {bias(zs[:, k]):.2f}" for k, nm in enumerate(fr.names[n_ind:])))
+        print(f"[{label}, {h} d] single names {bias(zu.ravel()):.2f}; equal-weighted float-cap quintiles: "
+              + ", ".join(f"Q{b + 1} {bias(np.array(zb[b])):.2f}" for b in range(5))
+              + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("overrides", nargs="*", help="Hydra overrides of the config, e.g. experiment=real_cpu")
     ap.add_argument("--horizons", default="1,5", help="days per period, comma-separated (5: the weekly rebalance)")
     ap.add_argument("--vra-halflife", type=float, default=None)
     ap.add_argument("--min-obs", type=int, default=42)
+    ap.add_argument("--model", action="store_true", help="the RiskModel's own forecasts (with the options below)")
+    ap.add_argument("--nw-lags", type=int, default=0)
+    ap.add_argument("--stat-factors", type=int, default=0)
+    ap.add_argument("--stat-window", type=int, default=252)
+    ap.add_argument("--from", dest="from_date", default="2020-01-02", help="first period start (--model)")
     a = ap.parse_args()
+    if a.model:
+        model_biases(a)
+        return
     cfg = compose(a.overrides)
     t0 = time.perf_counter()
     market = open_market(run_data(cfg))

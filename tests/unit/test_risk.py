@@ -210,3 +210,65 @@ def test_vra_leaves_out_a_residual_a_factor_absorbed():
     assert np.isfinite(lam[1]).all() and lam[1].max() < 3
     # up to day 120 the name is left out entirely; after it, its variance is still degenerate for a while
     np.testing.assert_allclose(lam[1][:121], lam_ref[1][:121], rtol=1e-12)
+
+
+def test_newey_west_term_by_hand():
+    """nw_lags=2 against explicit loops: F = G0 + (2/3)(G1 + G1') + (1/3)(G2 + G2'), EWMA-weighted sums over the pairs
+    of days present; the specific variance the same per name, skipping pairs with a missing day."""
+    from quantsam.portfolio.risk import FactorReturns
+
+    rng = np.random.default_rng(4)
+    T, K, N = 30, 3, 4
+    f = rng.normal(size=(T, K))
+    u = rng.normal(size=(T, N))
+    u[5, 1] = np.nan
+    model = RiskModel(FactorReturns(["a", "b", "c"], f, u), halflife=10.0, min_obs=5, nw_lags=2)
+    F, spec = model.at(T)
+    a = 0.5 ** (1 / 10)
+    w = a ** np.arange(T - 1, -1, -1)
+
+    def G(lag):
+        out = np.zeros((K, K))
+        for s in range(lag, T):
+            out += w[s] * np.outer(f[s], f[s - lag])
+        return out / w[lag:].sum()
+
+    expect = G(0) + (2 / 3) * (G(1) + G(1).T) + (1 / 3) * (G(2) + G(2).T)
+    np.testing.assert_allclose(F, expect, rtol=1e-12)
+    for i in range(N):
+        def g(lag, i=i):
+            num = den = 0.0
+            for s in range(lag, T):
+                if np.isfinite(u[s, i]) and np.isfinite(u[s - lag, i]):
+                    num += w[s] * u[s, i] * u[s - lag, i]
+                    den += w[s]
+            return num / den
+        v = g(0) + 2 * (2 / 3) * g(1) + 2 * (1 / 3) * g(2)
+        assert spec[i] == pytest.approx(max(v, 0.1 * g(0)), rel=1e-12)
+
+
+def test_statistical_factors_capture_residuals_that_co_move():
+    """Residuals with a common component (a small-cap shock every name half of the market loads on): the plain model
+    under-forecasts an equal-weighted basket of those names by the common part; one statistical factor recovers its
+    loadings (orthonormal, on the loaded names) and forecasts the basket's variance within sampling error."""
+    from quantsam.portfolio.risk import FactorReturns
+
+    rng = np.random.default_rng(5)
+    T, N = 600, 200
+    load = np.where(np.arange(N) < 100, 1.0, 0.0)
+    common = rng.normal(scale=0.01, size=T)
+    u = common[:, None] * load[None, :] + rng.normal(scale=0.02, size=(T, N))
+    fr = FactorReturns(["x"], rng.normal(scale=0.01, size=(T, 1)), u)
+    basket = np.where(load > 0, 1.0 / 100, 0.0)
+    realised = np.var(u @ basket)  # ~ 0.01^2 + 0.02^2 / 100
+    plain = RiskModel(fr, halflife=1e9, min_obs=20)
+    _, spec = plain.at(T)
+    assert (basket ** 2 * spec).sum() < 0.1 * realised  # the plain model misses the common part
+    stat = RiskModel(fr, halflife=1e9, min_obs=20, stat_factors=1, stat_window=T)
+    F, spec1, lo = stat.at(T)
+    assert F.shape == (2, 2) and lo.shape == (N, 1)
+    assert np.linalg.norm(lo[:, 0]) == pytest.approx(1.0)
+    assert abs(lo[:100, 0]).mean() > 5 * abs(lo[100:, 0]).mean()
+    forecast = (basket @ lo) @ F[1:, 1:] @ (lo.T @ basket) + (basket ** 2 * spec1).sum()
+    assert forecast == pytest.approx(realised, rel=0.15)
+    assert np.median(spec1) < np.median(spec)  # the common part left the specific variances

@@ -68,7 +68,8 @@ class IndexEnhancedPolicy:
         self.neighbours = str(portfolio_cfg.extra_pool) == "neighbours"
         self.te = portfolio_cfg.te_target is not None
         self.n_ind = onehot.shape[1]
-        self.k_risk = self.n_ind + len(risk.styles.names) if self.te else 0
+        self.k_risk = self.n_ind + len(risk.styles.names) + int(getattr(portfolio_cfg, "risk_stat_factors", 0) or 0) \
+            if self.te else 0
         self.prob = IndexEnhancedProblem(n_candidates, self.n_ind, portfolio_cfg, self.k_risk)
         self.on_decision = on_decision
         # portfolio.objective=alpha: IC x specific vol x z-score (portfolio.alpha) net of cost_aversion x the costs
@@ -112,7 +113,7 @@ class IndexEnhancedPolicy:
             raise DataError(f"rebalance {panel.dates[t].date()}: fewer than 21 days of factor returns before it. Fix: "
                             "a later backtest.start or an earlier data.start (portfolio.risk_history)")
         objective_score, ic = score[cand], float("nan")
-        X_cand, L = (risk.exposures(t, cand), covariance_root(cov[0])) if self.te else (None, None)
+        X_cand, L = (risk.risk_exposures(t, cand), covariance_root(cov[0])) if self.te else (None, None)
         if self.alpha:
             self.realised.decisions.append((t, f))
             ic = shrunk_ic(self.realised.update(t), float(self.cfg.alpha_ic_prior), float(self.cfg.alpha_ic_prior_weight),
@@ -139,7 +140,8 @@ class IndexEnhancedPolicy:
             held = np.nonzero(np.abs(active) > 0)[0]
             self.active_style.append(np.nan_to_num(risk.styles.values[t].astype(np.float64)).T @ active)
             if cov is not None:
-                row["ex_ante_te"] = tracking_error(active[held], risk.exposures(t, held), cov[0], cov[1][held])
+                row["ex_ante_te"] = tracking_error(active[held], risk.risk_exposures(t, held), cov[0],
+                                                   cov[1][held])
         self.rebalances.append(row)
         self.active_industry.append(self.onehot.T @ active)
         if self.on_decision is not None:

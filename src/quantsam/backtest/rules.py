@@ -60,7 +60,8 @@ class RulePolicy:
             if t - risk.row0 >= 21:
                 cov = risk.covariance(t)
                 held = np.nonzero(np.abs(active) > 0)[0]
-                row["ex_ante_te"] = tracking_error(active[held], risk.exposures(t, held), cov[0], cov[1][held])
+                row["ex_ante_te"] = tracking_error(active[held], risk.risk_exposures(t, held), cov[0],
+                                                   cov[1][held])
         self.rebalances.append(row)
         self.active_industry.append(self.onehot.T @ active)
         if self.on_decision is not None:

@@ -86,7 +86,9 @@ def risk_inputs(cfg: DictConfig, market: Market) -> RiskInputs | None:
     adj = panel.field("adj_factor").astype(np.float64)
     return build_risk_inputs(panel.field("close") * adj, market.styles(), codes, len(labels), labels, r0, r1,
                              float(pc.risk_halflife),
-                             None if pc.risk_vra_halflife is None else float(pc.risk_vra_halflife))
+                             None if pc.risk_vra_halflife is None else float(pc.risk_vra_halflife),
+                             int(pc.get("risk_nw_lags", 0)), int(pc.get("risk_stat_factors", 0)),
+                             int(pc.get("risk_stat_window", 252)))
 
 
 def _one(cfg: DictConfig, n: str, code: str, key: str, d: Path, signal: Path, inputs: Callable[[], tuple],

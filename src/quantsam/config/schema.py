@@ -296,6 +296,13 @@ class PortfolioConfig:
     # scales factor covariance and specific variance (quantsam.portfolio.risk.vra_multipliers); null = off
     risk_vra_halflife: float | None = fact(None, lo=0, lo_open=True, nullable=True,
                                            fix="null (off) or a number of days > 0")
+    # the Newey-West serial-correlation term of the rebalance horizon in the factor covariance and the specific
+    # variances (CNE5 / USE4; quantsam.portfolio.risk.RiskModel); 0 = off
+    risk_nw_lags: int = fact(0, lo=0, integer=True, key_if_set=True)
+    # statistical factors of the specific returns (principal components over risk_stat_window days) added to the
+    # risk model: the co-movement of small-cap residuals the industries and styles miss; 0 = off
+    risk_stat_factors: int = fact(0, lo=0, integer=True, key_if_set=True)
+    risk_stat_window: int = fact(252, lo=21, integer=True, key_if_set=True)
     # when a rebalance is infeasible: turnover_first frees turnover, then the risk bounds; graded widens the risk
     # bounds x1.5/x2/x3, then allows turnover x1.5/x2, then the same chain (quantsam.portfolio.problem.GRADED_STEPS)
     relax: str = fact("turnover_first", choices=("turnover_first", "graded"))

@@ -128,37 +128,122 @@ def vra_multipliers(fr: FactorReturns, halflife: float, vra_halflife: float, min
     return out[0], out[1]
 
 
+def newey_west_weights(lags: int) -> np.ndarray:
+    """Bartlett weights ``1 - l / (lags + 1)`` of lags ``1 .. lags`` (Newey & West 1987)."""
+    return 1.0 - np.arange(1, lags + 1) / (lags + 1.0)
+
+
+def ewma_autocov(x: np.ndarray, w: np.ndarray, lag: int) -> np.ndarray:
+    """``sum_s w_s x_s x_{s-lag}' / sum_s w_s`` over the rows of ``x`` (``[T, K]``, no NaN) with both rows present:
+    the EWMA lag-``lag`` autocovariance (zero mean, as the model's covariance)."""
+    if lag >= len(x):
+        return np.zeros((x.shape[1], x.shape[1]))
+    ws = w[lag:]
+    return (x[lag:] * ws[:, None]).T @ x[:-lag] / ws.sum()
+
+
 class RiskModel:
-    """EWMA factor covariance and specific variance from :class:`FactorReturns`, queried at decision dates; with
-    ``vra_halflife`` both scaled by the volatility regime adjustment (:func:`vra_multipliers`)."""
+    """EWMA factor covariance and specific variance from :class:`FactorReturns`, queried at decision dates.
+
+    Options (each measured by ``scripts/bench/risk_bias.py``):
+
+    * ``vra_halflife``: both scaled by the volatility regime adjustment (:func:`vra_multipliers`);
+    * ``nw_lags``: the Newey-West serial-correlation term of the rebalance horizon (Barra CNE5 §4 / USE4 §4.1:
+      daily factor and specific returns are autocorrelated, so a 5-day variance is not 5 daily ones):
+      ``F = G_0 + sum_l (1 - l/(L+1)) (G_l + G_l')`` with EWMA-weighted autocovariances ``G_l``, and the same per
+      name for the specific variance (floored at a tenth of the plain one); still a *daily* variance, so
+      ``TE^2 = 252 x ...`` is unchanged;
+    * ``stat_factors``: ``k`` statistical factors of the specific returns (a POET-style block; Fan, Liao & Mincheva
+      2013; qlib's ``StructuredCovEstimator`` on residuals): the first ``k`` principal components of the EWMA-weighted
+      specific returns of the last ``stat_window`` days (names with ``min_obs`` returns), their returns' EWMA
+      covariance added as a block to ``F`` and their part taken out of each name's specific variance. It captures
+      the co-movement of residuals the industries and styles miss — on real A-shares small-cap residuals move
+      together, so an equal-weighted small-cap basket carries 2-3x the specific risk the plain model gives it.
+      :meth:`at` then returns the names' loadings too (``[N, k]``, 0 for names left out).
+    """
 
     def __init__(self, fr: FactorReturns, halflife: float = 90.0, min_obs: int = 42,
-                 vra_halflife: float | None = None):
+                 vra_halflife: float | None = None, nw_lags: int = 0, stat_factors: int = 0,
+                 stat_window: int = 252):
         self.fr, self.halflife, self.min_obs = fr, halflife, min_obs
         self._a = 0.5 ** (1.0 / halflife)
         self.vra = None if vra_halflife is None else vra_multipliers(fr, halflife, vra_halflife, min_obs)
+        self.nw_lags, self.stat_factors, self.stat_window = int(nw_lags), int(stat_factors), int(stat_window)
+        self._last: tuple[int, int, tuple] | None = None
 
-    def at(self, t: int, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """(daily factor covariance ``[K, K]``, daily specific variance ``[N]``) known at t's close: factor returns of
-        days ``start .. t-1`` (the return t-1 -> t is realised at t), newest weighted most. Names with fewer than
-        ``min_obs`` specific returns get the cross-sectional median."""
+    def _factor_cov(self, fz: np.ndarray, w: np.ndarray) -> np.ndarray:
+        F = (fz * w[:, None]).T @ fz / w.sum()
+        for lag, c in enumerate(newey_west_weights(self.nw_lags), start=1):
+            G = ewma_autocov(fz, w, lag)
+            F = F + c * (G + G.T)
+        return F
+
+    def _specific_var(self, u: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ok = np.isfinite(u)
+        uz = np.nan_to_num(u)
+        wu = np.where(ok, w[:, None], 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            spec = (wu * uz ** 2).sum(axis=0) / wu.sum(axis=0)
+            plain = spec
+            for lag, c in enumerate(newey_west_weights(self.nw_lags), start=1):
+                if lag >= len(u):
+                    break
+                both = ok[lag:] & ok[:-lag]
+                wl = np.where(both, w[lag:, None], 0.0)
+                gam = (wl * uz[lag:] * uz[:-lag]).sum(axis=0) / wl.sum(axis=0)
+                spec = spec + 2 * c * np.nan_to_num(gam)
+            spec = np.maximum(spec, 0.1 * plain)
+        return spec, ok.sum(axis=0)
+
+    def at(self, t: int, start: int = 0):
+        """(daily factor covariance ``[K, K]``, daily specific variance ``[N]``) known at t's close — and, with
+        ``stat_factors``, the ``[N, k]`` statistical loadings as a third element (the covariance then ``[K + k,
+        K + k]``): factor returns of days ``start .. t-1`` (the return t-1 -> t is realised at t), newest weighted
+        most. Names with fewer than ``min_obs`` specific returns get the cross-sectional median."""
+        if self._last is not None and self._last[:2] == (t, start):
+            return self._last[2]
         f = self.fr.f[start:t]
         u = self.fr.u[start:t]
         k = len(f)
         w = self._a ** np.arange(k - 1, -1, -1)
-        fz = np.nan_to_num(f)
-        F = (fz * w[:, None]).T @ fz / w.sum()
-        ok = np.isfinite(u)
-        wu = np.where(ok, w[:, None], 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            spec = (wu * np.nan_to_num(u) ** 2).sum(axis=0) / wu.sum(axis=0)
-        enough = ok.sum(axis=0) >= self.min_obs
+        F = self._factor_cov(np.nan_to_num(f), w)
+        loadings = None
+        if self.stat_factors:
+            u, F, loadings = self._statistical_block(u, w, F)
+        spec, n_obs = self._specific_var(u, w)
+        enough = n_obs >= self.min_obs
         med = np.nanmedian(spec[enough]) if enough.any() else np.nan
         spec = np.where(enough & np.isfinite(spec), spec, med)
         if self.vra is not None:  # lambda^2 at t uses the returns before t, as F and spec do
             i = min(t, len(self.vra[0]) - 1)
             F, spec = F * self.vra[0][i], spec * self.vra[1][i]
-        return F, spec
+        out = (F, spec) if loadings is None else (F, spec, loadings)
+        self._last = (t, start, out)
+        return out
+
+    def _statistical_block(self, u: np.ndarray, w: np.ndarray, F: np.ndarray):
+        """(the specific returns less the statistical factors, ``F`` with their block, their ``[N, k]`` loadings)."""
+        kk = self.stat_factors
+        W = min(self.stat_window, len(u))
+        uw, ww = u[len(u) - W:], w[len(w) - W:]
+        ok = np.isfinite(uw)
+        names = ok.sum(axis=0) >= min(self.min_obs, W)
+        N = u.shape[1]
+        loadings = np.zeros((N, kk))
+        if names.sum() <= kk or W <= kk:
+            return u, np.pad(F, ((0, kk), (0, kk))), loadings
+        M = np.nan_to_num(uw[:, names]) * np.sqrt(ww / ww.sum())[:, None]
+        _, _, vt = np.linalg.svd(M, full_matrices=False)
+        V = vt[:kk].T  # [n_names, k], orthonormal columns
+        loadings[names] = V
+        g = np.nan_to_num(u[:, names]) @ V  # the statistical factors' daily returns (names missing a day: 0)
+        G = self._factor_cov(g, w)
+        resid = u.copy()
+        resid[:, names] = np.where(np.isfinite(u[:, names]), u[:, names] - g @ V.T, np.nan)
+        Fx = np.zeros((F.shape[0] + kk, F.shape[0] + kk))
+        Fx[: F.shape[0], : F.shape[0]] = F
+        Fx[F.shape[0]:, F.shape[0]:] = G
+        return resid, Fx, loadings
 
 
 def covariance_root(F: np.ndarray) -> np.ndarray:
@@ -195,17 +280,28 @@ class RiskInputs:
         return np.concatenate([onehot, np.nan_to_num(self.styles.values[t, names].astype(np.float64))], axis=1)
 
     def covariance(self, t: int) -> tuple[np.ndarray, np.ndarray]:
-        """(daily factor covariance, daily specific variance ``[N]``) known at t's close."""
-        return self.model.at(t - self.row0)
+        """(daily factor covariance, daily specific variance ``[N]``) known at t's close — of the factors of
+        :meth:`risk_exposures` (with statistical factors: the fundamental ones then the statistical block)."""
+        return self.model.at(t - self.row0)[:2]
+
+    def risk_exposures(self, t: int, names: np.ndarray) -> np.ndarray:
+        """The exposures the risk forecast uses: :meth:`exposures` and, with statistical factors, the names'
+        loadings on them at t (what :meth:`covariance` covers)."""
+        X = self.exposures(t, names)
+        out = self.model.at(t - self.row0)
+        return X if len(out) == 2 else np.concatenate([X, out[2][names]], axis=1)
 
 
 def build_risk_inputs(adjusted_close: np.ndarray, styles: StyleExposures, industry: np.ndarray, n_industries: int,
                       industry_names: list[str], row0: int, row1: int, halflife: float,
-                      vra_halflife: float | None = None) -> RiskInputs:
+                      vra_halflife: float | None = None, nw_lags: int = 0, stat_factors: int = 0,
+                      stat_window: int = 252) -> RiskInputs:
     """Factor returns over panel rows ``row0 .. row1 - 1`` (each row's return to the next) and the EWMA model."""
     p = adjusted_close[row0:row1 + 1].astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         r_next = p[1:] / p[:-1] - 1.0
     sub = StyleExposures(styles.names, styles.values[row0:row1], styles.cap[row0:row1], styles.estimation[row0:row1])
     fr = factor_returns(r_next[: row1 - row0], industry, n_industries, sub, industry_names)
-    return RiskInputs(styles, industry, n_industries, row0, fr, RiskModel(fr, halflife, vra_halflife=vra_halflife))
+    return RiskInputs(styles, industry, n_industries, row0, fr,
+                      RiskModel(fr, halflife, vra_halflife=vra_halflife, nw_lags=nw_lags, stat_factors=stat_factors,
+                                stat_window=stat_window))
