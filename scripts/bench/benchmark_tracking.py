@@ -27,8 +27,13 @@ def main() -> None:
     ap.add_argument("--end", default="2024-06-28")
     a = ap.parse_args()
     from quantsam.backtest.metrics import DAYS
-    from quantsam.backtest.runner import (benchmark_series, cash_dividend_yield, dividend_addon,
-                                          index_weight_matrix, reconstruction_gap)
+    from quantsam.backtest.runner import (
+        benchmark_series,
+        cash_dividend_yield,
+        dividend_addon,
+        index_weight_matrix,
+        reconstruction_gap,
+    )
     from quantsam.config import compose
     from quantsam.config.schema import INDEX_CODES
     from quantsam.crosssection import annualize
