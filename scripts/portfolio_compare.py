@@ -31,14 +31,16 @@ COLUMNS = {"excess_ann": "net excess", "info_ratio": "IR", "tracking_error": "TE
 PCT = {"excess_ann", "tracking_error", "cost_ann", "excess_ann_gross", "excess_ann_vs_price_index"}
 
 
-def signal_of(path: Path) -> Path:
+def signal_of(path: Path, arm: str | None = None) -> Path:
+    """The signal parquet itself, or the signal of a sweep folder's job (its arm ``arm``, else the first job)."""
     if path.suffix == ".parquet":
         return path
-    res = sorted(path.glob("*/result.json"))
-    if not res:
-        raise SystemExit(f"{path}: neither a signal parquet nor a sweep folder with */result.json")
-    doc = json.loads(res[0].read_text())
-    return Path(doc["signal_dir"]) / "signal.parquet"
+    docs = [json.loads(r.read_text()) for r in sorted(path.glob("*/result.json"))]
+    docs = [d for d in docs if arm is None or d.get("optimizer") == arm]
+    if not docs or not docs[0].get("signal"):
+        raise SystemExit(f"{path}: neither a signal parquet nor a sweep folder with a finished */result.json"
+                         + (f" of arm {arm}" if arm else ""))
+    return Path(docs[0]["signal"])
 
 
 def run(experiment: str, signal: Path, portfolio: str, universes: list[str], start: str, end: str,
@@ -86,6 +88,7 @@ def md(df: pd.DataFrame) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("signal", help="signal.parquet or a scripts/real_study.py sweep folder")
+    ap.add_argument("--arm", default=None, help="the arm whose signal to use in a sweep of several (default: first)")
     ap.add_argument("--experiment", default="real_arms")
     ap.add_argument("--portfolios", default="ai84_lp,risk_controlled,cost_aware,top_n,topk_dropout")
     ap.add_argument("--universes", default="csi300,csi500,csi1000")
@@ -93,9 +96,10 @@ def main() -> None:
     ap.add_argument("--end", default="2024-06-28")
     ap.add_argument("--grid", default=None, help="KEY=v1,v2,... of portfolio=cost_aware to choose on --select")
     ap.add_argument("--select", default="2019-12-31:2020-12-31", help="START:END of the selection period")
-    ap.add_argument("--out", default=None, help="write table.md / table.csv / summary.json here")
+    ap.add_argument("--out", default=None, help="write table.md / summary.json here")
+    ap.add_argument("--override", action="append", default=[], help="a Hydra override for every backtest (repeatable)")
     a = ap.parse_args()
-    signal = signal_of(Path(a.signal))
+    signal = signal_of(Path(a.signal), a.arm)
     universes = a.universes.split(",")
     doc: dict = {"signal": str(signal), "experiment": a.experiment, "universes": universes}
     parts = []
@@ -103,7 +107,8 @@ def main() -> None:
         key, vals = a.grid.split("=", 1)
         s0, s1 = a.select.split(":")
         print(f"selection {s0} .. {s1}: portfolio=cost_aware, {key} in {vals}", flush=True)
-        sel = {f"{key}={v}": run(a.experiment, signal, "cost_aware", universes, s0, s1, [f"portfolio.{key}={v}"])
+        sel = {f"{key}={v}": run(a.experiment, signal, "cost_aware", universes, s0, s1,
+                                 [f"portfolio.{key}={v}", *a.override])
                for v in vals.split(",")}
         sel_df = table(sel, universes)
         score = sel_df.groupby("portfolio")["IR"].mean()
@@ -111,9 +116,9 @@ def main() -> None:
         print(f"chosen on {s0} .. {s1}: {best} (mean net IR {score.max():.2f})", flush=True)
         rest = (pd.Timestamp(s1) + pd.Timedelta(days=1)).date()
         rep = {f"cost_aware {best}": run(a.experiment, signal, "cost_aware", universes, str(rest), a.end,
-                                         [f"portfolio.{best}"])}
+                                         [f"portfolio.{best}", *a.override])}
         for p in a.portfolios.split(","):  # the others on the same reported period
-            rep[p] = run(a.experiment, signal, p, universes, str(rest), a.end, [])
+            rep[p] = run(a.experiment, signal, p, universes, str(rest), a.end, a.override)
         rep_df = table(rep, universes)
         doc.update({"grid": a.grid, "selection_period": [s0, s1], "chosen": best,
                     "selection_mean_ir": score.to_dict(), "report_period": [str(rest), a.end]})
@@ -123,7 +128,7 @@ def main() -> None:
                   md(rep_df)]
         doc["selection"], doc["report"] = sel_df.to_dict("records"), rep_df.to_dict("records")
     else:
-        rows = {p: run(a.experiment, signal, p, universes, a.start, a.end, []) for p in a.portfolios.split(",")}
+        rows = {p: run(a.experiment, signal, p, universes, a.start, a.end, a.override) for p in a.portfolios.split(",")}
         df = table(rows, universes)
         parts += [f"## {a.start} .. {a.end}", "", md(df)]
         doc["period"], doc["table"] = [a.start, a.end], df.to_dict("records")

@@ -171,6 +171,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("sweep", nargs="+", help="the sweep directory (or one per arm)")
     ap.add_argument("--experiment", default=None, help="default: read from the first sweep's multirun.yaml")
+    ap.add_argument("--out", default=None, help="write here instead of docs/results/<name>")
     ap.add_argument("--name", default=None, help="docs/results/<name> (default: the sweep's experiment)")
     ap.add_argument("--wall", action="append", default=[], metavar="STEP=SECONDS",
                     help="measured wall time of a step of the run (repeatable), recorded in summary.json")
@@ -182,7 +183,7 @@ def main() -> None:
     experiment = a.experiment or next((o.split("=", 1)[1] for o in (mr.hydra.overrides.task if mr is not None else [])
                                        if o.startswith("experiment=")), "real_csi500_cpu")
     a.name = a.name or experiment
-    out = ROOT / "docs" / "results" / a.name
+    out = Path(a.out) if a.out else ROOT / "docs" / "results" / a.name
     jobs = collect_all(sweeps)
     rep = write_report(jobs, sweep, out_dir=out)
     power = power_table(jobs)

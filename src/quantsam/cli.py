@@ -48,10 +48,12 @@ def check_main(cfg: DictConfig) -> None:
     """Compose and validate the config, print it: ``python -m quantsam check optimizer=gsam``."""
     from omegaconf import OmegaConf
 
+    from quantsam.tracking.mlflow_run import Tracker
     from quantsam.train.runtime import pick_device
 
     validate(cfg)
     pick_device(str(cfg.trainer.device))  # a device this machine does not have fails here, as training would
+    Tracker(cfg.tracking).check()  # the tracking server's probe every stage runs first (GET /health)
     print(OmegaConf.to_yaml(cfg, resolve=True))
     print(f"config OK: optimizer={cfg.optimizer.name}, data={cfg.data.source}, universe={cfg.universe.name} "
           "(validated; every stage would accept it)")
@@ -265,11 +267,20 @@ COMMANDS = {"data": data_main, "check": check_main, "train": train_main, "factor
             "tune": tune_main}
 
 
+_SWEEP_PARAMS = "hydra.sweeper.params."
+
+
 def _tune_args(argv: list[str]) -> list[str]:
     """``tune optimizer=X``: the tune experiment (unless one is given) and X's search space (conf/tune_space/X)."""
     from quantsam.errors import ConfigError
 
     given = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in argv if "=" in a}
+    inside = {k: v for k, v in given.items() if k.lstrip("+~").startswith(_SWEEP_PARAMS)}
+    if inside:  # the form conf/tune_space/*.yaml uses; on the command line Hydra refuses it ("Sweeping over Hydra's
+        # configuration is not supported"): a search range is an override of the searched key itself
+        raise ConfigError([f"{k}={v}: a search range on the command line is written on the searched key itself. "
+                           f"Fix: {k.lstrip('+~')[len(_SWEEP_PARAMS):]}='{v}' (conf/tune_space/<optimizer>.yaml "
+                           "holds the default ranges)" for k, v in inside.items()])
     name = given.get("optimizer")
     spaces = sorted(p.stem for p in (config_dir() / "tune_space").glob("*.yaml"))
     if name is None or name not in spaces:

@@ -23,6 +23,10 @@ class ConfigError(QuantsamError, ValueError):
         return (type(self), (self.problems,))
 
 
+class DiskFullError(QuantsamError, OSError):
+    """A write failed for lack of room (ENOSPC, or EDQUOT: over quota): the message names the file and the fix."""
+
+
 class InfeasibleError(QuantsamError, RuntimeError):
     """A portfolio problem stayed infeasible after the relaxation chain."""
 

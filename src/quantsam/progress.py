@@ -1,6 +1,8 @@
 """Signs of life for long stages: a tqdm bar on a terminal (training units with the epoch in the postfix, backtest
 rebalances; parallel sweep jobs each get their own line); without a terminal (CI, ``nohup``, a pipe) a log line at
-most every ``LOG_EVERY`` seconds — stage, done/total, elapsed and ETA — so a 20-minute stage never looks hung."""
+most every ``LOG_EVERY`` seconds — stage, done/total, elapsed and ETA — so a 20-minute stage never looks hung.
+Child processes whose log records go to their parent's log (backtest lanes) always write log lines
+(:func:`log_lines_only`): a bar drawn by a child would never reach the log."""
 
 from __future__ import annotations
 
@@ -12,13 +14,23 @@ from typing import Any
 log = logging.getLogger("quantsam.progress")
 
 LOG_EVERY = 30.0  # seconds between two progress lines when stderr is not a terminal
+_LOG_ONLY = False  # set in a child process that logs through its parent (log_lines_only)
+
+
+def log_lines_only(every: float | None = None) -> None:
+    """In this process, ``bar("auto")`` writes log lines, terminal or not (every ``every`` s, default LOG_EVERY)."""
+    global _LOG_ONLY, LOG_EVERY
+    _LOG_ONLY = True
+    if every is not None:
+        LOG_EVERY = float(every)
 
 
 class LogProgress:
     """The part of tqdm's interface the stages use (``update``, ``set_postfix``, ``close``), as throttled log lines."""
 
-    def __init__(self, total: int, desc: str, every: float = LOG_EVERY, clock=time.monotonic):
-        self.total, self.desc, self.every, self.clock = int(total), desc, float(every), clock
+    def __init__(self, total: int, desc: str, every: float | None = None, clock=time.monotonic):
+        self.total, self.desc, self.clock = int(total), desc, clock
+        self.every = float(LOG_EVERY if every is None else every)
         self.n, self.postfix = 0, ""
         self.t0 = self.last = clock()
 
@@ -52,7 +64,7 @@ def bar(total: int, desc: str, enabled: Any = "auto", position: int | None = Non
     without a terminal) a :class:`LogProgress`; ``enabled=false`` silences both."""
     from tqdm.auto import tqdm
 
-    if enabled == "auto" and not sys.stderr.isatty():
+    if enabled == "auto" and (_LOG_ONLY or not sys.stderr.isatty()):
         return LogProgress(total, desc)
     return tqdm(total=total, desc=desc, disable=not bool(enabled) if enabled != "auto" else False, leave=False,
                 dynamic_ncols=True, position=position)

@@ -19,6 +19,7 @@ Work that several processes may ask for at once (parallel sweep jobs) runs under
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import io
@@ -35,7 +36,7 @@ from typing import Any
 
 import pandas as pd
 
-from quantsam.errors import DataError
+from quantsam.errors import DataError, DiskFullError
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,35 @@ def fsync_dir(directory: str | Path) -> None:
         os.close(fd)
 
 
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(path: str | Path, e: OSError) -> DiskFullError:
+    """The error for a write to ``path`` that failed with ENOSPC/EDQUOT: the path, the room left, and the fix (the
+    OS error itself names no file when it comes from a write to an open one)."""
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        free = f"{shutil.disk_usage(probe).free / 2**20:,.0f} MiB free there now"
+    except OSError:
+        free = "free space unknown"
+    return DiskFullError(e.errno, f"{path}: no room to write it ({e.strerror or os.strerror(e.errno)}; {free}). Fix: free "
+                                  "space on that disk, or point paths.runs (results) / paths.data (markets) at a disk "
+                                  "with room; then rerun the same command — finished work is reused")
+
+
+@contextlib.contextmanager
+def room_for(path: str | Path) -> Iterator[None]:
+    """Turn a full disk (or quota) while writing ``path`` into :class:`DiskFullError` naming it."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno in _NO_ROOM and not isinstance(e, DiskFullError):
+            raise disk_full(path, e) from e
+        raise
+
+
 def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
 
@@ -94,10 +124,11 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)
     try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with room_for(path):
+            write(tmp)
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -242,13 +273,20 @@ class OutputDir:
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc_type is not None:
             shutil.rmtree(self.path, ignore_errors=True)
+            if isinstance(exc, OSError) and exc.errno in _NO_ROOM and not isinstance(exc, DiskFullError):
+                raise disk_full(self.target, exc) from exc  # a full disk while the stage wrote its files
             return False
-        files = sorted(p for p in self.path.rglob("*") if p.is_file())
-        for f in files:
-            with open(f, "rb+") as fh:
-                os.fsync(fh.fileno())
-        write_manifest(self.path / MANIFEST, self.stage, self.key, files, **self.meta)  # sizes + hashes
-        swap_into_place(self.path, self.target)
+        try:
+            with room_for(self.target):
+                files = sorted(p for p in self.path.rglob("*") if p.is_file())
+                for f in files:
+                    with open(f, "rb+") as fh:
+                        os.fsync(fh.fileno())
+                write_manifest(self.path / MANIFEST, self.stage, self.key, files, **self.meta)  # sizes + hashes
+                swap_into_place(self.path, self.target)
+        except DiskFullError:
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise
         return False
 
 

@@ -4,6 +4,7 @@ inputs that are not errors (NaN scores, an empty manifest after a crash) must gi
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -201,6 +202,23 @@ def test_bad_signal_files(signal_env, tmp_path, mutate, what, fix):
     assert what in msg and fix in msg and ("signal" in msg), msg
 
 
+def test_a_signal_with_timezone_aware_dates_is_read_on_the_exchange_calendar(signal_env, tmp_path):
+    """Issue 31: a tz-aware signal got "rows on dates not in the market calendar (first: 2018-06-01)" for a date that
+    is in it. Exchange-local midnights (stored in UTC) are those dates; stamps with a time of day name the fix."""
+    from quantsam.factor_test.stage import run_factor_test
+
+    cfg, market, sig, _ = signal_env
+    naive, aware = tmp_path / "naive.parquet", tmp_path / "aware.parquet"
+    sig.to_parquet(naive, index=False)
+    sig.assign(date=sig["date"].dt.tz_localize("Asia/Shanghai").dt.tz_convert("UTC")).to_parquet(aware, index=False)
+    assert run_factor_test(cfg, aware, market).summary["rank_ic_mean"] == pytest.approx(
+        run_factor_test(cfg, naive, market).summary["rank_ic_mean"], abs=1e-12)
+    sig.assign(date=sig["date"].dt.tz_localize("UTC") + pd.Timedelta(hours=7)).to_parquet(aware, index=False)
+    with pytest.raises(DataError, match=rf"signal {aware}: column 'date' holds timezone-aware timestamps \(UTC\) "
+                                        r"with times of day.*Fix"):
+        run_factor_test(cfg, aware, market)
+
+
 @pytest.mark.parametrize("content,what", [(b"", "empty (0 bytes"), (b"not a parquet file", "not a readable parquet")])
 def test_empty_or_truncated_signal_file(signal_env, tmp_path, content, what):
     from quantsam.factor_test.stage import run_factor_test
@@ -250,6 +268,40 @@ def test_a_changed_signal_or_market_is_never_a_cache_hit(signal_env, tmp_path):
     assert not again.skipped and again.out_dir != first.out_dir
 
 
+def _no_room(*_a, **_k):
+    raise OSError(errno.ENOSPC, "No space left on device")  # what a full disk raises: no file named
+
+
+def test_a_full_disk_under_paths_runs_names_the_folder_and_the_fix(signal_env, tmp_path, monkeypatch):
+    """ENOSPC while a stage writes its folder under ``paths.runs`` (issue 31): the folder, the room left and the fix
+    instead of a raw ``OSError [Errno 28]``; no half-written folder is left behind."""
+    from quantsam.errors import DiskFullError
+    from quantsam.factor_test.stage import run_factor_test
+
+    cfg, market, sig, _ = signal_env
+    cfg = cfg.copy()
+    cfg.paths.runs = str(tmp_path / "out")  # its own results folder: nothing cached there by the other cases
+    p = tmp_path / "signal.parquet"
+    sig.to_parquet(p, index=False)
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", _no_room)
+    with pytest.raises(DiskFullError) as ei:
+        run_factor_test(cfg, p, market)
+    msg = str(ei.value)
+    assert f"{tmp_path}/out/factor_test/" in msg and "MiB free there now" in msg and "Fix: free space" in msg, msg
+    assert "paths.runs" in msg and ei.value.errno == errno.ENOSPC
+    assert not list((tmp_path / "out" / "factor_test").glob(".*.tmp-*"))
+
+
+def test_a_full_disk_in_an_atomic_write_names_the_file(tmp_path):
+    from quantsam import stageio
+    from quantsam.errors import DiskFullError
+
+    target = tmp_path / "out" / "units" / "w00-daily-s0.json"
+    with pytest.raises(DiskFullError, match=rf"{target}: no room to write it \(No space left on device; .*Fix: free"):
+        stageio.atomic_write(target, _no_room)
+    assert not list(target.parent.iterdir())  # no temporary left
+
+
 # ---- checkpoints: safe loading ----------------------------------------------------------------------------------------
 class _Payload:
     def __reduce__(self):
@@ -272,6 +324,128 @@ def test_a_planted_pickle_is_refused(tmp_path):
           "rng_cpu": torch.get_rng_state()}
     checkpoint.save_atomic(ok, p)
     assert checkpoint.load(p)["state"]["history"][0]["loss"] == -0.1  # what quantsam writes loads fine
+
+
+def test_a_truncated_checkpoint_is_named_then_set_aside_and_its_unit_retrained(tmp_path, caplog):
+    """A checkpoint cut short (kill -9 of a copy, a full disk; issue 31): ``load`` names the file and the fix instead of
+    a raw ``OSError [Errno 22]``, and a rerun sets the file aside and trains the unit again from its first epoch."""
+    import logging
+
+    import torch
+
+    from quantsam.data.stage import run_data
+    from quantsam.features.market import open_market
+    from quantsam.pipeline import run_pipeline
+    from quantsam.train import checkpoint
+    from quantsam.train.stage import feature_set, plan_training
+
+    cfg = compose(["experiment=smoke", "data.n_stocks=60", "trainer.models=[daily]", "trainer.max_epochs=1",
+                   *isolated(tmp_path, mlflow="off")])
+    market = open_market(run_data(cfg))
+    plan = plan_training(cfg, market, feature_set(cfg, market))
+    unit = plan.units[0]
+    p = plan.work / "checkpoints" / f"{unit.tag}.pt"
+    p.parent.mkdir(parents=True)
+    torch.save({"model": {"w": torch.randn(1000)}, "state": {"epoch": 1, "history": []}}, p)
+    p.write_bytes(p.read_bytes()[:-10])  # what torch's zip reader fails on with OSError [Errno 22]
+    with pytest.raises(DataError) as ei:
+        checkpoint.load(p)
+    assert str(p) in str(ei.value) and "Fix: delete it" in str(ei.value)
+    with caplog.at_level(logging.WARNING, logger="quantsam.train.checkpoint"):
+        run_pipeline(cfg, stages=["train"])
+    aside = list(p.parent.glob(f"{unit.tag}.pt.damaged-*"))
+    assert len(aside) == 1 and not p.exists()
+    assert f"set aside as {aside[0]}" in caplog.text and str(p) in caplog.text
+    hist = json.loads((plan.work / "history" / f"{unit.tag}.json").read_text())["history"]
+    assert [h["epoch"] for h in hist] == list(range(len(hist))) and hist  # trained again from epoch 0
+
+
+# ---- side tables: checked at the door like the bars (issue 31) -----------------------------------------------------
+def _weights_scaled_on_first_date(w: pd.DataFrame, k: float) -> pd.DataFrame:
+    return w.assign(weight=np.where(w["date"] == w["date"].min(), w["weight"] * k, w["weight"]))
+
+
+def _end_before_start(m: pd.DataFrame) -> pd.DataFrame:
+    return at(m, "end_date", m["start_date"].iloc[5] - pd.Timedelta(days=30))
+
+
+SIDE_CASES = [
+    # (table, mutation, what the message says, a piece of the fix)
+    ("index_weights", lambda t: at(t, "weight", np.nan), "column 'weight': 1 NaN/inf weight", "benchmark return 0"),
+    ("index_weights", lambda t: at(t, "weight", -0.01), "column 'weight': 1 negative weight", "weights are >= 0"),
+    ("index_weights", lambda t: _weights_scaled_on_first_date(t, 0.6), "more than 5% away from 1 on 1 date",
+     "re-export those dates complete"),
+    ("index_weights", lambda t: t.assign(weight=t["weight"] * 0.5), "neither 1 nor 100", "weight of every constituent"),
+    ("index_weights", lambda t: t.assign(date=t["date"] + pd.Timedelta(hours=16)), "is a trading day",
+     "not shifted by a time zone"),
+    ("index_weights", lambda t: pd.concat([t, t.iloc[[3]]]), "duplicate row", "drop_duplicates"),
+    ("index_members", lambda t: at(t, "start_date", pd.NaT), "column 'start_date': 1 interval(s) have no start",
+     "the date it joined"),
+    ("index_members", _end_before_start, "column 'end_date': 1 interval(s) end before they start", "correct (or swap)"),
+    ("industry", lambda t: pd.concat([t, t.iloc[[2]].assign(industry="Other")]), "more than one label",
+     "one row per code"),
+]
+
+
+@pytest.mark.parametrize("table,mutate,what,fix", SIDE_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(SIDE_CASES)])
+def test_bad_side_tables_through_data_source_dir(tiny, tmp_path, table, mutate, what, fix):
+    """A side table that would make a result wrong (a NaN weight zeroes that day's benchmark return) is an error at
+    the door naming the file, the column and the fix — as the daily bars are."""
+    from quantsam.data.stage import run_data
+
+    d = write_dir(tmp_path, tiny)
+    mutate(getattr(tiny, table).reset_index(drop=True)).to_parquet(d / f"{table}.parquet", index=False)
+    with pytest.raises(DataError) as ei:
+        run_data(compose(["data.source=dir", f"data.dir={d}"]))
+    msg = str(ei.value)
+    assert f"{d / table}.parquet" in msg and what in msg and fix in msg and "Fix" in msg, msg
+
+
+def shared_real_dir(tmp_path: Path, m, weights: pd.DataFrame | None = None,
+                    industry: pd.DataFrame | None = None) -> Path:
+    """``m`` as a tidy export in the ``shared_real`` preset's layout (prices in fen, side tables beside the bars)."""
+    d = tmp_path / "export"
+    d.mkdir()
+    fen = {c: f"{c}_fen" for c in ("open", "high", "low", "close", "preclose")}
+    daily = m.daily.rename(columns=fen)
+    daily[list(fen.values())] *= 100
+    daily.to_parquet(d / "daily.parquet", index=False)
+    m.index_members.to_parquet(d / "index_members.parquet", index=False)
+    (m.index_weights if weights is None else weights).to_parquet(d / "index_weights.parquet", index=False)
+    ind = m.industry if industry is None else industry
+    ind.rename(columns={"industry": "industry_tushare"}).to_parquet(d / "industry.parquet", index=False)
+    return d
+
+
+def test_side_tables_are_counted_in_the_ingest_report(tiny, tmp_path):
+    """Percent weights, a name without an industry label, weights on a day the bars lack: counted and noted in the
+    ingest report, not errors (the run is right with them)."""
+    from quantsam.data.ingest.market import load_source
+
+    w = tiny.index_weights.assign(weight=tiny.index_weights["weight"] * 100)
+    extra = w[w["date"] == w["date"].max()].assign(date=w["date"].max() + pd.Timedelta(days=1))  # a Saturday or so
+    ind = at(tiny.industry.reset_index(drop=True), "industry", None, row=1)
+    d = shared_real_dir(tmp_path, tiny, weights=pd.concat([w, extra]), industry=ind)
+    _, rep = load_source("tidy", d, preset="shared_real")
+    side = rep["side_tables"]
+    assert side["index_weights"]["sum_000300.SH"]["unit"] == "percent"
+    assert side["index_weights"]["rows_off_calendar"] == len(extra) and side["industry"]["missing_labels"] == 1
+    assert any("names without an industry label" in n for n in rep["notes"]), rep["notes"]
+    assert any(f"{len(extra)} index-weight rows on dates that are not trading days" in n for n in rep["notes"])
+
+
+def test_a_nan_index_weight_in_a_tidy_export_stops_the_ingest(tiny, tmp_path):
+    """Issue 31's case: one NaN weight per day on some dates of an export — an error naming the export's file,
+    never a backtest whose benchmark return is 0 on those days."""
+    from quantsam.data.ingest.market import load_source
+
+    w = tiny.index_weights.copy()
+    first_of_day = w[w["index_code"] == "000905.SH"].groupby("date").head(1).index[:40]
+    w.loc[first_of_day, "weight"] = np.nan
+    d = shared_real_dir(tmp_path, tiny, weights=w)
+    with pytest.raises(DataError, match=rf"{d}/index_weights.parquet: column 'weight': 40 NaN/inf weight\(s\) on 40 "
+                                        r"date\(s\) \(first: index_code=000905.SH.*Fix: fill them"):
+        load_source("tidy", d, preset="shared_real")
 
 
 def test_tidy_carries_float_shares_forward_split_adjusted(tiny, tmp_path):
@@ -312,6 +486,39 @@ def test_tidy_parquet_with_yyyymmdd_integers_and_a_start_date(tiny, tmp_path):
     df.to_parquet(tmp_path / "daily.parquet", index=False)
     out = load_tidy(tmp_path, preset="contract", start="2019-06-01")
     assert out["date"].min() >= pd.Timestamp("2019-06-01") and out["date"].max() == tiny.daily["date"].max()
+
+
+TZ_DATES = [  # (how the export's naive dates became timezone-aware, read back as the same dates)
+    ("localized-utc", lambda d: d.dt.tz_localize("UTC")),
+    ("shanghai-stored-as-utc", lambda d: d.dt.tz_localize("Asia/Shanghai").dt.tz_convert("UTC")),
+    ("tokyo", lambda d: d.dt.tz_localize("Asia/Tokyo")),
+]
+
+
+@pytest.mark.parametrize("make", [c[1] for c in TZ_DATES], ids=[c[0] for c in TZ_DATES])
+def test_tidy_timezone_aware_dates_are_read_as_exchange_dates(tiny, tmp_path, make, caplog):
+    """Timezone-aware dates in a tidy export (issue 31: a raw pandas TypeError with data.start) are the exchange-local
+    dates they stand for, said in the log."""
+    import logging
+
+    from quantsam.data.ingest import load_tidy
+
+    tiny.daily.assign(date=make(tiny.daily["date"])).to_parquet(tmp_path / "daily.parquet", index=False)
+    with caplog.at_level(logging.WARNING, logger="quantsam.data.calendar"):
+        out = load_tidy(tmp_path, preset="contract", start="2019-06-03")
+    ref = tiny.daily[tiny.daily["date"] >= "2019-06-03"]
+    assert out["date"].dt.tz is None and (out["date"].to_numpy() == ref["date"].to_numpy()).all()
+    assert "column 'date' holds timezone-aware timestamps" in caplog.text and "daily.parquet" in caplog.text
+
+
+def test_tidy_timezone_aware_times_of_day_name_the_file_and_the_fix(tiny, tmp_path):
+    from quantsam.data.ingest import load_tidy
+
+    close_utc = tiny.daily["date"].dt.tz_localize("Asia/Shanghai").dt.tz_convert("UTC") + pd.Timedelta(hours=15)
+    tiny.daily.assign(date=close_utc).to_parquet(tmp_path / "daily.parquet", index=False)
+    with pytest.raises(DataError, match=rf"{tmp_path}/daily.parquet: column 'date' holds timezone-aware timestamps "
+                                        r"\(UTC\) with times of day.*Fix: .*tz_convert\('Asia/Shanghai'\)"):
+        load_tidy(tmp_path, preset="contract", start="2019-06-03")
 
 
 def test_tidy_missing_column_is_named_with_the_available_ones(tiny, tmp_path):
@@ -356,12 +563,24 @@ def test_truncated_side_table_names_the_file(tiny, tmp_path):
     (["tune", "optimizer=gsam", "hydra.sweeper.n_trials=0"], r"hydra.sweeper.n_trials=0: an integer >= 1"),
     (["tune", "optimizer=gsam", "optimizer.alpha=interval(0.3, 0.1)"], r"empty search range.*Fix: interval"),
     (["tune", "optimizer=gsam", "optimizer.rho=tag(log, interval(0, 0.5))"], r"log-scale range needs a lower bound > 0"),
-], ids=["runs-under-a-file", "plan-bad-seeds", "check-missing-device", "tune-no-trials", "tune-empty-range", "tune-log-zero"])
+    (["tune", "optimizer=sam", "hydra.sweeper.params.optimizer.rho=tag(log, interval(0.01, 0.3))"],
+     r"written on the searched key itself. Fix: optimizer.rho='tag\(log, interval\(0.01, 0.3\)\)'"),
+    (["train", "--multirun", "optimizer=adamw,sam", "paths.root={tmp}/a_file/root"],
+     "paths.root=.*is a file, not a folder. Fix: point paths.root at a folder"),
+    pytest.param(["check", "paths.runs={tmp}/locked/out"], "paths.runs=.*is not writable by this user. Fix: a writable",
+                 marks=pytest.mark.skipif(os.geteuid() == 0, reason="root writes into any folder")),
+], ids=["runs-under-a-file", "plan-bad-seeds", "check-missing-device", "tune-no-trials", "tune-empty-range", "tune-log-zero",
+        "tune-hydra-sweeper-params", "sweep-root-under-a-file", "runs-locked"])
 def test_command_line_doors_fail_clearly(tmp_path, args, needle):
-    """Bad paths, seeds and search spaces: a non-zero exit with the key and the fix, before any work (issue 21)."""
+    """Bad paths, seeds and search spaces: a non-zero exit with the key and the fix, before any work (issues 21, 31);
+    a run folder that cannot be made is the message alone (no AssertionError, no pages of Hydra frames)."""
     import re
 
     (tmp_path / "a_file").write_text("")
+    (tmp_path / "locked").mkdir(mode=0o555)
     proc = quantsam(*[a.format(tmp=tmp_path) for a in args], f"paths.data={tmp_path}/data", timeout=300)
-    assert proc.returncode != 0 and re.search(needle, proc.stdout + proc.stderr), proc.stderr[-2000:]
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and re.search(needle, out), proc.stderr[-2000:]
     assert not (tmp_path / "data").exists()  # nothing was generated
+    if "not a folder" in needle or "not writable" in needle:
+        assert "Traceback" not in out and "AssertionError" not in out and len(out.splitlines()) < 10, out

@@ -137,3 +137,31 @@ def test_compare_runs_finds_equal_and_changed_tables(study, tmp_path):
     diff = subprocess.run([sys.executable, "scripts/compare_runs.py", str(job_dir), str(tmp_path / "job")],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert diff.returncode == 1 and "signal/signal: DIFFERENT" in diff.stdout, diff.stdout[-2000:]
+
+
+def test_real_results_and_portfolio_compare_scripts(study, tmp_path):
+    """The two result scripts the README documents, on this study's sweep: real_results.py over sweep folders
+    (one folder holding both arms here), and portfolio_compare.py's selection-then-report mode on its signal."""
+    import json
+
+    from tests.cli import ROOT
+
+    out = tmp_path / "results"
+    p = subprocess.run([sys.executable, "scripts/real_results.py", str(study / "sweep"), "--name", "t",
+                        "--experiment", "smoke", "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    doc = json.loads((out / "summary.json").read_text())
+    assert set(doc["arms"]) == {"adamw", "gsam"} and (out / "headline.md").exists()
+    cmp_out = tmp_path / "cmp"
+    p = subprocess.run([sys.executable, "scripts/portfolio_compare.py", str(study / "sweep"), "--experiment", "smoke",
+                        "--universes", "csi500", "--portfolios", "top_n,topk_dropout", "--grid", "cost_aversion=1,4",
+                        "--select", "2018-06-01:2018-07-15", "--end", "2018-09-30", "--out", str(cmp_out),
+                        *[f"--override={o}" for o in isolated(study)]],
+                       cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    doc = json.loads((cmp_out / "summary.json").read_text())
+    assert doc["chosen"] in ("cost_aversion=1", "cost_aversion=4")
+    names = {r["portfolio"] for r in doc["report"]}
+    assert names == {f"cost_aware {doc['chosen']}", "top_n", "topk_dropout"}
+    assert "Chosen:" in (cmp_out / "table.md").read_text()

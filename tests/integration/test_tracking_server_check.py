@@ -45,3 +45,16 @@ def test_a_server_that_is_not_mlflow_is_named():
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_check_runs_the_same_probe_as_train(tmp_path):
+    """``check`` says what ``train`` would do (issue 31): with no server behind ``tracking.uri`` it fails with the
+    probe's message instead of printing "config OK ... every stage would accept it"."""
+    from tests.cli import quantsam
+
+    uri = f"http://127.0.0.1:{free_port()}"
+    proc = quantsam("check", "tracking=server", f"tracking.uri={uri}", f"paths.runs={tmp_path}/out",
+                    f"paths.data={tmp_path}/data", timeout=300)
+    assert proc.returncode != 0 and "config OK" not in proc.stdout
+    assert f"tracking.uri={uri}: no MLflow server answers" in proc.stderr and "Fix: start one" in proc.stderr, \
+        proc.stderr[-2000:]

@@ -271,6 +271,32 @@ def test_backtest_lanes_give_the_same_numbers(smoke_run, shared):
     assert run.data.metrics["bt/csi1000/excess_ann"] == pytest.approx(runs[2].summaries["csi1000"]["excess_ann"])
 
 
+def test_backtest_lanes_log_their_progress(tmp_path, caplog, monkeypatch):
+    """backtest.workers=2 (issue 31: lanes printed nothing for 30 minutes on real data): each lane's rebalances —
+    done/total, elapsed, ETA, throttled like training's lines — reach this process's log."""
+    import logging
+    import re
+
+    from quantsam import progress
+    from quantsam.backtest.stage import run_backtest
+
+    cfg = compose(overrides(tmp_path, "tracking.enabled=false", "backtest.workers=2",
+                            "backtest.universes=[csi300,csi500]", "backtest.start=2019-06-28"))
+    market = market_of(cfg)
+    a = pd.read_parquet(market.dir / "alpha.parquet").rename(columns={"alpha": "score"})
+    a[a["date"] >= "2019-06-01"].to_parquet(tmp_path / "signal.parquet", index=False)
+    monkeypatch.setattr(progress, "LOG_EVERY", 0.0)  # the lanes get the parent's interval: a line per rebalance
+    with caplog.at_level(logging.INFO):
+        bt = run_backtest(cfg, tmp_path / "signal.parquet", market)
+    assert sorted(bt.summaries) == ["csi300", "csi500"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "quantsam.progress"]
+    assert any(m.startswith("backtest: 2 indices in 2 lanes") for m in caplog.messages), caplog.messages[:20]
+    for n in ("csi300", "csi500"):
+        mine = [m for m in lines if m.startswith(f"backtest {n} rebalances: ")]
+        assert mine and re.fullmatch(r"backtest \w+ rebalances: \d+/\d+ done, [\d.]+ min elapsed, ETA [\d.]+ min",
+                                     mine[-1]), lines[:6]
+
+
 def test_two_workers_share_the_units_and_give_the_same_numbers(smoke_run, shared):
     """trainer.workers=2: a spawned worker and this process split the units (file locks), and the predictions and the
     logged epochs equal the one-worker run's."""

@@ -236,7 +236,7 @@ def run_index_enhanced(signal: pd.DataFrame | np.ndarray, market, panel: Panel, 
 
     n_extra = int(portfolio_cfg.n_extra_candidates)
     cons_max = int((bench_w[t0:s1] > 0).sum(axis=1).max())
-    pbar = progress.bar(len(decisions), f"backtest {universe}")
+    pbar = progress.bar(len(decisions), f"backtest {universe} rebalances")
     rule = str(getattr(portfolio_cfg, "rule", "optimizer"))
     if rule in RULES:  # a rule on the same signal: no solver (quantsam.backtest.rules)
         policy = RULES[rule](sig, panel, bench_w, onehot_all, s0, int(portfolio_cfg.top_n), int(portfolio_cfg.n_drop),

@@ -10,15 +10,16 @@ logged to the training run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from quantsam import stageio
+from quantsam import progress, stageio
 from quantsam.backtest.runner import industry_codes, risk_window, run_index_enhanced
 from quantsam.config.schema import INDEX_CODES, key_if_set, non_result_keys
 from quantsam.errors import ConfigError
@@ -144,6 +145,38 @@ def _lane(cfg_yaml: str, data_dir: str, fingerprint: str, signal: str, jobs: lis
     return out
 
 
+def _lane_init(queue, every: float) -> None:
+    """A lane's logging goes to its parent (:func:`_lane_logs`): its records — the rebalances' progress lines (done/
+    total, elapsed, ETA, at most every ``every`` s, as training's) included — reach the job's log like the parent's."""
+    import logging.handlers
+
+    root = logging.getLogger()
+    root.handlers[:] = [logging.handlers.QueueHandler(queue)]
+    root.setLevel(logging.INFO)
+    progress.log_lines_only(every)
+
+
+@contextlib.contextmanager
+def _lane_logs(ctx) -> Iterator[object]:
+    """A queue the lanes log into (:func:`_lane_init`) and a thread that hands every record to this process's logger
+    of the same name: a spawned lane has none of the job's handlers (its log file, the console)."""
+    import threading
+
+    queue = ctx.Queue()
+
+    def pump() -> None:
+        while (rec := queue.get()) is not None:
+            logging.getLogger(rec.name).handle(rec)
+
+    th = threading.Thread(target=pump, name="backtest-lane-logs", daemon=True)
+    th.start()
+    try:
+        yield queue
+    finally:
+        queue.put(None)
+        th.join(timeout=10)
+
+
 def _lanes(todo: list[tuple[str, str, str, Path]], k: int) -> list[list[tuple[str, str, str, str]]]:
     """``todo`` split into ``k`` lanes, the longest backtests first (more names, more time: CSI1000 > CSI500 >
     CSI300), each to the lane with the least expected work (largest-first greedy)."""
@@ -185,7 +218,9 @@ def run_backtest(cfg: DictConfig, signal: Path, market: Market, run_id: str | No
         log.info("backtest: %d indices in %d lanes x 1 thread: %s", len(pending), len(lanes),
                  "; ".join(",".join(j[0] for j in lane) for lane in lanes))
         cfg_yaml = OmegaConf.to_yaml(cfg, resolve=True)
-        with ProcessPoolExecutor(len(lanes), mp_context=mp.get_context("spawn")) as pool:
+        ctx = mp.get_context("spawn")
+        with _lane_logs(ctx) as queue, ProcessPoolExecutor(len(lanes), mp_context=ctx, initializer=_lane_init,
+                                                           initargs=(queue, progress.LOG_EVERY)) as pool:
             futs = [pool.submit(_lane, cfg_yaml, str(market.dir), market.fingerprint, str(signal), lane)
                     for lane in lanes]
             for f in futs:

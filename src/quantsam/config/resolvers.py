@@ -3,7 +3,9 @@ name, ``${qs_writable:path,key}`` = ``path`` once it is known to be (or to be cr
 
 from __future__ import annotations
 
+from hydra.errors import CompactHydraException
 from omegaconf import OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from quantsam.paths import project_root
 
@@ -19,9 +21,15 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("qs_writable", writable_dir)
 
 
+class UnwritableFolder(CompactHydraException, InterpolationResolutionError, ValueError):
+    """A run/sweep folder under a file or in a folder this user cannot write: Hydra prints the message alone (a
+    compact error, no frames) when it resolves ``hydra.run.dir`` / ``hydra.sweep.dir``; OmegaConf passes it through
+    (an interpolation error of its own) instead of wrapping it."""
+
+
 def writable_dir(path, key: str = "paths.runs") -> str:
-    """``path`` unchanged when the nearest existing part of it is a folder this user can write into; else a
-    ValueError naming the config key and the fix (Hydra shows it as the interpolation's error)."""
+    """``path`` unchanged when the nearest existing part of it is a folder this user can write into; else an
+    :class:`UnwritableFolder` (a ValueError) naming the config key and the fix (Hydra shows the message alone)."""
     import os
     from pathlib import Path
 
@@ -29,7 +37,7 @@ def writable_dir(path, key: str = "paths.runs") -> str:
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
-        raise ValueError(f"{key}={path}: {probe} is a file, not a folder. Fix: point {key} at a folder")
+        raise UnwritableFolder(f"{key}={path}: {probe} is a file, not a folder. Fix: point {key} at a folder")
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise ValueError(f"{key}={path}: {probe} is not writable by this user. Fix: a writable folder")
+        raise UnwritableFolder(f"{key}={path}: {probe} is not writable by this user. Fix: a writable folder")
     return str(path)

@@ -7,8 +7,17 @@ self-contained; real data brings its own calendar (the dates present in the dail
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
+
+from quantsam.errors import DataError
+
+log = logging.getLogger(__name__)
+
+#: the exchanges' clock: a market's dates are naive calendar dates on it (SSE/SZSE/BSE trade on Beijing time)
+EXCHANGE_TZ = "Asia/Shanghai"
 
 # Lunar New Year (Spring Festival) dates; the exchanges close from its eve for about a week.
 _LUNAR_NEW_YEAR = {
@@ -40,3 +49,30 @@ def week_ids(dates: pd.DatetimeIndex) -> np.ndarray:
     monday = (dates - pd.to_timedelta(dates.dayofweek, unit="D")).normalize()
     _, ids = np.unique(monday.to_numpy(), return_inverse=True)
     return ids.astype(np.int64)
+
+
+def naive_exchange_dates(col: pd.Series, source: str, column: str = "date") -> pd.Series:
+    """``col`` as it is unless it holds timezone-aware timestamps; those become the naive exchange-local dates they
+    stand for, said in the log: midnights on the exchange's clock (:data:`EXCHANGE_TZ`, in any zone) are those
+    dates; else midnights on their own zone's clock (dates localized as they were, e.g. ``tz_localize('UTC')``) are
+    the dates written. Other times of day are a :class:`DataError` naming ``source`` and ``column`` with the fix —
+    which day a 07:00 UTC stamp belongs to is the user's to say, not ours to guess."""
+    tz = getattr(col.dtype, "tz", None)
+    if tz is None:
+        return col
+    local = col.dt.tz_convert(EXCHANGE_TZ).dt.tz_localize(None)
+    wall = col.dt.tz_localize(None)
+    if bool((local.dropna() == local.dropna().dt.normalize()).all()):
+        out, how = local, f"midnights on the exchange's clock ({EXCHANGE_TZ})"
+    elif bool((wall.dropna() == wall.dropna().dt.normalize()).all()):
+        out, how = wall, f"midnights in {tz}: the dates as written"
+    else:
+        first = col.dropna().iloc[0] if col.notna().any() else None
+        raise DataError(f"{source}: column '{column}' holds timezone-aware timestamps ({tz}) with times of day (e.g. "
+                        f"{first}); a market's dates are naive exchange-local dates. Fix: convert them, e.g. "
+                        f"df['{column}'] = df['{column}'].dt.tz_convert('{EXCHANGE_TZ}').dt.tz_localize(None)"
+                        ".dt.normalize()")
+    log.warning("%s: column '%s' holds timezone-aware timestamps (%s), read as naive exchange-local dates (%s; "
+                "first %s -> %s)", source, column, tz, how, col.dropna().iloc[0] if col.notna().any() else "-",
+                out.dropna().iloc[0].date() if out.notna().any() else "-")
+    return out

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from quantsam.data.calendar import EXCHANGE_TZ
 from quantsam.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,11 @@ def _check_dates(df: pd.DataFrame) -> None:
                         "use ISO dates (YYYY-MM-DD) or datetime64", _rows(df, bad, []))
         raise _fail("date", len(df), f"have dtype {df['date'].dtype}, expected datetime64",
                     "convert with pd.to_datetime(df['date'])")
+    tz = getattr(df["date"].dtype, "tz", None)
+    if tz is not None:
+        raise _fail("date", len(df), f"are timezone-aware ({tz}), expected naive exchange-local dates",
+                    f"df['date'] = df['date'].dt.tz_convert('{EXCHANGE_TZ}').dt.tz_localize(None).dt.normalize() "
+                    "(the tidy and dir readers do this for you)", _rows(df, np.ones(len(df), bool), []))
     if df["date"].isna().any():
         bad = df["date"].isna().to_numpy()
         raise _fail("date", int(bad.sum()), "are missing (NaT)", "drop or fill these rows", _rows(df, bad, []))

@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from quantsam import stageio
+from quantsam.data.calendar import naive_exchange_dates
 from quantsam.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ def _read_table(d: Path, name: str) -> pd.DataFrame:
                 raise DataError(f"{d / f'{name}.parquet'}: column '{c}' holds numbers ({df[c].iloc[0]!r}, ...), "
                                 f"expected dates. Fix: integer yyyymmdd dates: convert with "
                                 f"pd.to_datetime(df['{c}'].astype(str), format='%Y%m%d') before writing")
-            df[c] = pd.to_datetime(df[c])
+            df[c] = naive_exchange_dates(pd.to_datetime(df[c]), str(d / f"{name}.parquet"), c)
     return df
 
 

@@ -4,7 +4,7 @@
   generator version);
 * ``tidy`` / ``qlib`` ingest the user's export once (key: adapter parameters + version + a stamp of the source files);
 * ``dir`` reads a directory written elsewhere (an ingest script, another machine). Its manifest, when intact,
-  gives the fingerprint; otherwise the tables are validated against the contract and fingerprinted here.
+  gives the fingerprint; otherwise the tables — bars and side tables — are validated and fingerprinted here.
 
 The directory goes through the one cached-run ritual (:func:`quantsam.stageio.run_cached`): written all-or-nothing,
 done only through its manifest, under a file lock so parallel sweep jobs generate it once.
@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from quantsam import stageio
 from quantsam.data.contract import validate_daily
 from quantsam.data.io import DataRef, MarketWrite, files_fingerprint, load_market, market_ref
+from quantsam.data.side_tables import validate_side_tables
 from quantsam.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -107,4 +108,6 @@ def _existing_dir(d: Path) -> DataRef:
     log.info("data: %s has no intact manifest: validating its tables against the contract", d)
     m = load_market(d, with_alpha=False)
     validate_daily(m.daily, source=str(d / "daily.parquet"))
+    validate_side_tables(m.daily, m.index_members, m.index_weights, m.industry,
+                         {t: str(d / f"{t}.parquet") for t in ("index_members", "index_weights", "industry")})
     return DataRef(d, files_fingerprint(d))

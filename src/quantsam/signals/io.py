@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from quantsam.data.calendar import naive_exchange_dates
 from quantsam.errors import DataError
 from quantsam.features.panel import Panel
 
@@ -44,7 +45,7 @@ def to_dense(df: pd.DataFrame, panel: Panel, column: str = "score", source: str 
     if not isinstance(df, pd.DataFrame):
         raise DataError(f"signal {source}: expected a DataFrame, got {type(df).__name__}")
     check_signal_frame(df, column, source)
-    dates = pd.to_datetime(df["date"]).to_numpy()
+    dates = naive_exchange_dates(pd.to_datetime(df["date"]), f"signal {source}").to_numpy()
     codes = df["code"].astype(str).to_numpy()
     ti = pd.Series(np.arange(len(panel.dates)), index=panel.dates).reindex(dates).to_numpy()
     ni = pd.Series(np.arange(len(panel.codes)), index=panel.codes).reindex(codes).to_numpy()

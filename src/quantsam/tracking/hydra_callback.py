@@ -19,6 +19,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from quantsam.config import register
+from quantsam.config.resolvers import UnwritableFolder
+from quantsam.errors import ConfigError
 from quantsam.stageio import pid_alive
 
 log = logging.getLogger(__name__)
@@ -56,33 +58,28 @@ OWNER_FILE = ".sweep-owner.json"
 
 
 def claim_sweep_dir(sweep_dir: Path) -> None:
-    """Make this process the sweep dir's only owner: two sweeps started in the same second get the same
-    ``multirun/<date>/<time>/`` and would merge their jobs, parents and ``multirun.yaml``; the second one stops here
-    with the fix instead. A dir whose owner process is gone (a killed sweep) is taken over."""
-    from quantsam.errors import ConfigError
+    """Make this process the sweep dir's only owner: two sweeps given the same ``hydra.sweep.dir`` would merge their
+    jobs, parents and ``multirun.yaml``; the second one stops here with the fix instead. A dir whose owner process is
+    gone (a killed or finished sweep) is taken over. The check and the claim happen under one file lock, so two
+    sweeps starting together never both see a free folder (nor read a claim that is half written)."""
+    from quantsam.stageio import atomic_write_json, locked
 
     f = sweep_dir / OWNER_FILE
     me = {"pid": os.getpid(), "host": socket.gethostname()}
-    for _ in range(2):
+    with locked(f, timeout=60):
         try:
-            fd = os.open(f, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                other = json.loads(f.read_text())
-            except (OSError, ValueError):
-                other = {}
-            pid = int(other.get("pid", -1)) if str(other.get("pid", "")).lstrip("-").isdigit() else -1
-            if other.get("host") == me["host"] and pid == me["pid"]:
-                return  # our own claim (a callback called twice)
-            if other.get("host") == me["host"] and pid > 0 and pid_alive(pid):
-                raise ConfigError([f"hydra.sweep.dir={sweep_dir}: another sweep (pid {pid}) started in the same second "
-                                   "and owns this folder; two sweeps never share one. Fix: start this one again a "
-                                   "second later, or give it its own hydra.sweep.dir=..."]) from None
-            f.unlink(missing_ok=True)  # a dead owner (killed sweep) or another host's copy: take it over
-            continue
-        with os.fdopen(fd, "w") as fh:
-            json.dump(me, fh)
-        return
+            other = json.loads(f.read_text())
+        except (OSError, ValueError):
+            other = {}
+        pid = int(other.get("pid", -1)) if str(other.get("pid", "")).lstrip("-").isdigit() else -1
+        if other.get("host") == me["host"] and pid == me["pid"]:
+            return  # our own claim (a callback called twice)
+        if other.get("host") == me["host"] and pid > 0 and pid_alive(pid):
+            raise ConfigError([f"hydra.sweep.dir={sweep_dir}: another sweep (pid {pid}) is running in this folder; "
+                               "two sweeps never share one. Fix: give this one its own hydra.sweep.dir=... (or leave "
+                               "it unset: the default folder is unique to the microsecond), or wait until pid "
+                               f"{pid} has finished"]) from None
+        atomic_write_json(f, me)  # free, or a dead owner's (killed sweep) or another host's copy: ours now
 
 
 def close_dead_sweeps(tracker) -> None:
@@ -102,9 +99,17 @@ class MlflowSweepCallback(Callback):
         import shutil
 
         register()
-        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            sweep_dir = Path(config.hydra.sweep.dir)
+        except UnwritableFolder as e:  # paths.root under a file: said once, before Hydra says it again with a warning
+            raise SystemExit(str(e)) from None
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        claim_sweep_dir(sweep_dir)
+        try:
+            claim_sweep_dir(sweep_dir)
+        except ConfigError as e:
+            # Hydra catches every Exception a callback raises and only warns — the sweep would run anyway and merge
+            # with the other one. SystemExit is no Exception: it stops this sweep here, before any job starts
+            raise SystemExit(f"quantsam: {e}") from None
         shutil.rmtree(sweep_dir / FAILED_DIR, ignore_errors=True)  # a rerun reports only its own failures
         (sweep_dir / PARENT_FILE).unlink(missing_ok=True)
         if not config.tracking.enabled:

@@ -193,6 +193,8 @@ def _train_unit(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, u: Unit, fc: F
     save_traj = str(cfg.trainer.save_trajectory)
     keep = save_traj == "all" or (save_traj == "first" and u.split.index == 0 and u.k == 0)
     ckpt = w / "checkpoints" / f"{u.tag}.pt"
+    if cfg.trainer.checkpoint:
+        checkpoint.load_or_set_aside(ckpt)  # a damaged checkpoint (truncated, foreign) is set aside: train afresh
     res = fit_unit(fs, u.split, u.freq, seed, replace(fc, keep_trajectory=keep), device,
                    ckpt_path=ckpt if cfg.trainer.checkpoint else None, on_epoch=on_epoch, progress=bar, dev=dev)
     c_pred = time.process_time()
@@ -285,8 +287,9 @@ def train_units(cfg: DictConfig, plan: TrainPlan, fs: FeatureSet, tracker: Track
         ck = plan.work / "checkpoints" / f"{u.tag}.pt"
 
         def resumed(u=u, ck=ck):  # resumed: log the epochs the checkpoint already holds
-            if ck.exists() and cfg.trainer.checkpoint:
-                _relog(tracker, run_id, step, u.freq, checkpoint.load(ck)["state"]["history"])
+            ckpt = checkpoint.load_or_set_aside(ck) if cfg.trainer.checkpoint else None
+            if ckpt is not None:
+                _relog(tracker, run_id, step, u.freq, ckpt["state"]["history"])
 
         def on_epoch(rec, freq=u.freq):
             tracker.log_metrics(run_id, _epoch_metrics(freq, rec), step=step[freq])

@@ -17,6 +17,7 @@ from quantsam import stageio
 from quantsam.data.contract import validate_daily
 from quantsam.data.ingest.checks import limit_consistency, summary
 from quantsam.data.io import DataRef, MarketData, write_market
+from quantsam.data.side_tables import side_table_notes, validate_side_tables
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,13 @@ def load_source(source: str, path: str | Path, preset: str = "shared_real", inst
            "limit_consistency": json.loads(lim.to_json(orient="index")), "seconds": 0.0,
            "notes": [f"is_st not available after {ingest['is_st_available_until']}: treated as not ST"]
            if "is_st_available_until" in ingest else []}
+    files = dict(tables.pop("files", {}) or {})
+    if source == "qlib" and not tables_path:
+        files["index_members"] = f"{path}/instruments/<index>.txt"
+    rep["side_tables"] = validate_side_tables(daily, tables["index_members"], tables["index_weights"],
+                                              tables["industry"], files)
+    tables["industry"] = tables["industry"].dropna(subset=["industry"]).reset_index(drop=True)  # counted: 'unknown'
+    rep["notes"] += side_table_notes(rep["side_tables"])
     missing = list(tables.pop("missing", []) or [])
     if missing:
         rep["notes"].append(f"no {', '.join(missing)} found: {tidy_missing_effect()}")

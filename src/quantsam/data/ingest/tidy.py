@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from quantsam.data.calendar import naive_exchange_dates
 from quantsam.data.contract import board_of, validate_daily
 from quantsam.errors import DataError
 
@@ -88,8 +89,11 @@ def _read(path: Path, columns: list[str] | None = None, filters=None, categorica
     names = schema.names
     if columns is not None:  # a missing column is named by the caller's check, with the available ones
         columns = [c for c in columns if c in names]
-    if filters and "date" in names and not pa.types.is_temporal(schema.field("date").type):
-        filters = None  # e.g. yyyymmdd integers: the dates are parsed and filtered after reading
+    if filters and "date" in names and (not pa.types.is_temporal(schema.field("date").type)
+                                        or getattr(schema.field("date").type, "tz", None)):
+        # yyyymmdd integers, or timezone-aware stamps (Arrow would compare their UTC instants with the dates): the
+        # dates are parsed and filtered after reading
+        filters = None
     try:
         t = pq.read_table(path, columns=columns, filters=filters,
                           read_dictionary=[c for c in categorical if c in names and (columns is None or c in columns)])
@@ -155,7 +159,7 @@ def load_tidy(path: str | Path, preset: str = "shared_real", start=None, end=Non
             keep &= (df["date"] <= pd.Timestamp(end)).to_numpy()
         df = df[keep]
     for c, f in sc.items():
-        col = df[c].to_numpy(dtype=np.float64)
+        col = df[c].to_numpy(dtype=np.float64, copy=True)  # a float64 column gives a read-only view otherwise
         col *= f
         df[c] = col
     out = finish_contract(df, ffill_float_shares_days=ffill_float_shares_days, source=str(daily_path))
@@ -163,14 +167,16 @@ def load_tidy(path: str | Path, preset: str = "shared_real", start=None, end=Non
     return out
 
 
-def parse_dates(col: pd.Series, source: str) -> pd.Series:
+def parse_dates(col: pd.Series, source: str, column: str = "date") -> pd.Series:
     """Dates of a source column: datetime64 as is; integers as ``yyyymmdd`` (``20200102``, never nanoseconds since
-    1970); strings as ISO or ``yyyymmdd``. Unparseable values raise :class:`DataError` naming the file."""
+    1970); strings as ISO or ``yyyymmdd``; timezone-aware stamps as naive exchange-local dates, said in the log
+    (:func:`~quantsam.data.calendar.naive_exchange_dates`). Unparseable values raise :class:`DataError` naming the
+    file."""
     if pd.api.types.is_datetime64_any_dtype(col):
-        return col
+        return naive_exchange_dates(col, source, column)
     first = col.dropna().iloc[0] if col.notna().any() else None
-    if isinstance(first, datetime.date):  # parquet date32 arrives as datetime.date objects
-        return pd.to_datetime(col)
+    if isinstance(first, datetime.date):  # parquet date32 arrives as datetime.date objects (datetimes: tz-aware ones)
+        return naive_exchange_dates(pd.to_datetime(col), source, column)
     if pd.api.types.is_integer_dtype(col) or pd.api.types.is_float_dtype(col):
         text = col.astype("Int64").astype(str)
         out = pd.to_datetime(text, format="%Y%m%d", errors="coerce")
@@ -182,9 +188,9 @@ def parse_dates(col: pd.Series, source: str) -> pd.Series:
             out[digits] = pd.to_datetime(text[digits], format="%Y%m%d", errors="coerce")
     bad = out.isna().to_numpy()
     if bad.any():
-        raise DataError(f"{source}: column 'date': {int(bad.sum()):,} value(s) are not dates "
+        raise DataError(f"{source}: column '{column}': {int(bad.sum()):,} value(s) are not dates "
                         f"(e.g. {list(col[bad].astype(str).head(3))}). Fix: ISO dates (YYYY-MM-DD) or yyyymmdd")
-    return out
+    return naive_exchange_dates(out, source, column)  # ISO strings with an offset ("...+08:00") parse tz-aware
 
 
 def finish_contract(df: pd.DataFrame, ffill_float_shares_days: int = 250, source: str = "") -> pd.DataFrame:
@@ -270,14 +276,16 @@ def load_tables(path: str | Path, preset: str = "shared_real", end=None) -> dict
     folder = path.parent if path.is_file() else path
     out: dict[str, pd.DataFrame] = {}
     missing: list[str] = []
+    files: dict[str, str] = {}  # table -> the file it was read from (named by the side tables' checks)
 
-    def table(name: str | None, columns: list[str]) -> pd.DataFrame | None:
+    def table(key: str, name: str | None, columns: list[str]) -> pd.DataFrame | None:
         if not name:
             return None
         f = side_file(folder, name)
         if not f.exists():
             missing.append(name)
             return None
+        files[key] = str(f)
         df = _read(f, categorical=("code",))
         lack = [c for c in columns if c not in df.columns]
         if lack:
@@ -286,7 +294,7 @@ def load_tables(path: str | Path, preset: str = "shared_real", end=None) -> dict
         return df
 
     mem = pd.DataFrame(columns=["index_code", "code", "start_date", "end_date"])
-    m = table(p.members_file, ["index_code", "code", "start_date", "end_date"])
+    m = table("index_members", p.members_file, ["index_code", "code", "start_date", "end_date"])
     if m is not None:
         m["index_code"] = m["index_code"].astype(str)
         if "source" in m.columns and p.members_source_preference:
@@ -303,37 +311,39 @@ def load_tables(path: str | Path, preset: str = "shared_real", end=None) -> dict
                 m = m[(m["index_code"] != idx) | (m["source"] == best)]
         m = m[["index_code", "code", "start_date", "end_date"]].copy()
         m["code"] = m["code"].astype(str)
-        m["start_date"] = parse_dates(m["start_date"], f"{folder / p.members_file} start_date")
-        m["end_date"] = pd.to_datetime(m["end_date"])
+        m["start_date"] = parse_dates(m["start_date"], files["index_members"], "start_date")
+        m["end_date"] = naive_exchange_dates(pd.to_datetime(m["end_date"]), files["index_members"], "end_date")
         if end is not None:
             m["end_date"] = m["end_date"].fillna(pd.Timestamp(end))
         mem = m.reset_index(drop=True)
     out["index_members"] = mem
-    w = table(p.weights_file, ["date", "index_code", "code", "weight"])
+    w = table("index_weights", p.weights_file, ["date", "index_code", "code", "weight"])
     if w is None:
         w = pd.DataFrame(columns=["date", "index_code", "code", "weight"])
     else:
         w = w[["date", "index_code", "code", "weight"]].copy()
-        w["date"] = parse_dates(w["date"], str(folder / p.weights_file))
+        w["date"] = parse_dates(w["date"], files["index_weights"])
         w["index_code"], w["code"] = w["index_code"].astype(str), w["code"].astype(str)
     out["index_weights"] = w
     ind = pd.DataFrame(columns=["code", "industry"])
-    i = table(p.industry_file, ["code", p.industry_column] if p.industry_column else ["code"])
+    i = table("industry", p.industry_file, ["code", p.industry_column] if p.industry_column else ["code"])
     if i is not None:
-        ind = i[["code", p.industry_column]].rename(columns={p.industry_column: "industry"}).dropna()
+        # names without a label stay (counted by the side tables' checks; the ingest drops them: 'unknown' group)
+        ind = i[["code", p.industry_column]].rename(columns={p.industry_column: "industry"}).dropna(subset=["code"])
         ind["code"] = ind["code"].astype(str)
     out["industry"] = ind.reset_index(drop=True)
-    idx = table(p.index_daily_file, ["date", "index_code", "close"])
+    idx = table("index_daily", p.index_daily_file, ["date", "index_code", "close"])
     if idx is None:
         idx = pd.DataFrame(columns=["date", "index_code", "close"])
     else:
         idx = idx[["date", "index_code", "close"]].copy()
-        idx["date"] = parse_dates(idx["date"], str(folder / p.index_daily_file))
+        idx["date"] = parse_dates(idx["date"], files["index_daily"])
         idx["index_code"] = idx["index_code"].astype(str)
     out["index_daily"] = idx
     if missing:
         log.warning("%s: no %s beside the daily bars — %s", folder, ", ".join(missing), MISSING_EFFECT)
     out["missing"] = missing  # type: ignore[assignment]
+    out["files"] = files  # type: ignore[assignment]
     return out
 
 
