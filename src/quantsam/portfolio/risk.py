@@ -162,6 +162,8 @@ class RiskModel:
       :meth:`at` then returns the names' loadings too (``[N, k]``, 0 for names left out).
     """
 
+    MEMO = 256  # forecasts kept (a 4.5-year weekly backtest has ~230 dates; ~0.6 MB each with 10 statistical factors)
+
     def __init__(self, fr: FactorReturns, halflife: float = 90.0, min_obs: int = 42,
                  vra_halflife: float | None = None, nw_lags: int = 0, stat_factors: int = 0,
                  stat_window: int = 252):
@@ -169,7 +171,9 @@ class RiskModel:
         self._a = 0.5 ** (1.0 / halflife)
         self.vra = None if vra_halflife is None else vra_multipliers(fr, halflife, vra_halflife, min_obs)
         self.nw_lags, self.stat_factors, self.stat_window = int(nw_lags), int(stat_factors), int(stat_window)
-        self._last: tuple[int, int, tuple] | None = None
+        # forecasts by (t, start): the indices of one backtest stage share one model and rebalance on the same dates,
+        # so each date's covariance (and statistical block: an SVD) is computed once for all of them
+        self._memo: dict[tuple[int, int], tuple] = {}
 
     def _factor_cov(self, fz: np.ndarray, w: np.ndarray) -> np.ndarray:
         F = (fz * w[:, None]).T @ fz / w.sum()
@@ -200,8 +204,9 @@ class RiskModel:
         ``stat_factors``, the ``[N, k]`` statistical loadings as a third element (the covariance then ``[K + k,
         K + k]``): factor returns of days ``start .. t-1`` (the return t-1 -> t is realised at t), newest weighted
         most. Names with fewer than ``min_obs`` specific returns get the cross-sectional median."""
-        if self._last is not None and self._last[:2] == (t, start):
-            return self._last[2]
+        hit = self._memo.get((t, start))
+        if hit is not None:
+            return hit
         f = self.fr.f[start:t]
         u = self.fr.u[start:t]
         k = len(f)
@@ -218,7 +223,9 @@ class RiskModel:
             i = min(t, len(self.vra[0]) - 1)
             F, spec = F * self.vra[0][i], spec * self.vra[1][i]
         out = (F, spec) if loadings is None else (F, spec, loadings)
-        self._last = (t, start, out)
+        if len(self._memo) >= self.MEMO:
+            self._memo.pop(next(iter(self._memo)))
+        self._memo[(t, start)] = out
         return out
 
     def _statistical_block(self, u: np.ndarray, w: np.ndarray, F: np.ndarray):
