@@ -242,6 +242,28 @@ def gru(args) -> None:
         print(f"{impl:<6} {wall * 1e3:7.1f} ms/step wall  {cpu * 1e3:7.1f} ms CPU  {flops / wall / 1e9:6.1f} GFLOP/s   "
               f"no-grad forward {pred[impl] * 1e3:6.1f} ms")
     print(f"speed-up fused / torch.nn.GRU (training step): {best['torch'] / best['fused']:.2f}x")
+    # what the hardware allows: the recurrence's own matmul alone, and the fused forward run without a graph
+    from quantsam.models.fused_gru import fused_gru_last
+
+    h, w = torch.randn(args.names, 64), torch.randn(192, 64)
+    for _ in range(20):
+        h @ w.t()
+    w0 = time.perf_counter()
+    for _ in range(500):
+        h @ w.t()
+    mm = (time.perf_counter() - w0) / 500
+    m = GRUFactor()
+    with torch.no_grad():
+        for _ in range(3):
+            fused_gru_last(x, m.gru)
+        w0 = time.perf_counter()
+        for _ in range(args.steps):
+            fused_gru_last(x, m.gru)
+        fused_ng = (time.perf_counter() - w0) / args.steps
+    print(f"one [{args.names}, 64] x [64, 192] matmul alone: {mm * 1e6:.0f} us = {2 * args.names * 64 * 192 / mm / 1e9:.0f} "
+          f"GFLOP/s (the step's {flops / 1e9:.2f} GFLOP at that rate: {flops / (2 * args.names * 64 * 192 / mm) * 1e3:.0f} ms)")
+    print(f"the fused forward without a graph: {fused_ng * 1e3:.1f} ms vs nn.GRU's no-grad kernel "
+          f"{pred['torch'] * 1e3:.1f} ms (so no-grad forwards use nn.GRU)")
 
 
 def layout(args) -> None:
