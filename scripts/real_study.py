@@ -84,9 +84,12 @@ def main() -> None:
         sha = _git_sha()
         w0, c0 = time.perf_counter(), os.times()
         rc = subprocess.call(cmd, cwd=ROOT)
+        if rc != 0:  # once more in a fresh process: it resumes at the fit level (e.g. code edited under a long run)
+            print(f"== {arm}: the pipeline exited {rc}; resuming it once in a new process", flush=True)
+            rc = subprocess.call(cmd, cwd=ROOT)
         c1 = os.times()
         if rc != 0:
-            raise SystemExit(f"{arm}: the pipeline exited {rc}; rerun this command to resume it")
+            raise SystemExit(f"{arm}: the pipeline exited {rc} twice; see its log, then rerun this command to resume it")
         from quantsam import stageio
         from quantsam.train.stage import TRAIN_CODE
 
@@ -99,10 +102,14 @@ def main() -> None:
                      **_unit_costs(sweep)}
         book_path.write_text(json.dumps(book, indent=1) + "\n")
         done = [x for x in all_arms if x in book and (ROOT / "multirun" / name / x).exists()]
-        subprocess.check_call([sys.executable, str(ROOT / "scripts" / "real_results.py"),
-                               *[str(ROOT / "multirun" / name / x) for x in done], "--name", name,
-                               "--experiment", a.experiment], cwd=ROOT)
-        print(f"== {arm}: done; docs/results/{name}/ now has {', '.join(done)}", flush=True)
+        rr = subprocess.call([sys.executable, str(ROOT / "scripts" / "real_results.py"),
+                              *[str(ROOT / "multirun" / name / x) for x in done], "--name", name,
+                              "--experiment", a.experiment], cwd=ROOT)
+        if rr != 0:  # the arm's results are in its sweep folder; the study goes on to the next arm
+            print(f"== {arm}: writing docs/results/{name}/ failed ({rr}); the next arm goes on — rerun "
+                  f"scripts/real_results.py on {', '.join(done)} once it is fixed", flush=True)
+        else:
+            print(f"== {arm}: done; docs/results/{name}/ now has {', '.join(done)}", flush=True)
 
 
 if __name__ == "__main__":
