@@ -93,8 +93,9 @@ def main() -> None:
         from quantsam import stageio
         from quantsam.train.stage import TRAIN_CODE
 
-        book[arm] = {"commit": sha, "train_code": stageio.code_version(*TRAIN_CODE),
-                     "numeric_code": stageio.code_version(*NUMERIC_CODE),
+        # the files as they are now (code_version is cached per process; this one outlives several arms)
+        version = stageio.code_version.__wrapped__
+        book[arm] = {"commit": sha, "train_code": version(*TRAIN_CODE), "numeric_code": version(*NUMERIC_CODE),
                      "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
                      "this_run_wall_s": round(time.perf_counter() - w0, 1),
                      "this_run_cpu_s": round(c1.children_user + c1.children_system - c0.children_user
