@@ -70,19 +70,17 @@ def table(rows: dict[str, dict[str, dict]], universes: list[str]) -> pd.DataFram
 
 
 def md(df: pd.DataFrame) -> str:
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    """The table as Markdown (``report.render.md_table``), percentages where the quantity is a return."""
+    from quantsam.report.render import md_table
+
     pct = {COLUMNS[k] for k in PCT}
-    for _, r in df.iterrows():
-        cells = []
-        for c in cols:
-            v = r[c]
-            if isinstance(v, float):
-                cells.append("—" if not np.isfinite(v) else f"{100 * v:+.1f}%" if c in pct else f"{v:.2f}")
-            else:
-                cells.append(str(v))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+
+    def fmt(c, v):
+        if not isinstance(v, float):
+            return str(v)
+        return "—" if not np.isfinite(v) else f"{100 * v:+.1f}%" if c in pct else f"{v:.2f}"
+
+    return md_table(pd.DataFrame({c: [fmt(c, v) for v in df[c]] for c in df.columns}).set_index("portfolio"))
 
 
 def main() -> None:

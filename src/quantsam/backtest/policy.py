@@ -31,6 +31,22 @@ def transfer_coefficient(active: np.ndarray, score: np.ndarray) -> float:
     return float(np.corrcoef(active, z)[0, 1])
 
 
+def record_decision(policy, t: int, active: np.ndarray, row: dict, cov: tuple | None) -> None:
+    """Book one decision of ``policy`` (an optimiser or rule policy: ``risk``, ``onehot``, ``rebalances``,
+    ``active_industry``, ``active_style``, ``on_decision``): the row — with the held portfolio's ex-ante TE when the
+    risk model's covariance ``cov`` at ``t`` is known —, the active industry and style exposures; then the callback."""
+    risk = policy.risk
+    if risk is not None:
+        policy.active_style.append(np.nan_to_num(risk.styles.values[t].astype(np.float64)).T @ active)
+        if cov is not None:
+            held = np.nonzero(np.abs(active) > 0)[0]
+            row["ex_ante_te"] = tracking_error(active[held], risk.risk_exposures(t, held), cov[0], cov[1][held])
+    policy.rebalances.append(row)
+    policy.active_industry.append(policy.onehot.T @ active)
+    if policy.on_decision is not None:
+        policy.on_decision()
+
+
 class RealisedIC:
     """The signal's rank IC over the index members in each holding period that has ended: decision ``k``'s period
     runs from its fill to the next decision's fill (both at the fill price), so at decision ``t`` the periods whose
@@ -136,14 +152,5 @@ class IndexEnhancedPolicy:
         row["tc"] = transfer_coefficient(active[cand], score[cand])
         if self.alpha:
             row["ic_forecast"] = ic
-        if risk is not None:
-            held = np.nonzero(np.abs(active) > 0)[0]
-            self.active_style.append(np.nan_to_num(risk.styles.values[t].astype(np.float64)).T @ active)
-            if cov is not None:
-                row["ex_ante_te"] = tracking_error(active[held], risk.risk_exposures(t, held), cov[0],
-                                                   cov[1][held])
-        self.rebalances.append(row)
-        self.active_industry.append(self.onehot.T @ active)
-        if self.on_decision is not None:
-            self.on_decision()
+        record_decision(self, t, active, row, cov)
         return target

@@ -20,9 +20,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from quantsam.backtest.policy import transfer_coefficient
+from quantsam.backtest.policy import record_decision, transfer_coefficient
 from quantsam.features.panel import Panel
-from quantsam.portfolio.risk import RiskInputs, tracking_error
+from quantsam.portfolio.risk import RiskInputs
 
 
 class RulePolicy:
@@ -55,17 +55,8 @@ class RulePolicy:
                "index_weight": float(target[cons].sum()), "n_held": int((target > 0).sum()),
                "tc": transfer_coefficient(active[cand], self.sig[t, cand])}
         risk = self.risk
-        if risk is not None:
-            self.active_style.append(np.nan_to_num(risk.styles.values[t].astype(np.float64)).T @ active)
-            if t - risk.row0 >= 21:
-                cov = risk.covariance(t)
-                held = np.nonzero(np.abs(active) > 0)[0]
-                row["ex_ante_te"] = tracking_error(active[held], risk.risk_exposures(t, held), cov[0],
-                                                   cov[1][held])
-        self.rebalances.append(row)
-        self.active_industry.append(self.onehot.T @ active)
-        if self.on_decision is not None:
-            self.on_decision()
+        cov = risk.covariance(t) if risk is not None and t - risk.row0 >= 21 else None
+        record_decision(self, t, active, row, cov)
         return target
 
 

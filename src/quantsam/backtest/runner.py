@@ -317,12 +317,9 @@ def run_index_enhanced(signal: pd.DataFrame | np.ndarray, market, panel: Panel, 
             rebal["active_period"], rebal["active_z"] = bias.pop("period_active"), bias.pop("z")
             summary.update(bias)
         if bc.attribution:
-            costs = np.zeros(len(dates))
-            for f_local, c in sim.costs.items():
-                costs[f_local] = c
             w_prev = np.vstack([np.zeros((1, N)), sim.weights[:-1]])
             attr = attribute(risk, np.arange(s0 - 1, s1 - 1), w_prev, bench_w[s0 - 1:s1 - 1],
-                             (r_p - r_b).to_numpy(), costs, dates)
+                             (r_p - r_b).to_numpy(), daily_cost, dates)
             tables["attribution"] = attr
             summary.update(annual_attribution(attr))
     notes = {"index_code": index_code, "benchmark_weights": weight_source, "benchmark": bench_note,

@@ -20,32 +20,19 @@ in one objective (``portfolio.objective=alpha``, :mod:`quantsam.portfolio.proble
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
+
+from quantsam.crosssection import rank_ic_rows, zscore_vector
 
 
 def zscores(x: np.ndarray) -> np.ndarray:
     """Cross-sectional z-scores of the finite values (population std); non-finite -> 0 (neutral)."""
-    x = np.asarray(x, dtype=np.float64)
-    ok = np.isfinite(x)
-    out = np.zeros(len(x))
-    if ok.sum() > 1:
-        v = x[ok]
-        sd = v.std()
-        if sd > 0:
-            out[ok] = (v - v.mean()) / sd
-    return out
+    return zscore_vector(x, np.ones(len(x), dtype=bool))
 
 
 def period_rank_ic(score: np.ndarray, ret: np.ndarray) -> float:
     """Spearman correlation of ``score`` with the realised ``ret`` over the names where both are finite (NaN below 3
-    names or without variation)."""
-    ok = np.isfinite(score) & np.isfinite(ret)
-    if ok.sum() < 3:
-        return float("nan")
-    a, b = rankdata(score[ok]), rankdata(ret[ok])
-    if a.std() == 0 or b.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(a, b)[0, 1])
+    names or without variation): one row of :func:`quantsam.crosssection.rank_ic_rows`."""
+    return float(rank_ic_rows(np.asarray(score)[None], np.asarray(ret)[None])[0])
 
 
 def shrunk_ic(past: list[float] | np.ndarray, prior: float, prior_weight: float, window: int) -> float:
