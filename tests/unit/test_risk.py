@@ -272,3 +272,48 @@ def test_statistical_factors_capture_residuals_that_co_move():
     forecast = (basket @ lo) @ F[1:, 1:] @ (lo.T @ basket) + (basket ** 2 * spec1).sum()
     assert forecast == pytest.approx(realised, rel=0.15)
     assert np.median(spec1) < np.median(spec)  # the common part left the specific variances
+
+
+def test_statistical_block_with_newey_west_against_an_explicit_svd_and_loops():
+    """stat_factors=2 and nw_lags=2 with missing days and a name with a short history, against numpy's SVD of the
+    weighted window and per-name loops over the residuals: the loadings span the same space (their projector), the
+    covariance of the block seen through them (V G V') and every specific variance agree."""
+    from quantsam.portfolio.risk import FactorReturns
+
+    rng = np.random.default_rng(11)
+    T, N, kk, W = 80, 25, 2, 50
+    common = rng.normal(size=(T, 2)) * [0.02, 0.01]
+    load = rng.normal(size=(N, 2))
+    u = common @ load.T + rng.normal(scale=0.01, size=(T, N))
+    u[rng.random((T, N)) < 0.05] = np.nan
+    u[:72, 3] = np.nan  # too few days in the window: not in the PCA
+    f = rng.normal(scale=0.01, size=(T, 1))
+    model = RiskModel(FactorReturns(["x"], f, u), halflife=20.0, min_obs=10, nw_lags=2, stat_factors=kk,
+                      stat_window=W)
+    F, spec, lo = model.at(T)
+    a = 0.5 ** (1 / 20)
+    w = a ** np.arange(T - 1, -1, -1)
+    ok = np.isfinite(u)
+    names = ok[T - W:].sum(axis=0) >= 10
+    assert not names[3] and names.sum() == N - 1
+    M = np.nan_to_num(u[T - W:][:, names]) * np.sqrt(w[T - W:] / w[T - W:].sum())[:, None]
+    V = np.linalg.svd(M, full_matrices=False)[2][:kk].T
+    Vf = np.zeros((N, kk))
+    Vf[names] = V
+    np.testing.assert_allclose(lo @ lo.T, Vf @ Vf.T, atol=1e-10)
+    g = np.nan_to_num(u) @ Vf
+    resid = np.where(ok, u - g @ Vf.T, np.nan)
+
+    def cov(x, y, lag):
+        return sum(w[s] * np.outer(x[s], y[s - lag]) for s in range(lag, T)) / w[lag:].sum()
+
+    G = cov(g, g, 0) + (2 / 3) * (cov(g, g, 1) + cov(g, g, 1).T) + (1 / 3) * (cov(g, g, 2) + cov(g, g, 2).T)
+    np.testing.assert_allclose(lo @ F[1:, 1:] @ lo.T, Vf @ G @ Vf.T, atol=1e-12)
+    for i in range(N):
+        def gam(lag, i=i):
+            pairs = [(w[s], resid[s, i] * resid[s - lag, i]) for s in range(lag, T)
+                     if ok[s, i] and ok[s - lag, i]]
+            return sum(q * p for q, p in pairs) / sum(q for q, _ in pairs)
+        expect = max(gam(0) + 2 * (2 / 3) * gam(1) + 2 * (1 / 3) * gam(2), 0.1 * gam(0))
+        if ok[:, i].sum() >= 10:
+            assert spec[i] == pytest.approx(expect, rel=1e-9)
