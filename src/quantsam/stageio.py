@@ -220,9 +220,15 @@ def warn_code_changed(path: str | Path, stage: str, created: str) -> None:
     if str(path) in _WARNED:
         return
     _WARNED.add(str(path))
+    how = (f"delete {Path(path).parent} to recompute it" if stage == "data" else
+           f"add +rerun={RERUN_NAME.get(stage, stage)} (this stage) or +rerun=true (every stage) to recompute it")
     log.warning("%s: this cached %s result (%s) was computed by code that has changed since (the stage's modules "
-                "differ); it is served because its inputs are the same. If the change alters results, add "
-                "+rerun=true to recompute it", path, stage, created)
+                "differ); it is served because its inputs are the same. If the change alters results, %s", path,
+                stage, created, how)
+
+
+#: the ``+rerun`` name of a stage whose manifests carry another name
+RERUN_NAME = {"train_unit": "train"}
 
 
 @functools.cache
@@ -486,20 +492,34 @@ def artifact_name(path: str | Path) -> str:
     return p.stem
 
 
+def rerun_requested(rerun: Any, stage: str) -> bool:
+    """Whether ``+rerun=...`` asks to recompute ``stage``: ``true`` (every stage), the stage's name, or a list of
+    names (``+rerun=backtest``, ``+rerun=[signal,backtest]``)."""
+    if rerun is None or rerun is False:
+        return False
+    if rerun is True:
+        return True
+    names = [rerun] if isinstance(rerun, str) else list(rerun)
+    return stage in {str(n).strip() for n in names} or "true" in {str(n).strip().lower() for n in names}
+
+
 def run_cached(stage: Stage, out_dir: str | Path, key: str, compute: Callable[[], Any], *, metric_prefix: str = "",
                tracker: Any = None, run_id: str | None = None, artifact_path: str | None = None,
-               meta: dict | None = None) -> Cached:
+               meta: dict | None = None, force: bool = False) -> Cached:
     """The one cached-run ritual of a folder stage: under the folder's lock, a finished folder with this ``key``
     (its manifest; the stage's code version joins it) is reused — its ``summary.json`` read back, when it has one,
     and its metrics logged only if the run lacks them; otherwise ``compute()`` runs and its result is written
     all-or-nothing (:func:`write_folder`): ``.save(path)`` writes the files (and may return extra manifest fields),
     ``.summary`` (optional) the metrics ``<metric_prefix><name>`` logged with the folder as the run's
     ``artifact_path``, ``.figures`` (optional) are closed after. ``tracker``: anything with ``log_stage(run_id,
-    metrics, folder, artifact_path, only_if_missing=...)`` (quantsam.tracking's Tracker), or None to log nothing."""
+    metrics, folder, artifact_path, only_if_missing=...)`` (quantsam.tracking's Tracker), or None to log nothing.
+    ``force`` (``+rerun``, :func:`rerun_requested`): compute even over a finished folder."""
     out_dir = Path(out_dir)
     code = stage.code_version()
     with locked(out_dir):
-        if is_done(out_dir / MANIFEST, key, code=code):
+        if force and (out_dir / MANIFEST).exists():
+            log.warning("%s: +rerun: recomputing the finished %s result", out_dir, stage.name)
+        if not force and is_done(out_dir / MANIFEST, key, code=code):
             f = out_dir / "summary.json"
             summary = read_json(f, f"{stage.name} summary", "delete the folder")["summary"] if f.exists() else {}
             metrics = {f"{metric_prefix}{k}": v for k, v in summary.items()}

@@ -52,3 +52,36 @@ def test_run_in_place_manifest_last_busy_and_reuse(tmp_path):
 
     with FileLock(str(tmp_path / "a") + ".lock"):
         assert stageio.run_in_place("s", "k3", compute, lock=tmp_path / "a", manifest=man, wait=False).status == "busy"
+
+
+def test_rerun_names_the_stages_it_recomputes_and_run_cached_obeys(tmp_path):
+    """``+rerun=true`` recomputes every stage, ``+rerun=backtest`` / ``+rerun=[signal,backtest]`` only those named;
+    a forced folder stage computes over its finished folder (the served-with-a-warning path is skipped)."""
+    from dataclasses import dataclass
+
+    assert stageio.rerun_requested(True, "train") and stageio.rerun_requested("true", "backtest")
+    assert stageio.rerun_requested("backtest", "backtest") and not stageio.rerun_requested("backtest", "train")
+    assert stageio.rerun_requested(["signal", "backtest"], "signal")
+    assert not stageio.rerun_requested(None, "signal") and not stageio.rerun_requested(False, "signal")
+
+    @dataclass
+    class Result:
+        n: int
+        summary: dict
+
+        def save(self, path):
+            (path / "n.txt").write_text(str(self.n))
+
+    stage = stageio.Stage("toy", 1, ("stageio",))
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return Result(len(calls), {"n": len(calls)})
+
+    first = stageio.run_cached(stage, tmp_path / "toy", "k", compute)
+    again = stageio.run_cached(stage, tmp_path / "toy", "k", compute)
+    forced = stageio.run_cached(stage, tmp_path / "toy", "k", compute, force=True)
+    assert (first.skipped, again.skipped, forced.skipped) == (False, True, False)
+    assert (tmp_path / "toy" / "n.txt").read_text() == "2" and forced.summary == {"n": 2}
+    assert stageio.run_cached(stage, tmp_path / "toy", "k", compute).skipped and len(calls) == 2  # the new one is done

@@ -40,7 +40,13 @@ def record_decision(policy, t: int, active: np.ndarray, row: dict, cov: tuple | 
         policy.active_style.append(np.nan_to_num(risk.styles.values[t].astype(np.float64)).T @ active)
         if cov is not None:
             held = np.nonzero(np.abs(active) > 0)[0]
-            row["ex_ante_te"] = tracking_error(active[held], risk.risk_exposures(t, held), cov[0], cov[1][held])
+            X = risk.risk_exposures(t, held)
+            row["ex_ante_te"] = tracking_error(active[held], X, cov[0], cov[1][held])
+            # its industry + style part (what the attribution's factor columns realise) and the rest (statistical
+            # factors and specific risk: the attribution's "specific"), for a bias statistic of each
+            k = risk.n_industries + len(risk.styles.names)
+            row["ex_ante_te_factor"] = tracking_error(active[held], X[:, :k], cov[0][:k, :k], 0.0 * cov[1][held])
+            row["ex_ante_te_rest"] = float(np.sqrt(max(row["ex_ante_te"] ** 2 - row["ex_ante_te_factor"] ** 2, 0.0)))
     policy.rebalances.append(row)
     policy.active_industry.append(policy.onehot.T @ active)
     if policy.on_decision is not None:

@@ -329,6 +329,12 @@ def run_index_enhanced(signal: pd.DataFrame | np.ndarray, market, panel: Panel, 
                              (r_p - r_b).to_numpy(), daily_cost, dates)
             tables["attribution"] = attr
             summary.update(annual_attribution(attr))
+            if "ex_ante_te_factor" in rebal:  # each part of the forecast against what the attribution realised
+                factor_part = attr.drop(columns=["costs", "specific", "excess"]).sum(axis=1)
+                rest = attr["specific"] + (r_b - r_tr)  # against the tracked weights, as te_bias
+                for name, realised, col in (("factor", factor_part, "ex_ante_te_factor"),
+                                            ("rest", rest, "ex_ante_te_rest")):
+                    summary[f"te_bias_{name}"] = te_bias(realised, rebal["fill_date"], rebal[col])["te_bias"]
     notes = {"index_code": index_code, "benchmark_weights": weight_source, "benchmark": bench_note,
              "seconds": time.perf_counter() - t_start, "relaxations": rebal["relaxed"].value_counts().to_dict()}
     log.info("backtest %s: excess %.2f%% p.a., IR %.2f, TE %.2f%%, turnover %.2f, %d rebalances in %.0fs", universe,

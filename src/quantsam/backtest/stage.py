@@ -89,7 +89,8 @@ def risk_inputs(cfg: DictConfig, market: Market) -> RiskInputs | None:
                              float(pc.risk_halflife),
                              None if pc.risk_vra_halflife is None else float(pc.risk_vra_halflife),
                              int(pc.get("risk_nw_lags", 0)), int(pc.get("risk_stat_factors", 0)),
-                             int(pc.get("risk_stat_window", 252)))
+                             int(pc.get("risk_stat_window", 252)), float(pc.get("risk_eigen_scale", 0.0)),
+                             int(pc.get("risk_eigen_sims", 100)))
 
 
 def _one(cfg: DictConfig, n: str, code: str, key: str, d: Path, signal: Path, inputs: Callable[[], tuple],
@@ -107,7 +108,8 @@ def _one(cfg: DictConfig, n: str, code: str, key: str, d: Path, signal: Path, in
                                       risk=risk)
 
     return stageio.run_cached(BACKTEST, d, key, compute, metric_prefix=f"bt/{n}/", tracker=tracker, run_id=run_id,
-                              artifact_path=f"backtest/{n}", meta={"signal": str(signal), "index_code": code})
+                              artifact_path=f"backtest/{n}", meta={"signal": str(signal), "index_code": code},
+                              force=stageio.rerun_requested(cfg.get("rerun"), BACKTEST.name))
 
 
 def _lazy_inputs(cfg: DictConfig, market: Market, frame, signal: str) -> Callable[[], tuple]:
@@ -204,7 +206,9 @@ def run_backtest(cfg: DictConfig, signal: Path, market: Market, run_id: str | No
         out_dirs[n] = stageio.stage_dir(Path(cfg.paths.runs) / "backtest", n, stageio.artifact_name(signal), key)
         todo.append((n, code, key, out_dirs[n]))
     asked = int(cfg.backtest.get("workers") or 1)
-    pending = [j for j in todo if not stageio.is_done(j[3] / stageio.MANIFEST, j[2], code=BACKTEST.code_version())]
+    force = stageio.rerun_requested(cfg.get("rerun"), BACKTEST.name)
+    pending = [j for j in todo
+               if force or not stageio.is_done(j[3] / stageio.MANIFEST, j[2], code=BACKTEST.code_version())]
     # never more lanes than the cores this job may use beside the sweep's other parallel jobs
     workers = min(asked, len(pending), max(1, stageio.usable_cores() // max(1, job_context().n_jobs)))
     if asked > 1 and workers < min(asked, len(pending)):

@@ -303,6 +303,11 @@ class PortfolioConfig:
     # risk model: the co-movement of small-cap residuals the industries and styles miss; 0 = off
     risk_stat_factors: int = fact(0, lo=0, integer=True, key_if_set=True)
     risk_stat_window: int = fact(252, lo=21, integer=True, key_if_set=True)
+    # the eigenfactor risk adjustment of the industry + style covariance (Menchero, Wang & Orr 2012; USE4 / CNE5):
+    # its scale a (USE4: 1.2-1.4; quantsam.portfolio.risk.eigen_adjust) over risk_eigen_sims simulated histories;
+    # 0 = off. An optimised portfolio's factor risk is under-forecast without it
+    risk_eigen_scale: float = fact(0.0, lo=0, key_if_set=True)
+    risk_eigen_sims: int = fact(100, lo=1, integer=True, key_if_set=True)
     # when a rebalance is infeasible: turnover_first frees turnover, then the risk bounds; graded widens the risk
     # bounds x1.5/x2/x3, then allows turnover x1.5/x2, then the same chain (quantsam.portfolio.problem.GRADED_STEPS)
     relax: str = fact("turnover_first", choices=("turnover_first", "graded"))

@@ -143,7 +143,8 @@ def run_signal(cfg: DictConfig, predictions: Path, market: Market, run_id: str |
     out_dir = stageio.stage_dir(cfg.paths.runs, "signal", stageio.artifact_name(predictions), key)
     c = stageio.run_cached(SIGNAL, out_dir, key, lambda: compute_signal(cfg, preds, market, str(predictions)),
                            tracker=Tracker(cfg.tracking), run_id=run_id, artifact_path="signal",
-                           meta={"predictions": str(predictions), "data_fingerprint": market.fingerprint})
+                           meta={"predictions": str(predictions), "data_fingerprint": market.fingerprint},
+                           force=stageio.rerun_requested(cfg.get("rerun"), SIGNAL.name))
     m = c.summary
     if c.skipped:
         log.info("signal: inputs unchanged (%s)", out_dir)

@@ -467,7 +467,8 @@ def run_train(cfg: DictConfig, market: Market) -> TrainOutputs:
                                f"{plan.selection}", manifest=plan.work / stageio.MANIFEST if plan.complete else None,
                                done=None if plan.complete else lambda: all(unit_done(plan, u) for u in plan.units),
                                code=stageio.code_version(*TRAIN_CODE), meta={"data_fingerprint": market.fingerprint},
-                               force=bool(cfg.get("rerun")), on_force=redo, on_reuse=reuse, clean=(plan.work,))
+                               force=stageio.rerun_requested(cfg.get("rerun"), "train"), on_force=redo,
+                               on_reuse=reuse, clean=(plan.work,))
     return res.result
 
 
