@@ -328,7 +328,7 @@ def test_eigen_adjustment_corrects_the_minimum_variance_eigenportfolios():
     """Menchero, Wang & Orr's simulation on a known truth: 12 factors, 60 days. The sample covariance under-states
     the variance of its own smallest eigenportfolios (what an optimiser buys); after the adjustment their forecast
     is closer to the truth, the largest ones barely move, and a = 0 returns the input."""
-    from quantsam.portfolio.risk import eigen_adjust
+    from quantsam.portfolio.risk import eigen_adjust, simulated_moments
 
     rng = np.random.default_rng(0)
     K, T = 12, 60
@@ -339,8 +339,9 @@ def test_eigen_adjustment_corrects_the_minimum_variance_eigenportfolios():
     for rep in range(40):
         f = rng.multivariate_normal(np.zeros(K), truth, size=T)
         F = f.T @ f / T
-        Fa = eigen_adjust(F, w, 1.0, 100, np.random.default_rng(rep))
-        np.testing.assert_allclose(eigen_adjust(F, w, 0.0, 10, np.random.default_rng(rep)), F, atol=1e-15)
+        S = simulated_moments(np.random.default_rng(rep).standard_normal((100, T, K)), w)
+        Fa = eigen_adjust(F, S, 1.0)
+        np.testing.assert_allclose(eigen_adjust(F, S, 0.0), F, atol=1e-15)
         d, U = np.linalg.eigh(F)
         for k in range(3):  # the three smallest eigenportfolios of the estimate
             u = U[:, k]

@@ -128,32 +128,36 @@ def vra_multipliers(fr: FactorReturns, halflife: float, vra_halflife: float, min
     return out[0], out[1]
 
 
-def eigen_adjust(F: np.ndarray, w: np.ndarray, scale: float, sims: int, rng: np.random.Generator) -> np.ndarray:
+def simulated_moments(z: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``[sims, K, K]``: each simulated history's weighted second moments ``sum_s w_s z_s z_s' / sum w`` of the
+    standard normals ``z`` (``[sims, len(w), K]``) — what :func:`eigen_adjust` turns into simulated covariances."""
+    wn = w / w.sum()
+    return np.swapaxes(z * wn[:, None], 1, 2) @ z
+
+
+def eigen_adjust(F: np.ndarray, S: np.ndarray, scale: float) -> np.ndarray:
     """The eigenfactor risk adjustment of an estimated factor covariance ``F`` (Menchero, Wang & Orr, "Improving risk
     forecasts for optimized portfolios", *Financial Analysts Journal* 68(3), 2012; Barra USE4 §4.1, CNE5 §4).
 
     An optimiser favours the eigenfactors whose variance the sample covariance under-states (the smallest ones are
     biased low by sampling error), so an optimised portfolio's factor risk is under-forecast. The simulation measures
-    that bias and undoes it: with ``F = U0 D0 U0'``, draw ``sims`` histories of ``len(w)`` days of factor returns
-    from ``N(0, F)``, estimate each one's covariance ``F_m`` with the same weights ``w``, and compare each of its
-    eigenfactors' estimated variance ``D_m(k)`` with its variance under ``F`` (``U_m' F U_m``); the bias of rank
-    ``k`` is ``v(k)^2 = mean_m (U_m' F U_m)_kk / D_m(k)``, inflated by the empirical ``scale`` a,
-    ``gamma(k) = a (v(k) - 1) + 1``, and ``F`` is rebuilt from ``U0 gamma^2 D0 U0'``. Eigenvalues that are ~0 (an
-    empty industry) are left alone."""
+    that bias and undoes it: with ``F = U0 D0 U0' = R R'``, each simulated history of factor returns ``f = z R'``
+    (``z`` standard normals, weighted as the real history) has the estimated covariance ``F_m = R S_m R'``
+    (``S``: :func:`simulated_moments`, drawn once by :class:`RiskModel` so every date uses the same random numbers and
+    the adjustment does not jitter from date to date). Each of ``F_m``'s eigenfactors has an estimated variance
+    ``D_m(k)`` and a true one ``(U_m' F U_m)_kk``; the bias of rank ``k`` is ``v(k)^2 = mean_m (U_m' F U_m)_kk /
+    D_m(k)``, inflated by the empirical ``scale`` a, ``gamma(k) = a (v(k) - 1) + 1``, and ``F`` is rebuilt from
+    ``U0 gamma^2 D0 U0'``. Eigenvalues that are ~0 (an empty industry) are left alone."""
     F = (F + F.T) / 2
     d0, U0 = np.linalg.eigh(F)
     live = d0 > 1e-12 * max(d0.max(), 0.0)
-    if not live.any() or sims < 1:
+    if not live.any() or not len(S):
         return F
-    wn = w / w.sum()
-    root = U0 * np.sqrt(np.clip(d0, 0.0, None))  # f = z root' with z ~ N(0, I) has covariance F
-    ratio = np.zeros(len(d0))
-    for _ in range(sims):
-        f = rng.standard_normal((len(w), len(d0))) @ root.T
-        dm, Um = np.linalg.eigh((f * wn[:, None]).T @ f)
-        true = np.einsum("ik,ij,jk->k", Um, F, Um)
-        ratio += np.where(dm > 1e-12 * dm.max(), true / np.where(dm > 0, dm, 1.0), 1.0)
-    v = np.sqrt(ratio / sims)
+    R = U0 * np.sqrt(np.clip(d0, 0.0, None))
+    dm, Um = np.linalg.eigh(R @ S @ R.T)  # [sims, K], [sims, K, K]
+    true = (Um * (F @ Um)).sum(axis=1)  # diag(U_m' F U_m) per history
+    ok = dm > 1e-12 * dm.max(axis=1, keepdims=True)
+    v = np.sqrt(np.where(ok, true / np.where(ok, dm, 1.0), 1.0).mean(axis=0))
     gamma = np.where(live, scale * (v - 1.0) + 1.0, 1.0)
     return (U0 * (gamma ** 2 * d0)) @ U0.T
 
@@ -183,8 +187,8 @@ class RiskModel:
       ``F = G_0 + sum_l (1 - l/(L+1)) (G_l + G_l')`` with EWMA-weighted autocovariances ``G_l``, and the same per
       name for the specific variance (floored at a tenth of the plain one); still a *daily* variance, so
       ``TE^2 = 252 x ...`` is unchanged;
-    * ``eigen_scale``: the eigenfactor risk adjustment of the industry + style covariance (:func:`eigen_adjust`,
-      ``eigen_sims`` simulated histories, seeded by the date so a forecast is reproducible); 0 = off;
+    * ``eigen_scale``: the eigenfactor risk adjustment of the factor covariance (:func:`eigen_adjust`, ``eigen_sims``
+      simulated histories drawn once with a fixed seed, so forecasts are reproducible and smooth in time); 0 = off;
     * ``stat_factors``: ``k`` statistical factors of the specific returns (a POET-style block; Fan, Liao & Mincheva
       2013; qlib's ``StructuredCovEstimator`` on residuals): the first ``k`` principal components of the EWMA-weighted
       specific returns of the last ``stat_window`` days (names with ``min_obs`` returns), their returns' EWMA
@@ -208,6 +212,8 @@ class RiskModel:
         # so each date's covariance (and statistical block: an SVD) is computed once for all of them
         self._memo: dict[tuple[int, int], tuple] = {}
         self._uz: np.ndarray | None = None
+        self._z: np.ndarray | None = None  # the eigenfactor adjustment's simulated histories (standard normals)
+        self._S: tuple[int, np.ndarray] | None = None  # (history length, their simulated moments)
 
     def _factor_cov(self, fz: np.ndarray, w: np.ndarray) -> np.ndarray:
         F = (fz * w[:, None]).T @ fz / w.sum()
@@ -255,7 +261,7 @@ class RiskModel:
         else:
             F = self._factor_cov(fz, w)
         if self.eigen_scale:
-            F = eigen_adjust(F, w, self.eigen_scale, self.eigen_sims, np.random.default_rng([t, start]))
+            F = eigen_adjust(F, self._simulated(w, len(F)), self.eigen_scale)
         spec = self._specific_var(uz, okf, w)
         n_obs = self._count[t] - self._count[start]
         enough = n_obs >= self.min_obs
@@ -269,6 +275,20 @@ class RiskModel:
             self._memo.pop(next(iter(self._memo)))
         self._memo[(t, start)] = out
         return out
+
+    def _simulated(self, w: np.ndarray, K: int) -> np.ndarray:
+        """The eigenfactor adjustment's simulated moments for weights ``w``: ``eigen_sims`` histories of standard
+        normals drawn once (seed 0), over the days whose weight is >= 2^-6 of the newest (six half-lives: older days
+        change the simulated sampling error by < 1% and would be most of a long history's cost); kept for the last
+        history length (after the first ~6 half-lives every date has the same)."""
+        w = w[w >= w.max() / 64.0]
+        if self._z is None or self._z.shape[2] != K or self._z.shape[1] < len(w):
+            days = max(len(w), min(int(np.ceil(6 * self.halflife)) + 1, len(self.fr.f)))
+            self._z = np.random.default_rng(0).standard_normal((self.eigen_sims, days, K))
+            self._S = None
+        if self._S is None or self._S[0] != len(w):
+            self._S = (len(w), simulated_moments(self._z[:, : len(w)], w))
+        return self._S[1]
 
     def _statistical_block(self, uz: np.ndarray, okf: np.ndarray, w: np.ndarray, fz: np.ndarray):
         """(the specific returns less the statistical factors (0 where missing), the covariance of the factor returns
