@@ -204,10 +204,20 @@ def solve_socp_clarabel(score: np.ndarray, lb: np.ndarray, ub: np.ndarray, rows:
     cones = [clarabel.ZeroConeT(Em.shape[0]), clarabel.NonnegativeConeT(Gm.shape[0]),
              clarabel.SecondOrderConeT(soc_A.shape[0])]
     q = np.concatenate([-score, np.full(n_u, float(trade_cost)), np.zeros(ky)])
-    settings = clarabel.DefaultSettings()
-    settings.verbose = False
-    sol = clarabel.DefaultSolver(sp.csc_matrix((n, n)), q, A, bvec, cones, settings).solve()
-    status = str(sol.status)
+    # the same argmax with the objective scaled to a unit maximum: expected returns of ~1e-4 a name sit at the
+    # interior-point method's absolute gap tolerance (1e-8), and Clarabel then stops with NumericalError
+    scale = float(np.abs(q).max()) if np.abs(q).max() > 0 else 1.0
+    for retry in (False, True):
+        settings = clarabel.DefaultSettings()
+        settings.verbose = False
+        if retry:  # a numerical failure (a near-singular KKT system): more regularisation and refinement, once
+            settings.static_regularization_constant = 1e-6
+            settings.iterative_refinement_max_iter = 50
+            settings.max_iter = 400
+        sol = clarabel.DefaultSolver(sp.csc_matrix((n, n)), q / scale, A, bvec, cones, settings).solve()
+        status = str(sol.status)
+        if status not in ("NumericalError", "InsufficientProgress", "MaxIterations"):
+            break
     if status in ("Solved", "AlmostSolved"):
         w = np.asarray(sol.x)[:m]
         return "optimal" if status == "Solved" else "optimal_inaccurate", w, float(score @ w)
