@@ -28,7 +28,8 @@ COLUMNS = {"excess_ann": "net excess", "info_ratio": "IR", "tracking_error": "TE
            "cost_ann": "costs/yr", "excess_ann_gross": "excess before costs", "info_ratio_gross": "IR before costs",
            "transfer_coefficient": "TC", "excess_ann_vs_price_index": "excess vs price index", "te_bias": "TE bias",
            "te_bias_factor": "TE bias factor part", "te_bias_rest": "TE bias rest",
-           "te_bias_vs_benchmark": "TE bias vs benchmark", "relaxed_share": "relaxed"}
+           "te_bias_vs_benchmark": "TE bias vs benchmark", "relaxed_share": "relaxed",
+           "failed_share": "solver failed"}
 PCT = {"excess_ann", "tracking_error", "cost_ann", "excess_ann_gross", "excess_ann_vs_price_index"}
 
 

@@ -10,9 +10,12 @@ signal, factor test and the CSI300/500/1000 backtests, each stage cached by cont
 ``docs/results/<name>/`` is rewritten from every finished arm (``scripts/real_results.py`` over their sweep
 folders) and ``arms.json`` records, per arm, the commit, the training code version and the version of the numerical
 path (:data:`NUMERIC_CODE`) it was made with and its measured CPU and wall seconds. Running the script again reruns
-only what changed: a finished arm whose code did not change is a cache hit everywhere (seconds per stage); one whose
-backtest code changed is recomputed; training served from the cache under changed training code is logged with a
-warning, so ``numeric_code`` says whether every arm's fits share one numerical path.
+only what changed: a finished arm whose code did not change is a cache hit everywhere (seconds per stage). A cached
+stage result is served even when the stage's code changed since (quantsam's caches key on inputs and warn on code),
+so the script records each arm's signal / factor test / backtest code (:func:`downstream_stages`) and, when the code of
+one of them differs from the arm's record, runs the arm with ``+rerun=[...]`` naming those stages: the committed
+results of all arms then come from the same downstream code. Training served from the cache under changed training
+code is logged with a warning, so ``numeric_code`` says whether every arm's fits share one numerical path.
 """
 
 from __future__ import annotations
@@ -30,6 +33,22 @@ ROOT = Path(__file__).resolve().parents[1]
 #: arms with the same hash were trained on the same numerical path, whatever else in ``train`` (messages, locks,
 #: error handling) changed between them
 NUMERIC_CODE = ("models", "optim", "features", "crosssection", "train/loop", "train/losses", "train/runtime")
+
+
+def downstream_stages() -> dict[str, tuple[str, ...]]:
+    """The stages after training whose cached results an arm must recompute when their code changed: their +rerun
+    name -> the modules their numbers depend on, as each stage declares them (``stageio.Stage``)."""
+    from quantsam.backtest.stage import BACKTEST
+    from quantsam.factor_test.stage import FACTOR_TEST
+    from quantsam.signals.stage import SIGNAL
+
+    return {st.name: tuple(st.code) for st in (SIGNAL, FACTOR_TEST, BACKTEST)}
+
+
+def stale_stages(recorded: dict, current: dict) -> list[str]:
+    """The downstream stages whose code version differs from the arm's record (all of them for an arm recorded
+    before versions were kept)."""
+    return [k for k in current if recorded.get(k) != current[k]]
 
 
 def _git_sha() -> str:
@@ -76,10 +95,16 @@ def main() -> None:
     book_path = out / "arms.json"
     book = json.loads(book_path.read_text()) if book_path.exists() else {}
     all_arms = _arms_of(a.experiment) if not a.arms else arms
+    from quantsam import stageio
+
+    version = stageio.code_version.__wrapped__  # the files as they are now (code_version is cached per process)
     for arm in arms:
         sweep = ROOT / "multirun" / name / arm
+        downstream = {k: version(*mods) for k, mods in downstream_stages().items()}
+        stale = stale_stages(book.get(arm, {}).get("downstream_code", {}), downstream) if arm in book else []
+        rerun = [f"+rerun=[{','.join(stale)}]"] if stale else []
         cmd = [sys.executable, "-m", "quantsam", "pipeline", "--multirun", f"experiment={a.experiment}",
-               f"optimizer={arm}", f"hydra.sweep.dir={sweep}", "report.on_sweep_end=false", *a.overrides]
+               f"optimizer={arm}", f"hydra.sweep.dir={sweep}", "report.on_sweep_end=false", *rerun, *a.overrides]
         print(f"== {arm}: {' '.join(cmd[1:])}", flush=True)
         sha = _git_sha()
         w0, c0 = time.perf_counter(), os.times()
@@ -90,12 +115,10 @@ def main() -> None:
         c1 = os.times()
         if rc != 0:
             raise SystemExit(f"{arm}: the pipeline exited {rc} twice; see its log, then rerun this command to resume it")
-        from quantsam import stageio
         from quantsam.train.stage import TRAIN_CODE
 
-        # the files as they are now (code_version is cached per process; this one outlives several arms)
-        version = stageio.code_version.__wrapped__
         book[arm] = {"commit": sha, "train_code": version(*TRAIN_CODE), "numeric_code": version(*NUMERIC_CODE),
+                     "downstream_code": downstream,
                      "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
                      "this_run_wall_s": round(time.perf_counter() - w0, 1),
                      "this_run_cpu_s": round(c1.children_user + c1.children_system - c0.children_user

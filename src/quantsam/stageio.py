@@ -440,7 +440,8 @@ def read_json(path: str | Path, what: str, fix: str) -> Any:
 class Stage:
     """A stage that writes a folder of artifacts keyed by its inputs: its name, the version of its numbers (bumped
     when the same inputs give different outputs), and the modules those numbers depend on (their source hash joins
-    the manifest, so an edited module never serves an old result — :func:`code_version`)."""
+    the manifest — :func:`code_version` —, so a result computed by code edited since is served with a warning naming
+    ``+rerun=<stage>``, which recomputes it)."""
 
     name: str
     version: int
