@@ -63,8 +63,8 @@ def _attribution(jobs) -> pd.DataFrame:
     for j in jobs:
         for u, s in (j.backtests or {}).items():
             keys = ["excess_ann", "excess_ann_vs_price_index", "tracking_error", "info_ratio", "ex_ante_te_mean", "te_bias",
-                    "te_realised_over_forecast",
-                    "turnover", "relaxed_share",
+                    "te_realised_over_forecast", "te_bias_factor", "te_bias_rest",
+                    "turnover", "relaxed_share", "failed_share",
                     "attr_industry", *[k for k in s if k.startswith("attr_") and k not in (
                         "attr_industry", "attr_costs", "attr_specific", "attr_excess")],
                     "attr_costs", "attr_specific", "attr_excess",
@@ -111,7 +111,8 @@ def summary(jobs, sweep: Path, power: pd.DataFrame, extra: dict) -> dict:
         for u, b in j.backtests.items():
             arm["indices"][u] = {k: _num(b.get(k)) for k in (
                 "excess_ann", "excess_ann_vs_price_index", "info_ratio", "tracking_error", "ex_ante_te_mean", "te_bias",
-                "te_bias_band", "te_realised_over_forecast", "turnover", "attr_costs", "relaxed_share", "max_drawdown",
+                "te_bias_band", "te_realised_over_forecast", "te_bias_factor", "te_bias_rest", "te_bias_vs_benchmark",
+                "turnover", "attr_costs", "relaxed_share", "failed_share", "max_drawdown",
                 "excess_max_drawdown", "ann_return", "bench_tr_ann_return")}
             arm["indices"][u]["benchmark_weights"] = j.notes.get(u, {}).get("benchmark_weights")
             arm["indices"][u]["benchmark"] = j.notes.get(u, {}).get("benchmark")
@@ -153,7 +154,7 @@ def headline_md(doc: dict) -> str:
                  f"{a['factor_test_weekly']['rank_ic_mean']:.3f} / {a['factor_test_weekly']['rank_icir']:.2f} / "
                  f"{p(a['factor_test_weekly']['top_excess_ann'])}"))]
     for u in ("csi300", "csi500", "csi1000"):
-        lines.append(row(f"{u.upper()} enhanced: excess vs total return / vs price index, IR", lambda a, u=u: (
+        lines.append(row(f"{u.upper()} enhanced: excess vs benchmark / vs price index, IR", lambda a, u=u: (
             f"{p(a['indices'][u]['excess_ann'])} / {p(a['indices'][u]['excess_ann_vs_price_index'])}, "
             f"{a['indices'][u]['info_ratio']:+.2f}")))
     lines.append(row("TE realised / ex ante, bias statistic (CSI300 · CSI500 · CSI1000)", lambda a: " · ".join(
@@ -161,9 +162,13 @@ def headline_md(doc: dict) -> str:
         f"{a['indices'][u]['te_bias']:.2f}" for u in ("csi300", "csi500", "csi1000"))))
     lines.append(row("weekly turnover (two-sided) / costs per year", lambda a: (
         f"{a['indices']['csi500']['turnover']:.2f} / {p(a['indices']['csi500']['attr_costs'])}")))
+    lines.append(row("rebalances the solver failed on (held) CSI300 / CSI500 / CSI1000", lambda a: " / ".join(
+        f"{100 * a['indices'][u].get('failed_share', float('nan')):.0f}%" for u in ("csi300", "csi500", "csi1000"))))
     for t in doc.get("paired_tests_vs_adamw", []):
+        weekly = "weekly excess" in t["difference"]  # per week: also as %/yr (x 52), the scale of an excess return
         lines.append(f"\npaired vs AdamW ({t['arm']}, {t['difference']}): " + ", ".join(
-            f"{k} {v:.4g}" for k, v in t.items() if k not in ("arm", "difference") and isinstance(v, float)))
+            f"{k} {v:.4g}" + (f" ({100 * 52 * v:+.2f} %/yr)" if weekly and k in ("mean", "MDE (80% power)") else "")
+            for k, v in t.items() if k not in ("arm", "difference") and isinstance(v, float)))
     return "\n".join(lines)
 
 
