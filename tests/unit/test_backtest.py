@@ -244,6 +244,13 @@ def test_cost_aware_optimiser_trades_less_than_the_score_lp(small_market, small_
                              risk=risk)
     assert pub.summary["te_bias"] == pytest.approx(a.summary["te_bias"], rel=1e-9)
     assert pub.summary["te_bias_vs_benchmark"] > 1.2 * pub.summary["te_bias"]
+    # the forecast's industry + style part and the rest add up in variance; each has its bias against the attribution
+    np.testing.assert_allclose(r["ex_ante_te_factor"] ** 2 + r["ex_ante_te_rest"] ** 2, r["ex_ante_te"] ** 2,
+                               rtol=1e-9)
+    attr = a.extra_tables["attribution"]
+    factor_part = attr.drop(columns=["costs", "specific", "excess"]).sum(axis=1)
+    assert a.summary["te_bias_factor"] == te_bias(factor_part, r["fill_date"], r["ex_ante_te_factor"])["te_bias"]
+    assert 0.3 < a.summary["te_bias_factor"] < 3 and 0.3 < a.summary["te_bias_rest"] < 3
 
 
 
