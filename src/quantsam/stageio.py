@@ -506,7 +506,7 @@ def rerun_requested(rerun: Any, stage: str) -> bool:
 
 def run_cached(stage: Stage, out_dir: str | Path, key: str, compute: Callable[[], Any], *, metric_prefix: str = "",
                tracker: Any = None, run_id: str | None = None, artifact_path: str | None = None,
-               meta: dict | None = None, force: bool = False) -> Cached:
+               meta: dict | None = None, rerun: Any = None) -> Cached:
     """The one cached-run ritual of a folder stage: under the folder's lock, a finished folder with this ``key``
     (its manifest; the stage's code version joins it) is reused — its ``summary.json`` read back, when it has one,
     and its metrics logged only if the run lacks them; otherwise ``compute()`` runs and its result is written
@@ -514,9 +514,11 @@ def run_cached(stage: Stage, out_dir: str | Path, key: str, compute: Callable[[]
     ``.summary`` (optional) the metrics ``<metric_prefix><name>`` logged with the folder as the run's
     ``artifact_path``, ``.figures`` (optional) are closed after. ``tracker``: anything with ``log_stage(run_id,
     metrics, folder, artifact_path, only_if_missing=...)`` (quantsam.tracking's Tracker), or None to log nothing.
-    ``force`` (``+rerun``, :func:`rerun_requested`): compute even over a finished folder."""
+    ``rerun``: the config's ``+rerun`` value — when it names this stage (:func:`rerun_requested`), compute even over a
+    finished folder."""
     out_dir = Path(out_dir)
     code = stage.code_version()
+    force = rerun_requested(rerun, stage.name)
     with locked(out_dir):
         if force and (out_dir / MANIFEST).exists():
             log.warning("%s: +rerun: recomputing the finished %s result", out_dir, stage.name)

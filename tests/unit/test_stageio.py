@@ -81,7 +81,8 @@ def test_rerun_names_the_stages_it_recomputes_and_run_cached_obeys(tmp_path):
 
     first = stageio.run_cached(stage, tmp_path / "toy", "k", compute)
     again = stageio.run_cached(stage, tmp_path / "toy", "k", compute)
-    forced = stageio.run_cached(stage, tmp_path / "toy", "k", compute, force=True)
+    assert stageio.run_cached(stage, tmp_path / "toy", "k", compute, rerun="backtest").skipped  # another stage
+    forced = stageio.run_cached(stage, tmp_path / "toy", "k", compute, rerun=["signal", "toy"])
     assert (first.skipped, again.skipped, forced.skipped) == (False, True, False)
     assert (tmp_path / "toy" / "n.txt").read_text() == "2" and forced.summary == {"n": 2}
     assert stageio.run_cached(stage, tmp_path / "toy", "k", compute).skipped and len(calls) == 2  # the new one is done

@@ -45,7 +45,7 @@ def record_decision(policy, t: int, active: np.ndarray, row: dict, cov: tuple | 
             # its industry + style part (what the attribution's factor columns realise) and the rest (statistical
             # factors and specific risk: the attribution's "specific"), for a bias statistic of each
             k = risk.n_industries + len(risk.styles.names)
-            row["ex_ante_te_factor"] = tracking_error(active[held], X[:, :k], cov[0][:k, :k], 0.0 * cov[1][held])
+            row["ex_ante_te_factor"] = tracking_error(active[held], X[:, :k], cov[0][:k, :k], np.zeros(len(held)))
             row["ex_ante_te_rest"] = float(np.sqrt(max(row["ex_ante_te"] ** 2 - row["ex_ante_te_factor"] ** 2, 0.0)))
     policy.rebalances.append(row)
     policy.active_industry.append(policy.onehot.T @ active)

@@ -109,7 +109,7 @@ def _one(cfg: DictConfig, n: str, code: str, key: str, d: Path, signal: Path, in
 
     return stageio.run_cached(BACKTEST, d, key, compute, metric_prefix=f"bt/{n}/", tracker=tracker, run_id=run_id,
                               artifact_path=f"backtest/{n}", meta={"signal": str(signal), "index_code": code},
-                              force=stageio.rerun_requested(cfg.get("rerun"), BACKTEST.name))
+                              rerun=cfg.get("rerun"))
 
 
 def _lazy_inputs(cfg: DictConfig, market: Market, frame, signal: str) -> Callable[[], tuple]:

@@ -59,6 +59,6 @@ def run_factor_test(cfg: DictConfig, signal: Path, market: Market, run_id: str |
 
     c = stageio.run_cached(FACTOR_TEST, out_dir, key, compute, metric_prefix="factor/", tracker=Tracker(cfg.tracking),
                            run_id=run_id, artifact_path="factor_test", meta={"signal": str(signal)},
-                           force=stageio.rerun_requested(cfg.get("rerun"), FACTOR_TEST.name))
+                           rerun=cfg.get("rerun"))
     log.info("factor test: inputs unchanged (%s), skipping" if c.skipped else "factor test -> %s", out_dir)
     return FactorTestOutputs(out_dir, c.summary, run_id, skipped=c.skipped, result=c.result)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -211,9 +212,15 @@ class RiskModel:
         # forecasts by (t, start): the indices of one backtest stage share one model and rebalance on the same dates,
         # so each date's covariance (and statistical block: an SVD) is computed once for all of them
         self._memo: dict[tuple[int, int], tuple] = {}
-        self._uz: np.ndarray | None = None
-        self._z: np.ndarray | None = None  # the eigenfactor adjustment's simulated histories (standard normals)
-        self._S: tuple[int, np.ndarray] | None = None  # (history length, their simulated moments)
+        self._S: tuple[int, np.ndarray] | None = None  # the eigenfactor adjustment's (history length, moments)
+
+    @cached_property
+    def _zero_filled(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(the specific returns with 0 for a missing day, the mask as 0/1, its running count ``[T + 1, N]``): made
+        on the first forecast, not at construction (risk inputs built for the attribution alone never need them)."""
+        okf = np.isfinite(self.fr.u).astype(np.float64)
+        count = np.vstack([np.zeros((1, okf.shape[1])), np.cumsum(okf, axis=0)])
+        return np.where(okf > 0, self.fr.u, 0.0), okf, count
 
     def _factor_cov(self, fz: np.ndarray, w: np.ndarray) -> np.ndarray:
         F = (fz * w[:, None]).T @ fz / w.sum()
@@ -246,12 +253,9 @@ class RiskModel:
         hit = self._memo.get((t, start))
         if hit is not None:
             return hit
-        if self._uz is None:  # the specific returns with 0 for a missing day, and the mask as 0/1: made once
-            self._okf = np.isfinite(self.fr.u).astype(np.float64)
-            self._uz = np.where(self._okf > 0, self.fr.u, 0.0)
-            self._count = np.vstack([np.zeros((1, self._okf.shape[1])), np.cumsum(self._okf, axis=0)])
+        uz_all, okf_all, count = self._zero_filled
         f = self.fr.f[start:t]
-        uz, okf = self._uz[start:t], self._okf[start:t]
+        uz, okf = uz_all[start:t], okf_all[start:t]
         k = len(f)
         w = self._a ** np.arange(k - 1, -1, -1)
         fz = np.nan_to_num(f)
@@ -261,9 +265,9 @@ class RiskModel:
         else:
             F = self._factor_cov(fz, w)
         if self.eigen_scale:
-            F = eigen_adjust(F, self._simulated(w, len(F)), self.eigen_scale)
+            F = eigen_adjust(F, self._simulated(w), self.eigen_scale)
         spec = self._specific_var(uz, okf, w)
-        n_obs = self._count[t] - self._count[start]
+        n_obs = count[t] - count[start]
         enough = n_obs >= self.min_obs
         med = np.nanmedian(spec[enough]) if enough.any() else np.nan
         spec = np.where(enough & np.isfinite(spec), spec, med)
@@ -276,16 +280,19 @@ class RiskModel:
         self._memo[(t, start)] = out
         return out
 
-    def _simulated(self, w: np.ndarray, K: int) -> np.ndarray:
-        """The eigenfactor adjustment's simulated moments for weights ``w``: ``eigen_sims`` histories of standard
-        normals drawn once (seed 0), over the days whose weight is >= 2^-6 of the newest (six half-lives: older days
-        change the simulated sampling error by < 1% and would be most of a long history's cost); kept for the last
-        history length (after the first ~6 half-lives every date has the same)."""
+    @cached_property
+    def _z(self) -> np.ndarray:
+        """The eigenfactor adjustment's simulated histories: ``eigen_sims`` x days x factors standard normals, drawn
+        once (seed 0) over the days whose weight can be >= 2^-6 of the newest (six half-lives: older days change the
+        simulated sampling error by < 1% and would be most of a long history's cost)."""
+        days = min(int(np.ceil(6 * self.halflife)) + 1, len(self.fr.f))
+        K = self.fr.f.shape[1] + self.stat_factors
+        return np.random.default_rng(0).standard_normal((self.eigen_sims, days, K))
+
+    def _simulated(self, w: np.ndarray) -> np.ndarray:
+        """The simulated moments for weights ``w`` (those days of them the simulation keeps), kept for the last
+        history length: after the first ~6 half-lives every date has the same."""
         w = w[w >= w.max() / 64.0]
-        if self._z is None or self._z.shape[2] != K or self._z.shape[1] < len(w):
-            days = max(len(w), min(int(np.ceil(6 * self.halflife)) + 1, len(self.fr.f)))
-            self._z = np.random.default_rng(0).standard_normal((self.eigen_sims, days, K))
-            self._S = None
         if self._S is None or self._S[0] != len(w):
             self._S = (len(w), simulated_moments(self._z[:, : len(w)], w))
         return self._S[1]

@@ -144,7 +144,7 @@ def run_signal(cfg: DictConfig, predictions: Path, market: Market, run_id: str |
     c = stageio.run_cached(SIGNAL, out_dir, key, lambda: compute_signal(cfg, preds, market, str(predictions)),
                            tracker=Tracker(cfg.tracking), run_id=run_id, artifact_path="signal",
                            meta={"predictions": str(predictions), "data_fingerprint": market.fingerprint},
-                           force=stageio.rerun_requested(cfg.get("rerun"), SIGNAL.name))
+                           rerun=cfg.get("rerun"))
     m = c.summary
     if c.skipped:
         log.info("signal: inputs unchanged (%s)", out_dir)
