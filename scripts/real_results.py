@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 
 from quantsam.report.collect import collect
 from quantsam.report.render import md_table, write_report
-from quantsam.report.tables import power_table
+from quantsam.report.tables import claims_text, power_table, source_claims
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -172,6 +172,24 @@ def headline_md(doc: dict) -> str:
     return "\n".join(lines)
 
 
+def plan_check(book: dict) -> pd.DataFrame:
+    """Per arm of ``arms.json``: ``plan``'s a-priori estimate of its training CPU-hours (recorded at the arm's start)
+    against what its fits and test predictions measured (``train_cpu_s + predict_cpu_s``), and its epochs per fit
+    against the plan's expectation — the +-30% check of issue 30."""
+    rows = {}
+    for arm, b in book.items():
+        p = b.get("plan")
+        if not p or "train_cpu_s" not in b:
+            continue
+        measured = (b["train_cpu_s"] + b.get("predict_cpu_s", 0.0)) / 3600.0
+        rows[arm] = {"plan CPU-h (expected)": p["cpu_h"], "plan CPU-h (max epochs)": p["cpu_h_max"],
+                     "measured CPU-h": round(measured, 3), "measured / plan - 1": f"{measured / p['cpu_h'] - 1:+.1%}",
+                     "within +-30%": "yes" if round(abs(measured / p["cpu_h"] - 1), 4) <= 0.30 else "no",
+                     "epochs per fit (plan / measured)": f"{p['expected_epochs']:.1f} / {b['epochs'] / b['units']:.2f}",
+                     "load at calibration": p.get("load_avg_1min")}
+    return pd.DataFrame(rows).T
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("sweep", nargs="+", help="the sweep directory (or one per arm)")
@@ -200,7 +218,13 @@ def main() -> None:
     n_windows = max(len(j.splits) for j in jobs) or "the"
     caveats = CAVEATS_REAL_CPU if experiment in ("real_cpu", "real_arms") else CAVEATS
     walls = {k: float(v) for k, v in (w.split("=", 1) for w in a.wall)}
-    doc = summary(jobs, sweep, power, {"experiment": experiment, "code": sha.strip(), "measured_wall_s": walls})
+    book_path = out / "arms.json"
+    plans = plan_check(json.loads(book_path.read_text())) if book_path.exists() else pd.DataFrame()
+    claims = source_claims(jobs)
+    doc = summary(jobs, sweep, power, {"experiment": experiment, "code": sha.strip(), "measured_wall_s": walls,
+                                       "plan_check": json.loads(plans.to_json(orient="index")) if len(plans) else {},
+                                       "source_claims": {"answers": claims_text(claims),
+                                                         "metrics": json.loads(claims.to_json(orient="records"))}})
     (out / "summary.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
     head = [f"# Real study: `{a.name}`", "",
             ("Made by `make real-study` (`python scripts/real_study.py`: one pipeline sweep per arm, this folder "
@@ -213,6 +237,11 @@ def main() -> None:
                 f"{100 * float(v):.0f}% ({' '.join(k.split()[::2])})" for k, v in attr.loc["relaxed_share"].items())),
             "", "## Paired tests and their power (each arm minus AdamW)", "",
             md_table(power.set_index("arm")) if len(power) else "(one arm only)", "",
+            "## Plan against measured training cost (per arm)", "",
+            ("`python -m quantsam plan experiment=<experiment> optimizer=<arm>` as it read at the arm's start with no "
+             "fit of the arm yet (recorded in arms.json by `scripts/real_study.py`), against the CPU seconds the "
+             "arm's fits and test predictions took. CPU seconds, not wall: the machine is shared."), "",
+            md_table(plans) if len(plans) else "(no arm with a recorded plan yet)", "",
             "## Return attribution and active styles (annualised; arithmetic, so the parts add up to attr_excess)",
             "", md_table(attr), ""]
     body = rep.md_path.read_text().splitlines()

@@ -81,6 +81,31 @@ def _unit_costs(sweep: Path) -> dict:
             "epochs": sum(len(h["history"]) for h in hist)}
 
 
+def arm_plan(experiment: str, arm: str, overrides: list[str]) -> dict:
+    """``python -m quantsam plan experiment=<experiment> optimizer=<arm>`` as it reads before any of the arm's fits
+    exists (a fresh runs folder, so the expected epochs are the a-priori ``min(max_epochs, patience + 2)``, not the
+    arm's own finished fits), calibrated at one torch thread as the study's workers run — recorded in ``arms.json``
+    so the arm's measured CPU seconds can be checked against it. The load average at calibration is kept beside it
+    (a busy machine reads slow)."""
+    import tempfile
+
+    from omegaconf import OmegaConf
+
+    from quantsam.config import compose
+    from quantsam.data.stage import run_data
+    from quantsam.features.market import open_market
+    from quantsam.train.plan import study_plan
+
+    with tempfile.TemporaryDirectory() as runs:
+        cfg = compose([f"experiment={experiment}", f"optimizer={arm}", f"paths.runs={runs}", *overrides])
+        load = os.getloadavg()[0]
+        (row,), info = study_plan(cfg, open_market(run_data(cfg)),
+                                  {arm: OmegaConf.to_container(cfg.optimizer, resolve=True)}, 1, threads=1)
+    return {"cpu_h": round(row.hours, 3), "cpu_h_max": round(row.hours_max, 3), "expected_epochs": info["expected_epochs"],
+            "train_us_per_name_step": round(1e6 * row.calibration.cpu_per_sample, 1), "grad_evals": row.grad_evals,
+            "load_avg_1min": round(load, 2), "made": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--experiment", default="real_arms")
@@ -105,6 +130,11 @@ def main() -> None:
         rerun = [f"+rerun=[{','.join(stale)}]"] if stale else []
         cmd = [sys.executable, "-m", "quantsam", "pipeline", "--multirun", f"experiment={a.experiment}",
                f"optimizer={arm}", f"hydra.sweep.dir={sweep}", "report.on_sweep_end=false", *rerun, *a.overrides]
+        plan = book.get(arm, {}).get("plan") or arm_plan(a.experiment, arm, a.overrides)
+        print(f"== {arm}: plan {plan['cpu_h']:.2f} CPU-h expected ({plan['cpu_h_max']:.2f} at max_epochs), "
+              f"calibrated at load {plan['load_avg_1min']}", flush=True)
+        if arm in book:
+            book[arm]["plan"] = plan
         print(f"== {arm}: {' '.join(cmd[1:])}", flush=True)
         sha = _git_sha()
         w0, c0 = time.perf_counter(), os.times()
@@ -118,7 +148,7 @@ def main() -> None:
         from quantsam.train.stage import TRAIN_CODE
 
         book[arm] = {"commit": sha, "train_code": version(*TRAIN_CODE), "numeric_code": version(*NUMERIC_CODE),
-                     "downstream_code": downstream,
+                     "downstream_code": downstream, "plan": plan,
                      "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
                      "this_run_wall_s": round(time.perf_counter() - w0, 1),
                      "this_run_cpu_s": round(c1.children_user + c1.children_system - c0.children_user

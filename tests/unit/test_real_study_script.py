@@ -27,3 +27,32 @@ def test_stale_downstream_stages_are_named_for_rerun():
     assert rs.stale_stages(current, current) == []
     assert rs.stale_stages({}, current) == list(stages)  # an arm recorded before versions were kept
     assert rs.stale_stages({**current, "backtest": "old"}, current) == ["backtest"]
+
+
+def _results_script():
+    path = Path(__file__).resolve().parents[2] / "scripts" / "real_results.py"
+    spec = importlib.util.spec_from_file_location("real_results", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_arm_plan_is_the_a_priori_plan_and_the_check_compares_it_with_the_measured_cpu(tmp_path):
+    from tests.cli import isolated
+
+    plan = _script().arm_plan("smoke", "gsam", list(isolated(tmp_path)))
+    # no fit of the arm exists yet: the expected epochs are min(max_epochs, patience + 2) of the smoke experiment
+    from quantsam.config import compose
+
+    cfg = compose(["experiment=smoke", *isolated(tmp_path)])
+    assert plan["expected_epochs"] == min(cfg.trainer.max_epochs, cfg.trainer.patience + 2)
+    assert plan["cpu_h_max"] >= plan["cpu_h"] > 0 and plan["train_us_per_name_step"] > 0
+    book = {"a": {"plan": {"cpu_h": 1.0, "cpu_h_max": 1.2, "expected_epochs": 4.0}, "train_cpu_s": 3600.0,
+                  "predict_cpu_s": 1080.0, "units": 2, "epochs": 9},  # 1.3 CPU-h: +30%, the edge of the band
+            "b": {"plan": {"cpu_h": 1.0, "cpu_h_max": 1.2, "expected_epochs": 4.0}, "train_cpu_s": 5040.0,
+                  "units": 2, "epochs": 8},  # 1.4 CPU-h
+            "c": {"train_cpu_s": 10.0}}  # finished before plans were recorded: no row
+    df = _results_script().plan_check(book)
+    assert list(df.index) == ["a", "b"]
+    assert df.loc["a", "measured / plan - 1"] == "+30.0%" and df.loc["a", "within +-30%"] == "yes"
+    assert df.loc["b", "within +-30%"] == "no" and df.loc["a", "epochs per fit (plan / measured)"] == "4.0 / 4.50"

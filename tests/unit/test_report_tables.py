@@ -103,3 +103,46 @@ def test_format_summary_gives_each_row_its_unit():
     cells = {line.split("  ")[0].strip(): line.split()[-1] for line in format_summary(df).splitlines()[1:]}
     assert cells == {"test RankIC daily": "0.0456", "test ICIR daily": "0.77", "factor RankIC weekly": "0.0589",
                      "csi500 excess": "+4.1%", "csi500 IR": "0.95", "grad evals": "1,485", "csi300 IR": "—"}
+
+
+def _claim_job(opt: str, ric: list[float], weekly_excess: float, noise: float, seed: int) -> JobResult:
+    """An arm with test RankIC per (window, seed index) and a CSI500 portfolio whose daily excess is
+    ``weekly_excess / 5`` plus noise; three windows, the last from 2021-01-04."""
+    rng = np.random.default_rng(seed)
+    days = pd.bdate_range("2020-01-06", "2021-06-25")
+    daily = pd.DataFrame({"excess": weekly_excess / 5 + noise * rng.standard_normal(len(days))}, index=days)
+    off = 0.001 * rng.standard_normal(3)  # per seed index
+    windows = pd.DataFrame([{"window": w, "seed": s, "rank_ic": ric[w] + off[s], "csi500_rank_ic": ric[w] / 2}
+                            for w in range(3) for s in range(3)])
+    splits = [{"window": 0, "test": ["2020-01-06", "2020-06-30"]}, {"window": 1, "test": ["2020-07-01", "2020-12-31"]},
+              {"window": 2, "test": ["2021-01-04", "2021-06-25"]}]
+    return JobResult(opt, 0, Path("."), None, {}, daily={"csi500": daily}, backtests={"csi500": {}}, splits=splits,
+                     windows=windows)
+
+
+def test_source_claims_rank_the_claimed_arm_and_test_it_against_its_strongest_rival():
+    from quantsam.report.tables import claims_text, source_claims
+
+    jobs = [_claim_job("adamw", [0.05, 0.05, 0.05], 0.0, 0.002, 1),
+            _claim_job("gsam", [0.08, 0.08, 0.04], 0.002, 1e-5, 2),  # best overall, behind ASAM in the last window
+            _claim_job("asam", [0.06, 0.06, 0.06], 0.001, 0.0005, 3)]
+    df = source_claims(jobs)
+    g = df[df["arm"] == "gsam"].set_index("metric")
+    # GSAM's mean over the 9 (window, seed) units ~0.0667 beats ASAM's ~0.06 (each +- its seeds' small offsets)
+    r = g.loc["test RankIC, all names"]
+    assert r["best arm"] == "gsam" and r["rival"] == "asam" and r["claimed arm's rank"] == "1 of 3"
+    assert np.isclose(r["difference (claimed - rival)"], jobs[1].windows["rank_ic"].mean() - jobs[2].windows["rank_ic"].mean())
+    # the paired differences over windows are about +0.02, +0.02, -0.02 (x 3 seeds): not significant
+    assert r["verdict"] == "best, but not distinguishable from asam" and r["t p"] > 0.05
+    assert r["pairs"] == 9
+    wk = g.loc["csi500 weekly excess (%/yr)"]
+    assert wk["best arm"] == "gsam" and wk["verdict"] == "best, significantly"
+    assert np.isclose(wk["claimed arm"], 0.002 * 52, rtol=0.01)  # 0.2% a week with almost no noise, in %/yr
+    a = df[df["arm"] == "asam"].set_index("metric").loc["test RankIC, all names"]
+    # the last window alone: ASAM 0.06 vs AdamW 0.05 (GSAM 0.04) in each of the 3 seeds, up to the seed offsets
+    assert a["best arm"] == "asam" and a["pairs"] == 3 and a["verdict"] == "best, significantly"
+    text = claims_text(df)
+    assert len(text) == 2 and text[0].startswith("GSAM is the best optimizer over the whole test period? gsam is best on 3 of 3")
+    assert "ASAM" in text[1] and text[1].endswith(("supported.", "noise on every metric."))
+    # a study without the claimed arm, or with one arm, checks nothing
+    assert source_claims(jobs[:1]).empty and source_claims([jobs[0], jobs[2]])["arm"].eq("asam").all()

@@ -67,6 +67,7 @@ def build_tables(jobs: list[JobResult]) -> dict[str, pd.DataFrame]:
     out["summary"] = T.summary_table(jobs)
     out["significance"] = T.significance(jobs)
     out["power"] = T.power_table(jobs)
+    out["claims"] = T.source_claims(jobs)
     out["cost"] = T.cost_table(jobs)
     out["arms"] = T.arms_table(jobs)
     return out
@@ -123,6 +124,12 @@ def render(report: StudyReport, out_dir: str | Path, title: str = "quantsam stud
                   "difference, t-test and Wilcoxon p-values, and the smallest difference each test detects with 80% "
                   "power at the 5% level (MDE).",
          report.tables["power"].set_index("arm") if len(report.tables["power"]) else None, []),
+        ("The source's claims", (" ".join(T.claims_text(report.tables["claims"])) + " Each metric: the best arm, "
+                                 "the claimed arm's rank and its paired test against its strongest rival (test RankIC "
+                                 "per window x seed; weekly excess per week, shown in %/yr).")
+         if len(report.tables["claims"]) else "Not checked: the study has one arm or neither GSAM nor ASAM.",
+         report.tables["claims"].drop(columns="claim").set_index("arm") if len(report.tables["claims"]) else None,
+         []),
         ("Cost", "Gradient evaluations and wall time (seconds) per arm; stage times of the pipeline; test RankIC per "
                  "1,000 gradient evaluations.",
          report.tables["cost"], ["cost"]),

@@ -273,3 +273,82 @@ def format_summary(df: pd.DataFrame) -> str:
     for r in df.index:
         lines.append(f"{r:<{width}}" + "".join(f"{cell(r, df.loc[r, c]):>{cw}}" for c in df.columns))
     return "\n".join(lines)
+
+
+#: the source's claims that a study can check by name (Huatai AI-84): the arm, the part of the test period, the claim
+SOURCE_CLAIMS = (("gsam", "all", "GSAM is the best optimizer over the whole test period"),
+                 ("asam", "last", "ASAM is the best optimizer in the last test window (the source: 2024 H1)"))
+
+
+def _arm_metrics(jobs, scope: str) -> dict[str, dict[str, pd.Series]]:
+    """Per arm, per metric, the paired units of the comparison: test RankIC per (window, seed index) — all names and
+    within each index — and each index portfolio's weekly excess per week; ``scope="last"`` keeps the last rolling
+    window's test block only. Several jobs of one arm (sweep seeds) are averaged unit by unit."""
+    out: dict[str, dict[str, list[pd.Series]]] = {}
+    for j in jobs:
+        m = out.setdefault(j.optimizer, {})
+        if j.windows is not None and len(j.windows):
+            w = j.windows if scope == "all" else j.windows[j.windows["window"] == j.windows["window"].max()]
+            w = w.set_index(["window", "seed"])
+            for col in [c for c in w.columns if c.endswith("rank_ic")]:
+                name = "test RankIC, all names" if col == "rank_ic" else f"test RankIC within {col[:-8]}"
+                m.setdefault(name, []).append(w[col].astype(float))
+        lo = pd.Timestamp(j.splits[-1]["test"][0]) if scope == "last" and j.splits else None
+        for u in universes([j]):
+            wk = _weekly_excess(j, u)
+            if lo is not None:
+                wk = wk[wk.index.end_time >= lo]
+            if len(wk):
+                m.setdefault(f"{u} weekly excess", []).append(wk)
+    return {o: {k: pd.concat(v, axis=1).mean(axis=1) for k, v in ms.items()} for o, ms in out.items()}
+
+
+def source_claims(jobs, claims=SOURCE_CLAIMS) -> pd.DataFrame:
+    """Each of the source's claims checked on every metric: the best arm (highest mean), the claimed arm's rank, and a
+    paired test of the claimed arm against its strongest rival (the best other arm) on the metric's paired units
+    (test RankIC per window x seed; weekly excess per week): the mean difference (claimed minus rival; weekly excess
+    also in %/yr, x 52), the t-test p-value and the smallest difference it detects at 80% power. Claims whose arm the
+    study lacks, or with a single arm, give no rows."""
+    rows = []
+    for arm, scope, text in claims:
+        per = _arm_metrics(jobs, scope)
+        if arm not in per or len(per) < 2:
+            continue
+        for metric in per[arm]:
+            means = {o: float(ms[metric].mean()) for o, ms in per.items() if metric in ms and len(ms[metric])}
+            order = sorted(means, key=means.get, reverse=True)
+            rival = order[1] if order[0] == arm else order[0]
+            a, b = per[arm][metric], per[rival][metric]
+            idx = a.index.intersection(b.index)
+            t = paired_test(a[idx] - b[idx])
+            yr = 52.0 if metric.endswith("weekly excess") else 1.0
+            best = order[0] == arm
+            sig = np.isfinite(t["t p"]) and t["t p"] < 0.05
+            verdict = (("best, significantly" if sig else "best, but not distinguishable from " + rival) if best else
+                       (f"behind {rival}, significantly" if sig else f"behind {rival}, within noise"))
+            rows.append({"claim": text, "arm": arm, "metric": metric + (" (%/yr)" if yr > 1 else ""), "best arm": order[0],
+                         "claimed arm's rank": f"{order.index(arm) + 1} of {len(order)}",
+                         "claimed arm": means[arm] * yr, "rival": rival, "difference (claimed - rival)": t["mean"] * yr,
+                         "pairs": t["pairs"], "t p": t["t p"], "MDE (80% power)": t["MDE (80% power)"] * yr,
+                         "verdict": verdict})
+    return pd.DataFrame(rows)
+
+
+def claims_text(df: pd.DataFrame) -> list[str]:
+    """One sentence per claim from :func:`source_claims`: on how many metrics the claimed arm is best, on how many of
+    those significantly, and on how many another arm is significantly ahead of it. The answer: *not supported* when
+    another arm is significantly ahead on any metric or the claimed arm is best on fewer than half of them,
+    *supported* when it is best on at least half and significantly so on one or more, else it leads within noise."""
+    out: list[str] = []
+    if df.empty:
+        return out
+    for text, g in df.groupby("claim", sort=False):
+        best = g["verdict"].str.startswith("best")
+        sig = g["verdict"].eq("best, significantly")
+        behind = g["verdict"].str.startswith("behind") & g["verdict"].str.endswith("significantly")
+        answer = ("not supported" if behind.any() or 2 * best.sum() < len(g) else
+                  "supported" if sig.any() else "the arm leads, but within noise on every metric")
+        out.append(f"{text}? {g['arm'].iloc[0]} is best on {int(best.sum())} of {len(g)} metrics ({int(sig.sum())} "
+                   f"of them significantly at 5%); another arm is significantly ahead of it on {int(behind.sum())}: "
+                   f"{answer}.")
+    return out
