@@ -4,13 +4,17 @@ rule baselines (top-N, qlib's TopkDropout), for CSI300/500/1000, each through th
     python scripts/portfolio_compare.py multirun/real_arms/adamw --out docs/results/portfolios/adamw
     python scripts/portfolio_compare.py <signal.parquet | sweep dir> --portfolios cost_aware,top_n --universes csi500
     python scripts/portfolio_compare.py <sweep dir> --grid cost_aversion=0.5,1,2,4 --select 2020-01-01:2020-12-31
+    python scripts/portfolio_compare.py multirun/real_arms/gsam --start 2021-01-01 --against multirun/real_arms/adamw
 
 The signal is a ``signal.parquet`` or a sweep folder of ``scripts/real_study.py`` (its job's signal). ``--grid``
 runs the cost-aware optimiser for each value on the selection period only (data the reported period never sees),
 picks the value with the best mean net IR over the indices, and then runs that one value — not tuned on it — on the
 period after the selection period; both tables are written. Tables: net excess (against the total-return benchmark)
 and IR, TE, turnover, yearly costs, the excess and IR before costs, the transfer coefficient, the excess over the
-published price index, the TE forecast's bias statistic and the share of relaxed rebalances.
+published price index, the TE forecast's bias statistic and the share of relaxed rebalances. ``--against`` runs the
+same portfolios on a second signal (e.g. another optimizer's) and tests, per portfolio and index, the paired weekly
+excess difference (this signal minus that one): mean in %/yr, t-test and Wilcoxon p-values and the difference
+detectable at 80% power (MDE) — how well each portfolio can tell two signals apart.
 """
 
 from __future__ import annotations
@@ -46,7 +50,9 @@ def signal_of(path: Path, arm: str | None = None) -> Path:
 
 
 def run(experiment: str, signal: Path, portfolio: str, universes: list[str], start: str, end: str,
-        extra: list[str]) -> dict[str, dict]:
+        extra: list[str], dirs: dict | None = None) -> dict[str, dict]:
+    """The backtest summaries per index (the cached stage: a rerun is a cache hit); ``dirs`` collects each index's
+    result folder."""
     from quantsam.backtest.stage import run_backtest
     from quantsam.config import compose
     from quantsam.data.stage import run_data
@@ -59,7 +65,34 @@ def run(experiment: str, signal: Path, portfolio: str, universes: list[str], sta
     out = run_backtest(cfg, signal, market)
     print(f"  {portfolio} {' '.join(extra)}: {time.perf_counter() - t0:.0f} s "
           f"({'reused: ' + ','.join(out.skipped) if out.skipped else 'computed'})", flush=True)
+    if dirs is not None:
+        dirs.update(out.out_dirs)
     return out.summaries
+
+
+def weekly_excess(folder: Path) -> pd.Series:
+    """A backtest's excess return per week (daily excess summed within each Friday-ending week), as the study's
+    paired tests take it (``report.tables``)."""
+    d = pd.read_parquet(folder / "daily.parquet")
+    return d["excess"].groupby(pd.DatetimeIndex(d.index).to_period("W-FRI")).sum()
+
+
+def paired(a: dict[str, dict[str, Path]], b: dict[str, dict[str, Path]]) -> pd.DataFrame:
+    """Per portfolio and index: the paired weekly excess difference a - b over their common weeks (mean and MDE in
+    %/yr, x 52), its t-test and Wilcoxon p-values."""
+    from quantsam.report.tables import paired_test
+
+    recs = []
+    for name in a:
+        for u in a[name]:
+            if u not in b.get(name, {}):
+                continue
+            x, y = weekly_excess(a[name][u]), weekly_excess(b[name][u])
+            idx = x.index.intersection(y.index)
+            t = paired_test(x[idx] - y[idx])
+            recs.append({"portfolio": name, "index": u, "weeks": int(t["pairs"]), "difference %/yr": 52 * t["mean"],
+                         "t p": t["t p"], "Wilcoxon p": t["Wilcoxon p"], "MDE %/yr (80% power)": 52 * t["MDE (80% power)"]})
+    return pd.DataFrame(recs)
 
 
 def table(rows: dict[str, dict[str, dict]], universes: list[str]) -> pd.DataFrame:
@@ -85,6 +118,17 @@ def md(df: pd.DataFrame) -> str:
     return md_table(pd.DataFrame({c: [fmt(c, v) for v in df[c]] for c in df.columns}).set_index("portfolio"))
 
 
+def md_plain(df: pd.DataFrame) -> str:
+    """A table of numbers as Markdown, 2 decimals (p-values 3)."""
+    from quantsam.report.render import md_table
+
+    def fmt(c, v):
+        return str(v) if not isinstance(v, float) else "—" if not np.isfinite(v) else (
+            f"{v:.3f}" if c.endswith(" p") else f"{100 * v:+.2f}%" if "%/yr" in c else f"{v:.2f}")
+
+    return md_table(pd.DataFrame({c: [fmt(c, v) for v in df[c]] for c in df.columns}).set_index("portfolio"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("signal", help="signal.parquet or a scripts/real_study.py sweep folder")
@@ -98,6 +142,9 @@ def main() -> None:
     ap.add_argument("--select", default="2019-12-31:2020-12-31", help="START:END of the selection period")
     ap.add_argument("--out", default=None, help="write table.md / summary.json here")
     ap.add_argument("--override", action="append", default=[], help="a Hydra override for every backtest (repeatable)")
+    ap.add_argument("--against", default=None, help="a second signal (or sweep folder): the same portfolios on it and "
+                                                    "the paired weekly-excess tests, this signal minus that one")
+    ap.add_argument("--against-arm", default=None, help="the arm of --against's sweep (default: first)")
     a = ap.parse_args()
     signal = signal_of(Path(a.signal), a.arm)
     universes = a.universes.split(",")
@@ -128,10 +175,21 @@ def main() -> None:
                   md(rep_df)]
         doc["selection"], doc["report"] = sel_df.to_dict("records"), rep_df.to_dict("records")
     else:
-        rows = {p: run(a.experiment, signal, p, universes, a.start, a.end, a.override) for p in a.portfolios.split(",")}
+        dirs: dict[str, dict] = {p: {} for p in a.portfolios.split(",")}
+        rows = {p: run(a.experiment, signal, p, universes, a.start, a.end, a.override, dirs[p]) for p in dirs}
         df = table(rows, universes)
         parts += [f"## {a.start} .. {a.end}", "", md(df)]
         doc["period"], doc["table"] = [a.start, a.end], df.to_dict("records")
+        if a.against:
+            other = signal_of(Path(a.against), a.against_arm)
+            odirs: dict[str, dict] = {p: {} for p in dirs}
+            orows = {p: run(a.experiment, other, p, universes, a.start, a.end, a.override, odirs[p]) for p in dirs}
+            pt = paired(dirs, odirs)
+            parts += ["", f"## The other signal ({a.against}), same portfolios and period", "", md(table(orows, universes)),
+                      "", f"## Paired weekly excess: this signal minus {a.against} (per week; mean and MDE x 52 in %/yr)",
+                      "", md_plain(pt)]
+            doc["against"], doc["against_table"] = str(other), table(orows, universes).to_dict("records")
+            doc["paired"] = pt.to_dict("records")
     text = "\n".join(parts)
     print(text)
     if a.out:
@@ -139,7 +197,8 @@ def main() -> None:
         out.mkdir(parents=True, exist_ok=True)
         cmd = "python scripts/portfolio_compare.py " + " ".join(
             x for x in [a.signal, f"--portfolios {a.portfolios}", f"--universes {a.universes}",
-                        f"--grid {a.grid} --select {a.select}" if a.grid else f"--start {a.start} --end {a.end}"] if x)
+                        f"--grid {a.grid} --select {a.select}" if a.grid else f"--start {a.start} --end {a.end}",
+                        f"--against {a.against}" if a.against else ""] if x)
         (out / "table.md").write_text(f"# Portfolios on one signal\n\nMade by `{cmd}`; signal `{signal}`.\n\n"
                                       + text + "\n")
         (out / "summary.json").write_text(json.dumps(doc, indent=1, default=float) + "\n")

@@ -153,6 +153,11 @@ def test_real_results_and_portfolio_compare_scripts(study, tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     doc = json.loads((out / "summary.json").read_text())
     assert set(doc["arms"]) == {"adamw", "gsam"} and (out / "headline.md").exists()
+    # the source's claim about GSAM is checked by name (ASAM is not in this study: its claim gives no rows)
+    answers = doc["source_claims"]["answers"]
+    assert len(answers) == 1 and answers[0].startswith("GSAM is the best optimizer over the whole test period? gsam")
+    assert {m["arm"] for m in doc["source_claims"]["metrics"]} == {"gsam"}
+    assert "## The source's claims" in (out / "report.md").read_text()
     cmp_out = tmp_path / "cmp"
     p = subprocess.run([sys.executable, "scripts/portfolio_compare.py", str(study / "sweep"), "--experiment", "smoke",
                         "--universes", "csi500", "--portfolios", "top_n,topk_dropout", "--grid", "cost_aversion=1,4",
@@ -165,3 +170,32 @@ def test_real_results_and_portfolio_compare_scripts(study, tmp_path):
     names = {r["portfolio"] for r in doc["report"]}
     assert names == {f"cost_aware {doc['chosen']}", "top_n", "topk_dropout"}
     assert "Chosen:" in (cmp_out / "table.md").read_text()
+    # --against: the same portfolio on the other arm's signal and the paired weekly-excess test
+    pair_out = tmp_path / "pair"
+    p = subprocess.run([sys.executable, "scripts/portfolio_compare.py", str(study / "sweep"), "--arm", "gsam",
+                        "--against", str(study / "sweep"), "--against-arm", "adamw", "--experiment", "smoke",
+                        "--universes", "csi500", "--portfolios", "top_n", "--start", "2018-06-01", "--end",
+                        "2018-09-30", "--out", str(pair_out), *[f"--override={o}" for o in isolated(study)]],
+                       cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    doc = json.loads((pair_out / "summary.json").read_text())
+    (row,) = doc["paired"]
+    assert row["portfolio"] == "top_n" and row["index"] == "csi500" and doc["against"] != doc["signal"]
+    # independently: the mean weekly difference is the summed daily difference over the weeks, x 52 a year
+    from quantsam.config import compose
+
+    cfg = compose(["experiment=smoke", *isolated(study)])
+    daily = {}
+    for sig in (doc["signal"], doc["against"]):
+        from quantsam.backtest.stage import run_backtest
+        from quantsam.data.stage import run_data
+        from quantsam.features.market import open_market
+
+        c = compose(["experiment=smoke", "portfolio=top_n", "backtest.start=2018-06-01", "backtest.end=2018-09-30",
+                     "backtest.universes=[csi500]", "backtest.workers=1", *isolated(study)])
+        o = run_backtest(c, Path(sig), open_market(run_data(cfg)))
+        assert o.skipped == ["csi500"]  # the script's backtests, from the cache
+        daily[sig] = pd.read_parquet(o.out_dirs["csi500"] / "daily.parquet")["excess"]
+    d = daily[doc["signal"]] - daily[doc["against"]]
+    weeks = pd.DatetimeIndex(d.index).to_period("W-FRI").nunique()
+    assert row["weeks"] == weeks and abs(row["difference %/yr"] - 52 * d.sum() / weeks) < 1e-12
