@@ -10,9 +10,10 @@ from pathlib import Path
 from quantsam import stageio
 
 
-def _script():
-    path = Path(__file__).resolve().parents[2] / "scripts" / "real_study.py"
-    spec = importlib.util.spec_from_file_location("real_study", path)
+def _script(name: str = "real_study"):
+    """A script of ``scripts/`` imported as a module."""
+    path = Path(__file__).resolve().parents[2] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -27,14 +28,6 @@ def test_stale_downstream_stages_are_named_for_rerun():
     assert rs.stale_stages(current, current) == []
     assert rs.stale_stages({}, current) == list(stages)  # an arm recorded before versions were kept
     assert rs.stale_stages({**current, "backtest": "old"}, current) == ["backtest"]
-
-
-def _results_script():
-    path = Path(__file__).resolve().parents[2] / "scripts" / "real_results.py"
-    spec = importlib.util.spec_from_file_location("real_results", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_arm_plan_is_the_a_priori_plan_and_the_check_compares_it_with_the_measured_cpu(tmp_path):
@@ -52,7 +45,7 @@ def test_arm_plan_is_the_a_priori_plan_and_the_check_compares_it_with_the_measur
             "b": {"plan": {"cpu_h": 1.0, "cpu_h_max": 1.2, "expected_epochs": 4.0}, "train_cpu_s": 5040.0,
                   "units": 2, "epochs": 8},  # 1.4 CPU-h
             "c": {"train_cpu_s": 10.0}}  # finished before plans were recorded: no row
-    df = _results_script().plan_check(book)
+    df = _script("real_results").plan_check(book)
     assert list(df.index) == ["a", "b"]
     assert df.loc["a", "measured / plan - 1"] == "+30.0%" and df.loc["a", "within +-30%"] == "yes"
     assert df.loc["b", "within +-30%"] == "no" and df.loc["a", "epochs per fit (plan / measured)"] == "4.0 / 4.50"
