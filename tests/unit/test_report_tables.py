@@ -135,7 +135,7 @@ def test_source_claims_rank_the_claimed_arm_and_test_it_against_its_strongest_ri
     # the paired differences over windows are about +0.02, +0.02, -0.02 (x 3 seeds): not significant
     assert r["verdict"] == "best, but not distinguishable from asam" and r["t p"] > 0.05
     assert r["pairs"] == 9
-    wk = g.loc["csi500 weekly excess (%/yr)"]
+    wk = g.loc["csi500 weekly excess (x 52: a year)"]
     assert wk["best arm"] == "gsam" and wk["verdict"] == "best, significantly"
     assert np.isclose(wk["claimed arm"], 0.002 * 52, rtol=0.01)  # 0.2% a week with almost no noise, in %/yr
     a = df[df["arm"] == "asam"].set_index("metric").loc["test RankIC, all names"]

@@ -126,7 +126,7 @@ def render(report: StudyReport, out_dir: str | Path, title: str = "quantsam stud
          report.tables["power"].set_index("arm") if len(report.tables["power"]) else None, []),
         ("The source's claims", (" ".join(T.claims_text(report.tables["claims"])) + " Each metric: the best arm, "
                                  "the claimed arm's rank and its paired test against its strongest rival (test RankIC "
-                                 "per window x seed; weekly excess per week, shown in %/yr).")
+                                 "per window x seed; weekly excess per week, annualised x 52 as a fraction: 0.01 = 1%/yr).")
          if len(report.tables["claims"]) else "Not checked: the study has one arm or neither GSAM nor ASAM.",
          report.tables["claims"].drop(columns="claim").set_index("arm") if len(report.tables["claims"]) else None,
          []),

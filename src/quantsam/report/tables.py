@@ -307,7 +307,7 @@ def source_claims(jobs, claims=SOURCE_CLAIMS) -> pd.DataFrame:
     """Each of the source's claims checked on every metric: the best arm (highest mean), the claimed arm's rank, and a
     paired test of the claimed arm against its strongest rival (the best other arm) on the metric's paired units
     (test RankIC per window x seed; weekly excess per week): the mean difference (claimed minus rival; weekly excess
-    also in %/yr, x 52), the t-test p-value and the smallest difference it detects at 80% power. Claims whose arm the
+    annualised x 52), the t-test p-value and the smallest difference it detects at 80% power. Claims whose arm the
     study lacks, or with a single arm, give no rows."""
     rows = []
     for arm, scope, text in claims:
@@ -326,7 +326,8 @@ def source_claims(jobs, claims=SOURCE_CLAIMS) -> pd.DataFrame:
             sig = np.isfinite(t["t p"]) and t["t p"] < 0.05
             verdict = (("best, significantly" if sig else "best, but not distinguishable from " + rival) if best else
                        (f"behind {rival}, significantly" if sig else f"behind {rival}, within noise"))
-            rows.append({"claim": text, "arm": arm, "metric": metric + (" (%/yr)" if yr > 1 else ""), "best arm": order[0],
+            rows.append({"claim": text, "arm": arm, "metric": metric + (" (x 52: a year)" if yr > 1 else ""),
+                         "best arm": order[0],
                          "claimed arm's rank": f"{order.index(arm) + 1} of {len(order)}",
                          "claimed arm": means[arm] * yr, "rival": rival, "difference (claimed - rival)": t["mean"] * yr,
                          "pairs": t["pairs"], "t p": t["t p"], "MDE (80% power)": t["MDE (80% power)"] * yr,
