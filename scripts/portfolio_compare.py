@@ -5,6 +5,7 @@ rule baselines (top-N, qlib's TopkDropout), for CSI300/500/1000, each through th
     python scripts/portfolio_compare.py <signal.parquet | sweep dir> --portfolios cost_aware,top_n --universes csi500
     python scripts/portfolio_compare.py <sweep dir> --grid cost_aversion=0.5,1,2,4 --select 2020-01-01:2020-12-31
     python scripts/portfolio_compare.py multirun/real_arms/gsam --start 2021-01-01 --against multirun/real_arms/adamw
+    python scripts/portfolio_compare.py multirun/real_arms/gsam --start 2021-01-01 --pairs cost_aware:risk_controlled
 
 The signal is a ``signal.parquet`` or a sweep folder of ``scripts/real_study.py`` (its job's signal). ``--grid``
 runs the cost-aware optimiser for each value on the selection period only (data the reported period never sees),
@@ -14,7 +15,8 @@ and IR, TE, turnover, yearly costs, the excess and IR before costs, the transfer
 published price index, the TE forecast's bias statistic and the share of relaxed rebalances. ``--against`` runs the
 same portfolios on a second signal (e.g. another optimizer's) and tests, per portfolio and index, the paired weekly
 excess difference (this signal minus that one): mean in %/yr, t-test and Wilcoxon p-values and the difference
-detectable at 80% power (MDE) — how well each portfolio can tell two signals apart.
+detectable at 80% power (MDE) — how well each portfolio can tell two signals apart; ``--pairs A:B`` tests two
+portfolios of the same signal against each other the same way.
 """
 
 from __future__ import annotations
@@ -145,6 +147,8 @@ def main() -> None:
     ap.add_argument("--against", default=None, help="a second signal (or sweep folder): the same portfolios on it and "
                                                     "the paired weekly-excess tests, this signal minus that one")
     ap.add_argument("--against-arm", default=None, help="the arm of --against's sweep (default: first)")
+    ap.add_argument("--pairs", default=None, help="A:B,... portfolios of this signal to test against each other "
+                                                  "(paired weekly excess A minus B per index)")
     a = ap.parse_args()
     signal = signal_of(Path(a.signal), a.arm)
     universes = a.universes.split(",")
@@ -180,6 +184,15 @@ def main() -> None:
         df = table(rows, universes)
         parts += [f"## {a.start} .. {a.end}", "", md(df)]
         doc["period"], doc["table"] = [a.start, a.end], df.to_dict("records")
+        if a.pairs:
+            pairs = [x.split(":") for x in a.pairs.split(",")]
+            bad = [x for pair in pairs for x in pair if x not in dirs]
+            if bad or any(len(pair) != 2 for pair in pairs):
+                raise SystemExit(f"--pairs {a.pairs}: each pair is A:B of the --portfolios {a.portfolios} ({bad})")
+            pp = pd.concat([paired({f"{x} - {y}": dirs[x]}, {f"{x} - {y}": dirs[y]}) for x, y in pairs])
+            parts += ["", "## Paired weekly excess between portfolios of this signal (mean and MDE x 52 in %/yr)", "",
+                      md_plain(pp)]
+            doc["paired_portfolios"] = pp.to_dict("records")
         if a.against:
             other = signal_of(Path(a.against), a.against_arm)
             odirs: dict[str, dict] = {p: {} for p in dirs}
@@ -198,7 +211,7 @@ def main() -> None:
         cmd = "python scripts/portfolio_compare.py " + " ".join(
             x for x in [a.signal, f"--portfolios {a.portfolios}", f"--universes {a.universes}",
                         f"--grid {a.grid} --select {a.select}" if a.grid else f"--start {a.start} --end {a.end}",
-                        f"--against {a.against}" if a.against else ""] if x)
+                        f"--pairs {a.pairs}" if a.pairs else "", f"--against {a.against}" if a.against else ""] if x)
         (out / "table.md").write_text(f"# Portfolios on one signal\n\nMade by `{cmd}`; signal `{signal}`.\n\n"
                                       + text + "\n")
         (out / "summary.json").write_text(json.dumps(doc, indent=1, default=float) + "\n")

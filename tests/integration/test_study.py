@@ -174,13 +174,15 @@ def test_real_results_and_portfolio_compare_scripts(study, tmp_path):
     pair_out = tmp_path / "pair"
     p = subprocess.run([sys.executable, "scripts/portfolio_compare.py", str(study / "sweep"), "--arm", "gsam",
                         "--against", str(study / "sweep"), "--against-arm", "adamw", "--experiment", "smoke",
-                        "--universes", "csi500", "--portfolios", "top_n", "--start", "2018-06-01", "--end",
+                        "--universes", "csi500", "--portfolios", "top_n,topk_dropout", "--pairs", "top_n:topk_dropout",
+                        "--start", "2018-06-01", "--end",
                         "2018-09-30", "--out", str(pair_out), *[f"--override={o}" for o in isolated(study)]],
                        cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr[-3000:]
     doc = json.loads((pair_out / "summary.json").read_text())
-    (row,) = doc["paired"]
-    assert row["portfolio"] == "top_n" and row["index"] == "csi500" and doc["against"] != doc["signal"]
+    assert [r["portfolio"] for r in doc["paired_portfolios"]] == ["top_n - topk_dropout"]
+    row = next(r for r in doc["paired"] if r["portfolio"] == "top_n")
+    assert len(doc["paired"]) == 2 and row["index"] == "csi500" and doc["against"] != doc["signal"]
     # independently: the mean weekly difference is the summed daily difference over the weeks, x 52 a year
     from quantsam.config import compose
 
