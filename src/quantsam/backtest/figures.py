@@ -2,11 +2,45 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+
+@cache
+def _charmap(path: str) -> frozenset[int]:
+    from matplotlib.ft2font import FT2Font
+
+    return frozenset(FT2Font(path).get_charmap())
+
+
+def _covers(path: str, text: str) -> bool:
+    cm = _charmap(path)
+    return all(ord(c) in cm for c in text if not c.isspace())
+
+
+def tick_labels(names: list[str]) -> tuple[list[str], str | None, str]:
+    """Labels a figure can draw: the names themselves when matplotlib's default font has their glyphs; else the first
+    installed font that has them all (e.g. Noto Sans CJK for the real data's Chinese industry names), returned as the
+    family to draw them with; else stand-ins ``I1, I2, ...`` in the names' order and a note saying where the names
+    are. Drawing missing glyphs gives empty boxes and one warning per glyph and figure (thousands per backtest)."""
+    from matplotlib import font_manager
+
+    text = "".join(names)
+    if _covers(font_manager.findfont(font_manager.FontProperties()), text):
+        return names, None, ""
+    for f in font_manager.fontManager.ttflist:
+        try:
+            if _covers(f.fname, text):
+                return names, f.name, ""
+        except (OSError, RuntimeError):  # a font file matplotlib lists but cannot open
+            continue
+    return [f"I{i + 1}" for i in range(len(names))], None, " (I1.. in the columns' order of active_industry.parquet: " \
+        "no installed font has the names' glyphs)"
 
 
 def nav_figure(rep):
@@ -50,11 +84,14 @@ def turnover_figure(rep):
 def active_industry_figure(rep):
     fig, ax = plt.subplots(figsize=(10, 4))
     m = rep.active_industry.mean()
-    m = m[m.abs() > 0]
-    ax.bar(m.index.astype(str), 100 * m.to_numpy(), color=np.where(m.to_numpy() > 0, "tab:red", "tab:green"))
+    labels, family, note = tick_labels([str(x) for x in m.index])  # stand-ins numbered over every column
+    keep = (m.abs() > 0).to_numpy()
+    m, labels = m[keep], [lab for lab, k in zip(labels, keep, strict=True) if k]
+    x = np.arange(len(m))
+    ax.bar(x, 100 * m.to_numpy(), color=np.where(m.to_numpy() > 0, "tab:red", "tab:green"))
+    ax.set_xticks(x, labels, rotation=75, fontsize=7, **({"fontfamily": family} if family else {}))
     ax.set_ylabel("mean active weight (%)")
-    ax.set_title("active weights by industry (mean over rebalances)")
-    ax.tick_params(axis="x", rotation=75, labelsize=7)
+    ax.set_title("active weights by industry (mean over rebalances)" + note, fontsize=10 if note else None)
     fig.tight_layout()
     return fig
 
