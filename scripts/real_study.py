@@ -3,6 +3,7 @@
     python scripts/real_study.py                       # experiment=real_arms: the seven arms, in its sweep's order
     python scripts/real_study.py --arms adamw,gsam     # some arms (the others keep what they have)
     make real-study                                    # the same as the first line, its log in logs/real_study.log
+    make real-study ARGS=--commit                      # ... and git-commit docs/results/<name> after each arm
 
 Each arm is one ``python -m quantsam pipeline --multirun experiment=<exp> optimizer=<arm>`` into its own sweep
 folder (``multirun/<name>/<arm>``): train (resumable at the fit level: a killed run continues where it stopped),
@@ -106,11 +107,23 @@ def arm_plan(experiment: str, arm: str, overrides: list[str]) -> dict:
             "load_avg_1min": round(load, 2), "made": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
+def commit_results(root: Path, folder: Path, message: str) -> bool:
+    """Commit ``folder`` (the study's results) and nothing else: ``git add`` it, then ``git commit -- <folder>``, which
+    leaves whatever else is staged or changed in the work tree out of the commit. False when nothing changed."""
+    rel = str(folder.resolve().relative_to(root.resolve()))
+    subprocess.run(["git", "add", "--", rel], cwd=root, check=True)
+    if subprocess.run(["git", "diff", "--cached", "--quiet", "--", rel], cwd=root).returncode == 0:
+        return False
+    subprocess.run(["git", "commit", "-q", "-m", message, "--", rel], cwd=root, check=True)
+    return True
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--experiment", default="real_arms")
     ap.add_argument("--name", default=None, help="docs/results/<name> and multirun/<name> (default: the experiment)")
     ap.add_argument("--arms", default=None, help="comma-separated arms (default: the experiment's sweep)")
+    ap.add_argument("--commit", action="store_true", help="git-commit docs/results/<name> (only it) after each arm")
     ap.add_argument("overrides", nargs="*", help="extra Hydra overrides for every arm")
     a = ap.parse_args()
     name = a.name or a.experiment
@@ -164,6 +177,12 @@ def main() -> None:
                   f"scripts/real_results.py on {', '.join(done)} once it is fixed", flush=True)
         else:
             print(f"== {arm}: done; docs/results/{name}/ now has {', '.join(done)}", flush=True)
+            b = book[arm]
+            if a.commit and commit_results(ROOT, out, f"{name}: {arm} landed ({b.get('units')} fits, "
+                                           f"{(b.get('train_cpu_s', 0) + b.get('predict_cpu_s', 0)) / 3600:.2f} CPU-h "
+                                           f"vs plan {b['plan']['cpu_h']:.2f}; code {b['commit']}, numerical path "
+                                           f"{b['numeric_code']})"):
+                print(f"== {arm}: committed docs/results/{name}/", flush=True)
 
 
 if __name__ == "__main__":

@@ -49,3 +49,30 @@ def test_arm_plan_is_the_a_priori_plan_and_the_check_compares_it_with_the_measur
     assert list(df.index) == ["a", "b"]
     assert df.loc["a", "measured / plan - 1"] == "+30.0%" and df.loc["a", "within +-30%"] == "yes"
     assert df.loc["b", "within +-30%"] == "no" and df.loc["a", "epochs per fit (plan / measured)"] == "4.0 / 4.50"
+
+
+def test_commit_results_commits_the_results_folder_and_nothing_else(tmp_path):
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True).stdout
+
+    git("init", "-q")
+    git("config", "user.email", "t@example.com")
+    git("config", "user.name", "t")
+    (tmp_path / "README.md").write_text("a\n")
+    git("add", "README.md")
+    git("commit", "-q", "-m", "init")
+    res = tmp_path / "docs" / "results" / "s"
+    res.mkdir(parents=True)
+    (res / "summary.json").write_text("{}\n")
+    (tmp_path / "README.md").write_text("b\n")
+    git("add", "README.md")  # someone's staged work: must stay staged, uncommitted
+    (tmp_path / "other.txt").write_text("x\n")  # untracked: must stay untracked
+    rs = _script()
+    assert rs.commit_results(tmp_path, res, "s: arm landed") is True
+    assert git("log", "-1", "--format=%s").strip() == "s: arm landed"
+    assert git("show", "--name-only", "--format=", "HEAD").split() == ["docs/results/s/summary.json"]
+    status = git("status", "--porcelain")
+    assert "M  README.md" in status and "?? other.txt" in status
+    assert rs.commit_results(tmp_path, res, "again") is False  # nothing changed: no empty commit
