@@ -35,6 +35,8 @@ CASES = [
                                        "logs/real_study.log"]),
     (["real-study", "ARGS=--arms adamw"], ["mkdir -p logs", "set -o pipefail; nice -n 19 .venv/bin/python "
                                            "scripts/real_study.py --arms adamw 2>&1 | tee -a logs/real_study.log"]),
+    (["real-study", "ARGS=--commit"], ["mkdir -p logs", "set -o pipefail; nice -n 19 .venv/bin/python "
+                                       "scripts/real_study.py --commit 2>&1 | tee -a logs/real_study.log"]),
     (["tune", "optimizer=gsam"], f"{PY} tune optimizer=gsam"),
     (["tune", "optimizer=esam", "ARGS=hydra.sweeper.n_trials=30"], f"{PY} tune optimizer=esam hydra.sweeper.n_trials=30"),
     (["factor-test", "RUN=outputs/train/x"], f"{PY} factor_test factor_test.input=outputs/train/x"),
