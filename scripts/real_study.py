@@ -11,7 +11,8 @@ signal, factor test and the CSI300/500/1000 backtests, each stage cached by cont
 ``docs/results/<name>/`` is rewritten from every finished arm (``scripts/real_results.py`` over their sweep
 folders) and ``arms.json`` records, per arm, the commit, the training code version and the version of the numerical
 path (:data:`NUMERIC_CODE`) it was made with and its measured CPU and wall seconds. Running the script again reruns
-only what changed: a finished arm whose code did not change is a cache hit everywhere (seconds per stage). A cached
+only what changed: a finished arm whose code did not change is skipped (its record, seconds included, stays that of
+the run that computed it). A cached
 stage result is served even when the stage's code changed since (quantsam's caches key on inputs and warn on code),
 so the script records each arm's signal / factor test / backtest code (:func:`downstream_stages`) and, when the code of
 one of them differs from the arm's record, runs the arm with ``+rerun=[...]`` naming those stages: the committed
@@ -107,6 +108,13 @@ def arm_plan(experiment: str, arm: str, overrides: list[str]) -> dict:
             "load_avg_1min": round(load, 2), "made": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
+def up_to_date(record: dict | None, stale: list[str], train_code: str, sweep: Path) -> bool:
+    """An arm finished on the current code (recorded, no stale downstream stage, the same training code, its sweep's
+    job results present) is not run again: that would only serve caches, and its record would then carry the cache
+    hits' seconds instead of those of the run that computed its results."""
+    return bool(record) and not stale and record.get("train_code") == train_code and any(sweep.glob("*/result.json"))
+
+
 def commit_results(root: Path, folder: Path, message: str) -> bool:
     """Commit ``folder`` (the study's results) and nothing else: ``git add`` it, then ``git commit -- <folder>``, which
     leaves whatever else is staged or changed in the work tree out of the commit. False when nothing changed."""
@@ -134,12 +142,16 @@ def main() -> None:
     book = json.loads(book_path.read_text()) if book_path.exists() else {}
     all_arms = _arms_of(a.experiment) if not a.arms else arms
     from quantsam import stageio
+    from quantsam.train.stage import TRAIN_CODE
 
     version = stageio.code_version.__wrapped__  # the files as they are now (code_version is cached per process)
     for arm in arms:
         sweep = ROOT / "multirun" / name / arm
         downstream = {k: version(*mods) for k, mods in downstream_stages().items()}
         stale = stale_stages(book.get(arm, {}).get("downstream_code", {}), downstream) if arm in book else []
+        if up_to_date(book.get(arm), stale, version(*TRAIN_CODE), sweep):
+            print(f"== {arm}: up to date (finished {book[arm].get('finished')}, same code); skipped", flush=True)
+            continue
         rerun = [f"+rerun=[{','.join(stale)}]"] if stale else []
         cmd = [sys.executable, "-m", "quantsam", "pipeline", "--multirun", f"experiment={a.experiment}",
                f"optimizer={arm}", f"hydra.sweep.dir={sweep}", "report.on_sweep_end=false", *rerun, *a.overrides]
@@ -158,8 +170,6 @@ def main() -> None:
         c1 = os.times()
         if rc != 0:
             raise SystemExit(f"{arm}: the pipeline exited {rc} twice; see its log, then rerun this command to resume it")
-        from quantsam.train.stage import TRAIN_CODE
-
         book[arm] = {"commit": sha, "train_code": version(*TRAIN_CODE), "numeric_code": version(*NUMERIC_CODE),
                      "downstream_code": downstream, "plan": plan,
                      "finished": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -76,3 +76,15 @@ def test_commit_results_commits_the_results_folder_and_nothing_else(tmp_path):
     status = git("status", "--porcelain")
     assert "M  README.md" in status and "?? other.txt" in status
     assert rs.commit_results(tmp_path, res, "again") is False  # nothing changed: no empty commit
+
+
+def test_a_finished_arm_on_the_current_code_is_skipped_and_any_change_runs_it(tmp_path):
+    up_to_date = _script().up_to_date
+    (tmp_path / "job0").mkdir()
+    (tmp_path / "job0" / "result.json").write_text("{}")
+    rec = {"train_code": "t1"}
+    assert up_to_date(rec, [], "t1", tmp_path)
+    assert not up_to_date(None, [], "t1", tmp_path)  # never finished
+    assert not up_to_date(rec, ["backtest"], "t1", tmp_path)  # a downstream stage's code changed
+    assert not up_to_date(rec, [], "t2", tmp_path)  # the training code changed
+    assert not up_to_date(rec, [], "t1", tmp_path / "missing")  # its sweep folder is gone
