@@ -130,8 +130,9 @@ def render(report: StudyReport, out_dir: str | Path, title: str = "quantsam stud
          if len(report.tables["claims"]) else "Not checked: the study has one arm or neither GSAM nor ASAM.",
          report.tables["claims"].drop(columns="claim").set_index("arm") if len(report.tables["claims"]) else None,
          []),
-        ("Cost", "Gradient evaluations and wall time (seconds) per arm; stage times of the pipeline; test RankIC per "
-                 "1,000 gradient evaluations.",
+        ("Cost", "Gradient evaluations and training wall time (seconds) per arm; the wall of each stage in the arm's "
+                 "latest pipeline run (a stage served from its cache takes seconds — training's own time is 'train "
+                 "wall'); test RankIC per 1,000 gradient evaluations.",
          report.tables["cost"], ["cost"]),
         ("Figures", "Convergence: validation RankIC and RankICIR per epoch for the same seed, window and data.",
          None, [k for k in ("convergence", "convergence_weekly") if k in pngs]),
