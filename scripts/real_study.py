@@ -188,11 +188,14 @@ def main() -> None:
         else:
             print(f"== {arm}: done; docs/results/{name}/ now has {', '.join(done)}", flush=True)
             b = book[arm]
-            if a.commit and commit_results(ROOT, out, f"{name}: {arm} landed ({b.get('units')} fits, "
-                                           f"{(b.get('train_cpu_s', 0) + b.get('predict_cpu_s', 0)) / 3600:.2f} CPU-h "
-                                           f"vs plan {b['plan']['cpu_h']:.2f}; code {b['commit']}, numerical path "
-                                           f"{b['numeric_code']})"):
-                print(f"== {arm}: committed docs/results/{name}/", flush=True)
+            msg = (f"{name}: {arm} landed ({b.get('units')} fits, "
+                   f"{(b.get('train_cpu_s', 0) + b.get('predict_cpu_s', 0)) / 3600:.2f} CPU-h vs plan "
+                   f"{b['plan']['cpu_h']:.2f}; code {b['commit']}, numerical path {b['numeric_code']})")
+            try:
+                if a.commit and commit_results(ROOT, out, msg):
+                    print(f"== {arm}: committed docs/results/{name}/", flush=True)
+            except subprocess.CalledProcessError as e:  # e.g. another git command held the index: the study goes on
+                print(f"== {arm}: git commit of docs/results/{name}/ failed ({e}); commit it by hand", flush=True)
 
 
 if __name__ == "__main__":
