@@ -16,6 +16,8 @@ equal-weighted basket over ``l' G l + sum d / n^2`` — the basket is where resi
 
     python scripts/bench/risk_bias.py experiment=real_cpu --vra-halflife 42
     python scripts/bench/risk_bias.py experiment=real_arms --model --nw-lags 5 --stat-factors 10
+    python scripts/bench/risk_bias.py experiment=real_arms --model --nw-lags 5 --stat-factors 10 --vra-halflife 42 \
+        --eigen-scale 1.4                                  # portfolio=cost_aware's risk model
 """
 
 from __future__ import annotations
@@ -60,12 +62,13 @@ def model_biases(a) -> None:
     ri = risk_inputs(cfg, market)
     fr = ri.fr
     model = RiskModel(fr, float(cfg.portfolio.risk_halflife), a.min_obs,
-                      a.vra_halflife, a.nw_lags, a.stat_factors, a.stat_window)
+                      a.vra_halflife, a.nw_lags, a.stat_factors, a.stat_window, a.eigen_scale)
     panel = market.panel()
     p0 = max(int(np.searchsorted(panel.dates, pd.Timestamp(a.from_date))) - ri.row0, a.min_obs + 21)
     T, n_ind = len(fr.f), ri.n_industries
     cap = ri.styles.cap[ri.row0: ri.row0 + T].astype(np.float64)
-    label = f"nw_lags {a.nw_lags}, stat_factors {a.stat_factors}" + (f", vra {a.vra_halflife:g}" if a.vra_halflife else "")
+    label = (f"nw_lags {a.nw_lags}, stat_factors {a.stat_factors}" + (f", vra {a.vra_halflife:g}" if a.vra_halflife else "")
+             + (f", eigen {a.eigen_scale:g}" if a.eigen_scale else ""))
     t0 = time.perf_counter()
     for h in (int(x) for x in a.horizons.split(",")):
         starts = list(range(p0, T - h, max(h, 5)))
@@ -116,6 +119,7 @@ def main() -> None:
     ap.add_argument("--nw-lags", type=int, default=0)
     ap.add_argument("--stat-factors", type=int, default=0)
     ap.add_argument("--stat-window", type=int, default=252)
+    ap.add_argument("--eigen-scale", type=float, default=0.0, help="the eigenfactor adjustment's a (--model)")
     ap.add_argument("--from", dest="from_date", default="2020-01-02", help="first period start (--model)")
     a = ap.parse_args()
     if a.model:
