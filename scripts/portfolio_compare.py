@@ -72,24 +72,20 @@ def run(experiment: str, signal: Path, portfolio: str, universes: list[str], sta
     return out.summaries
 
 
-def weekly_excess(folder: Path) -> pd.Series:
-    """A backtest's excess return per week (daily excess summed within each Friday-ending week), as the study's
-    paired tests take it (``report.tables``)."""
-    d = pd.read_parquet(folder / "daily.parquet")
-    return d["excess"].groupby(pd.DatetimeIndex(d.index).to_period("W-FRI")).sum()
-
-
 def paired(a: dict[str, dict[str, Path]], b: dict[str, dict[str, Path]]) -> pd.DataFrame:
     """Per portfolio and index: the paired weekly excess difference a - b over their common weeks (mean and MDE in
-    %/yr, x 52), its t-test and Wilcoxon p-values."""
-    from quantsam.report.tables import paired_test
+    %/yr, x 52), its t-test and Wilcoxon p-values — the study report's unit (``report.tables.weekly_sum``)."""
+    from quantsam.report.tables import paired_test, weekly_sum
+
+    def weekly(folder: Path) -> pd.Series:
+        return weekly_sum(pd.read_parquet(folder / "daily.parquet", columns=["excess"])["excess"])
 
     recs = []
     for name in a:
         for u in a[name]:
             if u not in b.get(name, {}):
                 continue
-            x, y = weekly_excess(a[name][u]), weekly_excess(b[name][u])
+            x, y = weekly(a[name][u]), weekly(b[name][u])
             idx = x.index.intersection(y.index)
             t = paired_test(x[idx] - y[idx])
             recs.append({"portfolio": name, "index": u, "weeks": int(t["pairs"]), "difference %/yr": 52 * t["mean"],
@@ -107,7 +103,8 @@ def table(rows: dict[str, dict[str, dict]], universes: list[str]) -> pd.DataFram
 
 
 def md(df: pd.DataFrame) -> str:
-    """The table as Markdown (``report.render.md_table``), percentages where the quantity is a return."""
+    """A table as Markdown (``report.render.md_table``): returns as percentages (the portfolio columns of
+    :data:`PCT` to 0.1%, a paired test's ``... %/yr`` columns to 0.01%), p-values to 3 decimals, the rest to 2."""
     from quantsam.report.render import md_table
 
     pct = {COLUMNS[k] for k in PCT}
@@ -115,18 +112,10 @@ def md(df: pd.DataFrame) -> str:
     def fmt(c, v):
         if not isinstance(v, float):
             return str(v)
-        return "—" if not np.isfinite(v) else f"{100 * v:+.1f}%" if c in pct else f"{v:.2f}"
-
-    return md_table(pd.DataFrame({c: [fmt(c, v) for v in df[c]] for c in df.columns}).set_index("portfolio"))
-
-
-def md_plain(df: pd.DataFrame) -> str:
-    """A table of numbers as Markdown, 2 decimals (p-values 3)."""
-    from quantsam.report.render import md_table
-
-    def fmt(c, v):
-        return str(v) if not isinstance(v, float) else "—" if not np.isfinite(v) else (
-            f"{v:.3f}" if c.endswith(" p") else f"{100 * v:+.2f}%" if "%/yr" in c else f"{v:.2f}")
+        if not np.isfinite(v):
+            return "—"
+        return (f"{100 * v:+.1f}%" if c in pct else f"{100 * v:+.2f}%" if "%/yr" in c else
+                f"{v:.3f}" if c.endswith(" p") else f"{v:.2f}")
 
     return md_table(pd.DataFrame({c: [fmt(c, v) for v in df[c]] for c in df.columns}).set_index("portfolio"))
 
@@ -191,7 +180,7 @@ def main() -> None:
                 raise SystemExit(f"--pairs {a.pairs}: each pair is A:B of the --portfolios {a.portfolios} ({bad})")
             pp = pd.concat([paired({f"{x} - {y}": dirs[x]}, {f"{x} - {y}": dirs[y]}) for x, y in pairs])
             parts += ["", "## Paired weekly excess between portfolios of this signal (mean and MDE x 52 in %/yr)", "",
-                      md_plain(pp)]
+                      md(pp)]
             doc["paired_portfolios"] = pp.to_dict("records")
         if a.against:
             other = signal_of(Path(a.against), a.against_arm)
@@ -200,7 +189,7 @@ def main() -> None:
             pt = paired(dirs, odirs)
             parts += ["", f"## The other signal ({a.against}), same portfolios and period", "", md(table(orows, universes)),
                       "", f"## Paired weekly excess: this signal minus {a.against} (per week; mean and MDE x 52 in %/yr)",
-                      "", md_plain(pt)]
+                      "", md(pt)]
             doc["against"], doc["against_table"] = str(other), table(orows, universes).to_dict("records")
             doc["paired"] = pt.to_dict("records")
     text = "\n".join(parts)

@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 
 from quantsam.report.collect import collect
 from quantsam.report.render import md_table, write_report
-from quantsam.report.tables import claims_text, power_table, source_claims
+from quantsam.report.tables import claims_text
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -209,7 +209,7 @@ def main() -> None:
     out = Path(a.out) if a.out else ROOT / "docs" / "results" / a.name
     jobs = collect_all(sweeps)
     rep = write_report(jobs, sweep, out_dir=out)
-    power = power_table(jobs)
+    power, claims = rep.tables["power"], rep.tables["claims"]  # computed once, by the report
     (out / "report.html").unlink(missing_ok=True)  # the Markdown + PNGs are what the repository keeps
     (out / "jobs.json").unlink(missing_ok=True)  # local paths
     attr = _attribution(jobs)
@@ -220,7 +220,6 @@ def main() -> None:
     walls = {k: float(v) for k, v in (w.split("=", 1) for w in a.wall)}
     book_path = out / "arms.json"
     plans = plan_check(json.loads(book_path.read_text())) if book_path.exists() else pd.DataFrame()
-    claims = source_claims(jobs)
     doc = summary(jobs, sweep, power, {"experiment": experiment, "code": sha.strip(), "measured_wall_s": walls,
                                        "plan_check": json.loads(plans.to_json(orient="index")) if len(plans) else {},
                                        "source_claims": {"answers": claims_text(claims),

@@ -158,8 +158,6 @@ def main() -> None:
         plan = book.get(arm, {}).get("plan") or arm_plan(a.experiment, arm, a.overrides)
         print(f"== {arm}: plan {plan['cpu_h']:.2f} CPU-h expected ({plan['cpu_h_max']:.2f} at max_epochs), "
               f"calibrated at load {plan['load_avg_1min']}", flush=True)
-        if arm in book:
-            book[arm]["plan"] = plan
         print(f"== {arm}: {' '.join(cmd[1:])}", flush=True)
         sha = _git_sha()
         w0, c0 = time.perf_counter(), os.times()

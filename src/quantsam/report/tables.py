@@ -191,11 +191,16 @@ def paired_test(d) -> dict[str, float]:
     return out
 
 
+def weekly_sum(daily: pd.Series) -> pd.Series:
+    """A daily return series summed within each Friday-ending week: the unit of every paired portfolio test."""
+    return daily.groupby(pd.DatetimeIndex(daily.index).to_period("W-FRI")).sum()
+
+
 def _weekly_excess(job: JobResult, universe: str) -> pd.Series:
     daily = job.daily.get(universe)
     if daily is None:
         return pd.Series(dtype=float)
-    return daily["excess"].groupby(pd.DatetimeIndex(daily.index).to_period("W-FRI")).sum()
+    return weekly_sum(daily["excess"])
 
 
 def power_table(jobs, base: str = "adamw") -> pd.DataFrame:
