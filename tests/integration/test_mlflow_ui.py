@@ -22,6 +22,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed")]
 
 
+#: a superseded run's value of every headline metric: must not reach the view (alone or in the group's average)
+STALE = 7.77
 #: the demo's headline numbers (experiment=demo, this session), logged as the pipeline logs them
 HEADLINE = {"adamw": {"summary/test_rank_ic_daily": 0.0456, "summary/factor_rank_ic_weekly": 0.0589,
                       "summary/csi500_excess_ann": 0.0408, "summary/csi500_ir": 0.95, "summary/grad_evals": 1485},
@@ -39,12 +41,21 @@ def store(tmp_path):
     t = Tracker(OmegaConf.create({"enabled": True, "uri": f"sqlite:///{tmp_path}/mlruns.db",
                                   "artifact_root": str(tmp_path / "art"), "experiment": "quantsam"}))
     parent = t.client.create_run(t.experiment_id(), run_name="sweep-all-demo", tags={"kind": "sweep"}).info.run_id
+    ids = {}
     for opt in ("adamw", "gsam"):
-        with t.run(f"{opt}-all-s0", {"optimizer": opt, "seed": "0", "universe": "all", "kind": "train"},
+        work = {"stage_key": f"key-{opt}", "kind": "train", "units": "all"}
+        with t.run(f"{opt}-all-s0", {**work, "optimizer": opt, "seed": "0", "universe": "all"},
                    {"optimizer.name": opt, "seed": "0", "universe.name": "all"}, parent) as rid:
+            t.mark_current(work, rid)
+            ids[opt] = rid
             t.log_metrics(rid, {"test/rank_ic_mean": 0.1, **HEADLINE[opt]})
             t.log_metrics(rid, {f"bt/csi300/m{k:03d}": 0.0 for k in range(60)})  # a long tail sorting before them
     t.client.set_terminated(parent)
+    # an earlier run of adamw's work (an earlier sweep's copy, say, with other downstream numbers): retired
+    with t.run("adamw-all-s0", {"stage_key": "key-adamw", "kind": "train", "units": "all", "optimizer": "adamw"},
+               {"optimizer.name": "adamw", "seed": "0", "universe.name": "all"}) as old:
+        t.log_metrics(old, {k: STALE for k in HEADLINE["adamw"]})
+    t.client.set_tag(old, "superseded_by", ids["adamw"])
     return tmp_path, t.experiment_id()
 
 
@@ -104,6 +115,8 @@ def test_comparison_view_shows_the_headline_metrics_for_both_arms(store):
             assert f"Group: {opt}" in page and f"{opt}-all-s0" in page
             assert str(vals["summary/test_rank_ic_daily"]) in page and str(vals["summary/csi500_ir"]) in page
         assert "Additional runs" in page and "sweep-all-demo" not in page  # the parent: folded away
+        # the retired run: neither its values nor an average with them (grad evals (1485 + 7.77) / 2 = 746.385)
+        assert str(STALE) not in page and "746.3" not in page
         shot = Path(os.environ.get("QUANTSAM_SCREENSHOT") or tmp / "compare.png")
         shot.parent.mkdir(parents=True, exist_ok=True)
         chromium(tmp, "--window-size=2100,560", "--hide-scrollbars", f"--screenshot={shot}", link)
@@ -121,11 +134,11 @@ def test_experiment_page_shows_the_runs_table(store):
 
         runs_page = page_text(ui_link(base, exp_id, view=False), tmp)
         (tmp / "experiment.txt").write_text(runs_page)
-        assert "Run Name" in runs_page and "sweep-all-demo" in runs_page and "3 matching runs" in runs_page
+        assert "Run Name" in runs_page and "sweep-all-demo" in runs_page and "4 matching runs" in runs_page
         assert "Token Usage" not in runs_page  # not the GenAI overview
         client = MlflowClient(f"sqlite:///{tmp}/mlruns.db")
         kids = client.search_runs([exp_id], "tags.kind = 'train'", order_by=["params.`optimizer.name` DESC"])
-        assert [r.info.run_name for r in kids] == ["gsam-all-s0", "adamw-all-s0"]  # sortable by the optimizer
+        assert [r.info.run_name for r in kids][:2] == ["gsam-all-s0", "adamw-all-s0"]  # sortable by the optimizer
         kid = page_text(f"{base}/#/experiments/{exp_id}/runs/{kids[0].info.run_id}"
                         "?workflowType=machine_learning", tmp)
         assert "gsam-all-s0" in kid and "optimizer.name" in kid and "universe.name" in kid

@@ -66,6 +66,17 @@ def test_rerun_reuses_finished_work_under_a_new_parent(two_job_sweep):
     for r in kids:  # cache hits: the original's metrics, pointing at it
         assert r.info.status == "FINISHED" and r.data.tags["cached_from"] in originals
         assert "test/rank_ic_mean" in r.data.metrics
+    # the comparison view (its filter, as MLflow's search applies it) shows each job once: the rerun's copies
+    from quantsam.tracking.mlflow_run import SUPERSEDED_TAG, comparison_view
+
+    c, _ = runs(tmp)
+    shown = c.search_runs([new_parent.info.experiment_id], comparison_view()["searchFilter"])
+    assert sorted(r.info.run_id for r in shown if r.data.tags.get("kind") == "train") == \
+        sorted(r.info.run_id for r in kids)
+    for r in rs:
+        if r.info.run_id in originals:
+            assert r.data.tags[SUPERSEDED_TAG] == next(k.info.run_id for k in kids
+                                                      if k.data.tags["cached_from"] == r.info.run_id)
 
 
 def test_a_failing_job_does_not_stop_the_others(tmp_path):

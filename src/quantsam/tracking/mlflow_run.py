@@ -39,18 +39,27 @@ EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 #: project choose the columns a user sees first (the UI otherwise keeps column choices in the browser only)
 VIEW_KEY = "quantsam-compare"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+#: the tag that retires a run from the comparison view: the id of the newer run of the same work (the same stage key,
+#: kind and units) — a rerun of a sweep copies every cached job under its new parent, and a killed fit's run is
+#: followed by its resume's; without it the view's per-optimizer averages would mix every copy (and the downstream
+#: metrics of earlier configs) with the current one
+SUPERSEDED_TAG = "superseded_by"
+#: the tags that name one piece of work in the store (``Tracker.find``'s key for a stage's runs)
+WORK_TAGS = ("stage_key", "kind", "units")
 
 
 def comparison_view() -> dict:
-    """The runs table a user came for: the training runs grouped by optimizer (each group's row: the average over
-    its seeds), the headline metrics (:data:`quantsam.tracking.headline.HEADLINE_HELP`, one per index where it says
-    ``<index>``) as columns, newest first; the sweep parents sit in MLflow's "Additional runs" group."""
+    """The runs table a user came for: the current training runs (no :data:`SUPERSEDED_TAG`) grouped by optimizer
+    (each group's row: the average over its seeds), the headline metrics
+    (:data:`quantsam.tracking.headline.HEADLINE_HELP`, one per index where it says ``<index>``) as columns,
+    newest first; the sweep parents sit in MLflow's "Additional runs" group."""
     from quantsam.config.schema import INDEX_CODES
     from quantsam.tracking.headline import HEADLINE_HELP
 
     metrics = [m.replace("<index>", u) for m in HEADLINE_HELP for u in (INDEX_CODES if "<index>" in m else [""])]
     cols = ["params.`optimizer.name`", "params.`seed`"] + [f"metrics.`{m}`" for m in metrics]
     return {"orderByKey": "attributes.start_time", "orderByAsc": False, "selectedColumns": cols,
+            "searchFilter": f"tags.`{SUPERSEDED_TAG}` IS NULL",
             "runsHiddenMode": "SHOW_ALL",
             "groupBy": {"aggregateFunction": "average",
                         "groupByKeys": [{"mode": "param", "groupByData": "optimizer.name"}]}}
@@ -61,6 +70,32 @@ def set_comparison_view(client, experiment) -> None:
     view = json.dumps(comparison_view())
     if experiment.tags.get(VIEW_TAG) != view:
         client.set_experiment_tag(experiment.experiment_id, VIEW_TAG, view)
+
+
+def retire_superseded(client, experiment_id: str) -> int:
+    """A store written before :data:`SUPERSEDED_TAG` existed holds several current-looking runs of one piece of work
+    (every rerun of a sweep copied its cached jobs): per work (:data:`WORK_TAGS`), the newest run not yet retired
+    stays and the others get the tag naming it — the rule :meth:`Tracker.mark_current` applies as runs are made.
+    Returns how many runs it tagged."""
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], filter_string=f"tags.`stage_key` IS NOT NULL and "
+                                  f"tags.`{SUPERSEDED_TAG}` IS NULL", max_results=1000,
+                                  order_by=["attributes.start_time DESC"], page_token=token)
+        runs += list(page)
+        token = page.token
+        if not token:
+            break
+    current: dict[tuple, str] = {}
+    n = 0
+    for r in sorted(runs, key=lambda r: -r.info.start_time):  # newest first, whatever order the pages came in
+        work = tuple(r.data.tags.get(k, "") for k in WORK_TAGS)
+        if work not in current:
+            current[work] = r.info.run_id
+        else:
+            client.set_tag(r.info.run_id, SUPERSEDED_TAG, current[work])
+            n += 1
+    return n
 
 
 def ui_link(base: str, experiment_id: str, view: bool = True) -> str:
@@ -236,6 +271,25 @@ class Tracker:
             ids.append(r.info.run_id)
         if ids:
             log.info("MLflow: marked %d abandoned RUNNING run(s) KILLED (%s): %s", len(ids), reason, ids)
+        return ids
+
+    def mark_current(self, tags: dict[str, str], run_id: str | None) -> list[str]:
+        """Make ``run_id`` the one run of its work (``tags``: :data:`WORK_TAGS`) that the comparison view shows: every
+        other run with ``tags`` gets :data:`SUPERSEDED_TAG` naming it (hidden from the view, kept in the store), and
+        ``run_id`` loses the tag if an earlier pass gave it one. Returns the ids it retired."""
+        if not self.enabled or run_id is None:
+            return []
+        ids = []
+        for r in self.find(tags):
+            if r.info.run_id == run_id:
+                if SUPERSEDED_TAG in r.data.tags:
+                    self.client.delete_tag(run_id, SUPERSEDED_TAG)
+            elif r.data.tags.get(SUPERSEDED_TAG) != run_id:
+                self.client.set_tag(r.info.run_id, SUPERSEDED_TAG, run_id)
+                ids.append(r.info.run_id)
+        if ids:
+            log.info("MLflow: run %s is now its work's current run; %d older one(s) tagged %s", run_id, len(ids),
+                     SUPERSEDED_TAG)
         return ids
 
     # ---- runs -----------------------------------------------------------------------------------------------------

@@ -1,9 +1,13 @@
-"""``make mlflow-ui``'s first line: the link to the project's experiment, opened on the comparison view.
+"""``make mlflow-ui``'s first lines: a link per experiment in the store, opened on its comparison view.
 
     python -m quantsam.tracking.ui sqlite:///mlruns.db 5000 [experiment]
 
-Finds the experiment in the store (creating nothing); an experiment made before the comparison view existed gets
-its view tag here (:data:`quantsam.tracking.mlflow_run.VIEW_TAG`), so the link opens on the headline columns.
+Finds the experiments in the store (creating nothing) — every one that holds runs, or the one named; studies log to
+their own (``tracking.experiment``: ``quantsam`` by default, ``real_arms`` for ``experiment=real_arms``). An
+experiment made before the comparison view existed gets its view tag here
+(:data:`quantsam.tracking.mlflow_run.VIEW_TAG`), so the link opens on the headline columns, and a store written
+before runs were retired from the view has its older copies of each work retired here
+(:func:`quantsam.tracking.mlflow_run.retire_superseded`).
 """
 
 from __future__ import annotations
@@ -11,27 +15,42 @@ from __future__ import annotations
 import sys
 
 
-def link(uri: str, port: int, experiment: str = "quantsam") -> str:
+def links(uri: str, port: int, experiment: str | None = None) -> list[str]:
+    """The lines ``make mlflow-ui`` prints first: ``open <link>`` per experiment (with a note when runs were retired
+    from its view), or why there is nothing to open."""
     import os
 
     from mlflow import MlflowClient
 
-    from quantsam.tracking.mlflow_run import set_comparison_view, ui_link
+    from quantsam.tracking.mlflow_run import SUPERSEDED_TAG, retire_superseded, set_comparison_view, ui_link
 
     base = f"http://127.0.0.1:{port}"
     if uri.startswith("sqlite:///") and not os.path.exists(uri[len("sqlite:///"):]):
-        return f"{base} (no runs yet: `make demo` first)"
+        return [f"open {base} (no runs yet: `make demo` first)"]
     client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        return f"{base} (no experiment '{experiment}' yet: `make demo` first)"
-    set_comparison_view(client, exp)
-    return ui_link(base, exp.experiment_id)
+    if experiment is not None:
+        exps = [e for e in [client.get_experiment_by_name(experiment)] if e is not None]
+        missing = f"no experiment '{experiment}' yet"
+    else:
+        exps = [e for e in client.search_experiments() if client.search_runs([e.experiment_id], max_results=1)]
+        missing = "no runs yet"
+    if not exps:
+        return [f"open {base} ({missing}: `make demo` first)"]
+    lines = []
+    for exp in sorted(exps, key=lambda e: int(e.experiment_id) if e.experiment_id.isdigit() else 0):
+        set_comparison_view(client, exp)
+        n = retire_superseded(client, exp.experiment_id)
+        lines.append(f"open {ui_link(base, exp.experiment_id)}  (experiment '{exp.name}': the current training runs, "
+                     "grouped by optimizer, with their headline metrics)")
+        if n:
+            lines.append(f"  {n} older run(s) of work that has a newer run now carry the tag {SUPERSEDED_TAG} "
+                         "(hidden from the view, kept in the store)")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:
     a = list(sys.argv[1:] if argv is None else argv)
-    print(f"open {link(a[0], int(a[1]), *(a[2:3]))}  (AdamW vs GSAM: the training runs with their headline metrics)")
+    print("\n".join(links(a[0], int(a[1]), *(a[2:3]))))
 
 
 if __name__ == "__main__":

@@ -414,7 +414,7 @@ def assemble(plan: TrainPlan) -> Path:
 # ---- the stage ------------------------------------------------------------------------------------------------------
 def _tags(cfg: DictConfig, plan: TrainPlan, market: Market, kind: str) -> dict[str, str]:
     ctx = job_context()
-    return {"stage_key": plan.key, "config_hash": plan.key, "kind": kind, "units": plan.selection,
+    return {**_work(plan, kind), "config_hash": plan.key,
             "data_fingerprint": market.fingerprint, "hydra_job_num": ctx.num, "optimizer": arm_name(cfg.optimizer),
             "optimizer_name": str(cfg.optimizer.name), "family": optimizer_class(str(cfg.optimizer.name)).family,
             "universe": train_universe(cfg), "seed": str(cfg.seed), "work_dir": str(plan.work),
@@ -422,10 +422,14 @@ def _tags(cfg: DictConfig, plan: TrainPlan, market: Market, kind: str) -> dict[s
             **{f"version.{k}": v for k, v in package_versions().items()}}
 
 
+def _work(plan: TrainPlan, kind: str) -> dict[str, str]:
+    """The tags that name this work's runs in the store (:data:`~quantsam.tracking.mlflow_run.WORK_TAGS`)."""
+    return {"stage_key": plan.key, "kind": kind, "units": plan.selection}
+
+
 def _abandoned(tracker: Tracker, plan: TrainPlan, kind: str) -> None:
     """Runs of this work whose process is gone stay RUNNING forever unless marked (``Tracker.kill_abandoned``)."""
-    tracker.kill_abandoned({"stage_key": plan.key, "kind": kind, "units": plan.selection},
-                           "its work was resumed or redone by a later run")
+    tracker.kill_abandoned(_work(plan, kind), "its work was resumed or redone by a later run")
 
 
 def run_train(cfg: DictConfig, market: Market) -> TrainOutputs:
@@ -454,6 +458,7 @@ def run_train(cfg: DictConfig, market: Market) -> TrainOutputs:
 
     def reuse() -> TrainOutputs:
         run_id = _reuse_run(cfg, plan, market, tracker, parent, kind, name)
+        tracker.mark_current(_work(plan, kind), run_id)  # the comparison view shows this copy, not the older ones
         metrics = json.loads((plan.work / "metrics.json").read_text()) if plan.complete else {}
         log.info("%s: finished work with key %s exists (%s); skipping (+rerun=true forces)", name, plan.key, plan.work)
         return TrainOutputs(plan.work, plan.work / "predictions.parquet" if plan.complete else None, run_id, metrics,
@@ -481,6 +486,7 @@ def _train(cfg: DictConfig, market: Market, fs: FeatureSet, plan: TrainPlan, tra
     stageio.atomic_write_text(plan.work / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     stageio.atomic_write_json(plan.work / "splits.json", [s.describe(fs.panel.dates) for s in plan.splits])
     with tracker.run(name, _tags(cfg, plan, market, kind), run_params(cfg), parent) as run_id:
+        tracker.mark_current(_work(plan, kind), run_id)  # e.g. a resumed fit: its killed run leaves the view
         tracker.log_artifact(run_id, plan.work / "config.yaml")
         tracker.log_artifact(run_id, plan.work / "splits.json")
         totals = train_units(cfg, plan, fs, tracker, run_id)
@@ -508,8 +514,7 @@ def _reuse_run(cfg: DictConfig, plan: TrainPlan, market: Market, tracker: Tracke
     or — when the configured store has none — a new run logged from the work directory."""
     if not tracker.enabled:
         return None
-    run_id = reuse_finished(tracker, {"stage_key": plan.key, "kind": kind, "units": plan.selection}, parent, name,
-                            {"hydra_job_num": job_context().num})
+    run_id = reuse_finished(tracker, _work(plan, kind), parent, name, {"hydra_job_num": job_context().num})
     if run_id is not None:
         return run_id
     log.info("%s: no finished run for key %s in %s: logging one from %s", name, plan.key, tracker.uri, plan.work)
