@@ -153,6 +153,8 @@ def test_real_results_and_portfolio_compare_scripts(study, tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     doc = json.loads((out / "summary.json").read_text())
     assert set(doc["arms"]) == {"adamw", "gsam"} and (out / "headline.md").exists()
+    # the fits' summed wall seconds, named as such (they were once labelled CPU seconds)
+    assert doc["arms"]["gsam"]["fits_wall_s"] > 0 and "train_cpu_s" not in doc["arms"]["gsam"]
     # the source's claim about GSAM is checked by name (ASAM is not in this study: its claim gives no rows)
     answers = doc["source_claims"]["answers"]
     assert len(answers) == 1 and answers[0].startswith("GSAM is the best optimizer over the whole test period? gsam")
