@@ -108,11 +108,21 @@ def arm_plan(experiment: str, arm: str, overrides: list[str]) -> dict:
             "load_avg_1min": round(load, 2), "made": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
+def finished(record: dict | None) -> bool:
+    """Whether an arm's record is that of a finished arm (a started one holds only the plan made at its first start)."""
+    return bool(record) and "finished" in record
+
+
+def arms_done(book: dict, arms: list[str], sweeps: Path) -> list[str]:
+    """The finished arms (in study order) whose sweep folder under ``sweeps`` exists: what real_results.py reads."""
+    return [x for x in arms if finished(book.get(x)) and (sweeps / x).exists()]
+
+
 def up_to_date(record: dict | None, stale: list[str], train_code: str, sweep: Path) -> bool:
     """An arm finished on the current code (recorded, no stale downstream stage, the same training code, its sweep's
     job results present) is not run again: that would only serve caches, and its record would then carry the cache
     hits' seconds instead of those of the run that computed its results."""
-    return bool(record) and not stale and record.get("train_code") == train_code and any(sweep.glob("*/result.json"))
+    return finished(record) and not stale and record.get("train_code") == train_code and any(sweep.glob("*/result.json"))
 
 
 def commit_results(root: Path, folder: Path, message: str) -> bool:
@@ -148,7 +158,7 @@ def main() -> None:
     for arm in arms:
         sweep = ROOT / "multirun" / name / arm
         downstream = {k: version(*mods) for k, mods in downstream_stages().items()}
-        stale = stale_stages(book.get(arm, {}).get("downstream_code", {}), downstream) if arm in book else []
+        stale = stale_stages(book[arm].get("downstream_code", {}), downstream) if finished(book.get(arm)) else []
         if up_to_date(book.get(arm), stale, version(*TRAIN_CODE), sweep):
             print(f"== {arm}: up to date (finished {book[arm].get('finished')}, same code); skipped", flush=True)
             continue
@@ -156,6 +166,9 @@ def main() -> None:
         cmd = [sys.executable, "-m", "quantsam", "pipeline", "--multirun", f"experiment={a.experiment}",
                f"optimizer={arm}", f"hydra.sweep.dir={sweep}", "report.on_sweep_end=false", *rerun, *a.overrides]
         plan = book.get(arm, {}).get("plan") or arm_plan(a.experiment, arm, a.overrides)
+        if arm not in book:  # the plan as it read at the arm's first start, kept across restarts of the study
+            book[arm] = {"plan": plan}
+            book_path.write_text(json.dumps(book, indent=1) + "\n")
         print(f"== {arm}: plan {plan['cpu_h']:.2f} CPU-h expected ({plan['cpu_h_max']:.2f} at max_epochs), "
               f"calibrated at load {plan['load_avg_1min']}", flush=True)
         print(f"== {arm}: {' '.join(cmd[1:])}", flush=True)
@@ -176,7 +189,7 @@ def main() -> None:
                                              - c0.children_system, 1),
                      **_unit_costs(sweep)}
         book_path.write_text(json.dumps(book, indent=1) + "\n")
-        done = [x for x in all_arms if x in book and (ROOT / "multirun" / name / x).exists()]
+        done = arms_done(book, all_arms, ROOT / "multirun" / name)
         rr = subprocess.call([sys.executable, str(ROOT / "scripts" / "real_results.py"),
                               *[str(ROOT / "multirun" / name / x) for x in done], "--name", name,
                               "--experiment", a.experiment], cwd=ROOT)

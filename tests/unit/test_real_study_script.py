@@ -82,9 +82,26 @@ def test_a_finished_arm_on_the_current_code_is_skipped_and_any_change_runs_it(tm
     up_to_date = _script().up_to_date
     (tmp_path / "job0").mkdir()
     (tmp_path / "job0" / "result.json").write_text("{}")
-    rec = {"train_code": "t1"}
+    rec = {"train_code": "t1", "finished": "2026-12-04 21:59:47"}
     assert up_to_date(rec, [], "t1", tmp_path)
     assert not up_to_date(None, [], "t1", tmp_path)  # never finished
     assert not up_to_date(rec, ["backtest"], "t1", tmp_path)  # a downstream stage's code changed
     assert not up_to_date(rec, [], "t2", tmp_path)  # the training code changed
     assert not up_to_date(rec, [], "t1", tmp_path / "missing")  # its sweep folder is gone
+
+
+def test_a_started_arm_keeps_its_first_plan_and_is_neither_done_nor_up_to_date(tmp_path):
+    """An arm's record holds only its plan from its first start until it finishes: a restart of the study reuses that
+    plan (not one re-calibrated at whatever load the restart meets), and the arm counts as neither up to date nor
+    finished (scripts/real_results.py is not pointed at its half-trained sweep)."""
+    rs = _script()
+    sweep = tmp_path / "sam"
+    (sweep / "0").mkdir(parents=True)
+    (sweep / "0" / "result.json").write_text("{}")
+    started = {"plan": {"cpu_h": 1.85}}
+    assert not rs.finished(started) and not rs.up_to_date(started, [], "code", sweep)
+    done = {**started, "finished": "2026-12-04 23:59:00", "train_code": "code"}
+    assert rs.finished(done) and rs.up_to_date(done, [], "code", sweep)
+    assert rs.arms_done({"adamw": done, "sam": started}, ["adamw", "sam", "gam"], tmp_path) == []  # no adamw sweep
+    (tmp_path / "adamw").mkdir()
+    assert rs.arms_done({"adamw": done, "sam": started}, ["adamw", "sam", "gam"], tmp_path) == ["adamw"]
