@@ -174,6 +174,48 @@ def headline_md(doc: dict) -> str:
     return "\n".join(lines)
 
 
+def answers_md(doc: dict) -> str:
+    """The answer per arm, one row each (the README's table): signal and portfolio numbers, training cost against its
+    plan, and the paired differences from AdamW with their p-values and 80%-power MDEs — from ``summary.json``."""
+    idx = ("csi300", "csi500", "csi1000")
+    tests = {(t["arm"], t["difference"]): t for t in doc.get("paired_tests_vs_adamw", [])}
+    plans = doc.get("plan_check", {})
+
+    def vs(arm: str, what: str, scale: float, fmt: str) -> str:
+        t = tests.get((arm, what))
+        return "—" if t is None else f"{scale * t['mean']:{fmt}}"
+
+    def ps(arm: str, whats: list[str], key: str, scale: float = 1.0, fmt: str = ".2f") -> str:
+        vals = [tests.get((arm, w), {}).get(key) for w in whats]
+        return " / ".join("—" if v is None else f"{scale * v:{fmt}}" for v in vals)
+
+    weekly = [f"{u} weekly excess (week)" for u in idx]
+    rows = ["| arm | grad evals | CPU-h: plan → measured | test RankIC: all (CSI300 / CSI500 / CSI1000) | weekly "
+            "factor RankIC / TOP excess | `cost_aware` excess %/yr (IR): CSI300 / CSI500 / CSI1000 | test RankIC "
+            "− AdamW (t p; MDE) | weekly excess − AdamW, %/yr: CSI300 / CSI500 / CSI1000 (t p; MDE %/yr) |",
+            "|---|" + "---|" * 7]
+    for arm, a in doc["arms"].items():
+        sig, ft = a["signal"], a["factor_test_weekly"]
+        pl = plans.get(arm, {})
+        cost = (f"{pl['plan CPU-h (expected)']:.2f} → {pl['measured CPU-h']:.2f} ({pl['measured / plan - 1']})"
+                if pl else "—")
+        ric = (f"{sig['test.rank_ic_mean']:.3f} (" + " / ".join(f"{sig[f'test_{u}.rank_ic_mean']:.3f}" for u in idx)
+               + ")")
+        port = " / ".join(f"{100 * a['indices'][u]['excess_ann']:+.1f} ({a['indices'][u]['info_ratio']:.2f})"
+                          for u in idx)
+        if arm == "adamw":
+            d_ric = d_week = "(baseline)"
+        else:
+            what = "test RankIC (window x seed)"
+            d_ric = (f"{vs(arm, what, 1, '+.4f')} ({ps(arm, [what], 't p')}; "
+                     f"{ps(arm, [what], 'MDE (80% power)', fmt='.4f')})")
+            d_week = (" / ".join(vs(arm, w, 5200, "+.1f") for w in weekly)
+                      + f" ({ps(arm, weekly, 't p')}; {ps(arm, weekly, 'MDE (80% power)', 5200, '.1f')})")
+        rows.append(f"| {arm} | {a['grad_evals'] / 1e3:,.1f}k | {cost} | {ric} | {ft['rank_ic_mean']:.3f} / "
+                    f"{100 * ft['top_excess_ann']:+.1f}% | {port} | {d_ric} | {d_week} |")
+    return "\n".join(rows)
+
+
 def plan_check(book: dict) -> pd.DataFrame:
     """Per arm of ``arms.json``: ``plan``'s a-priori estimate of its training CPU-hours (recorded at the arm's start)
     against what its fits and test predictions measured (``train_cpu_s + predict_cpu_s``), and its epochs per fit
@@ -248,7 +290,8 @@ def main() -> None:
     body = rep.md_path.read_text().splitlines()
     rep.md_path.write_text("\n".join(head + body[1:]) + "\n")
     (out / "headline.md").write_text(headline_md(doc) + "\n")
-    print(f"wrote {rep.md_path}, headline.md and {len(list((out / 'figures').glob('*.png')))} figures")
+    (out / "answers.md").write_text(answers_md(doc) + "\n")
+    print(f"wrote {rep.md_path}, headline.md, answers.md and {len(list((out / 'figures').glob('*.png')))} figures")
 
 
 if __name__ == "__main__":

@@ -105,3 +105,23 @@ def test_a_started_arm_keeps_its_first_plan_and_is_neither_done_nor_up_to_date(t
     assert rs.arms_done({"adamw": done, "sam": started}, ["adamw", "sam", "gam"], tmp_path) == []  # no adamw sweep
     (tmp_path / "adamw").mkdir()
     assert rs.arms_done({"adamw": done, "sam": started}, ["adamw", "sam", "gam"], tmp_path) == ["adamw"]
+
+
+def test_answers_table_has_a_row_per_arm_with_its_differences_from_adamw():
+    """answers.md (the README's per-arm table) from a hand-built summary: weekly differences are shown per year
+    (x 52, in %: a weekly mean of 0.0002616 is +1.36 %/yr), the baseline has none, a missing test shows a dash."""
+    sig = {"test.rank_ic_mean": 0.091, **{f"test_{u}.rank_ic_mean": 0.05 for u in ("csi300", "csi500", "csi1000")}}
+    arm = {"signal": sig, "factor_test_weekly": {"rank_ic_mean": 0.069, "top_excess_ann": 0.107}, "grad_evals": 72540.0,
+           "indices": {u: {"excess_ann": 0.019, "info_ratio": 0.4} for u in ("csi300", "csi500", "csi1000")}}
+    tests = [{"arm": "gsam", "difference": "test RankIC (window x seed)", "mean": 0.004173, "t p": 0.1359,
+              "MDE (80% power)": 0.007892},
+             {"arm": "gsam", "difference": "csi300 weekly excess (week)", "mean": 0.0002616, "t p": 0.2147,
+              "MDE (80% power)": 0.0005916}]
+    doc = {"arms": {"adamw": arm, "gsam": arm}, "paired_tests_vs_adamw": tests,
+           "plan_check": {"gsam": {"plan CPU-h (expected)": 2.029, "measured CPU-h": 2.31, "measured / plan - 1": "+13.9%"}}}
+    rows = _script("real_results").answers_md(doc).splitlines()
+    assert len(rows) == 4 and rows[2].startswith("| adamw | 72.5k | — |") and rows[2].count("(baseline)") == 2
+    g = rows[3]
+    assert "| 2.03 → 2.31 (+13.9%) |" in g and "| 0.069 / +10.7% |" in g and "+1.9 (0.40) / +1.9 (0.40)" in g
+    assert "| +0.0042 (0.14; 0.0079) |" in g
+    assert g.endswith("| +1.4 / — / — (0.21 / — / —; 3.1 / — / —) |")  # csi500 / csi1000 tests missing here
