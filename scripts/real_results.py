@@ -181,11 +181,8 @@ def answers_md(doc: dict) -> str:
     tests = {(t["arm"], t["difference"]): t for t in doc.get("paired_tests_vs_adamw", [])}
     plans = doc.get("plan_check", {})
 
-    def vs(arm: str, what: str, scale: float, fmt: str) -> str:
-        t = tests.get((arm, what))
-        return "—" if t is None else f"{scale * t['mean']:{fmt}}"
-
-    def ps(arm: str, whats: list[str], key: str, scale: float = 1.0, fmt: str = ".2f") -> str:
+    def cells(arm: str, whats: list[str], key: str, scale: float = 1.0, fmt: str = ".2f") -> str:
+        """``key`` of the paired tests of ``arm`` named ``whats``, scaled and formatted, joined by " / " (— if absent)."""
         vals = [tests.get((arm, w), {}).get(key) for w in whats]
         return " / ".join("—" if v is None else f"{scale * v:{fmt}}" for v in vals)
 
@@ -207,10 +204,10 @@ def answers_md(doc: dict) -> str:
             d_ric = d_week = "(baseline)"
         else:
             what = "test RankIC (window x seed)"
-            d_ric = (f"{vs(arm, what, 1, '+.4f')} ({ps(arm, [what], 't p')}; "
-                     f"{ps(arm, [what], 'MDE (80% power)', fmt='.4f')})")
-            d_week = (" / ".join(vs(arm, w, 5200, "+.1f") for w in weekly)
-                      + f" ({ps(arm, weekly, 't p')}; {ps(arm, weekly, 'MDE (80% power)', 5200, '.1f')})")
+            d_ric = (f"{cells(arm, [what], 'mean', fmt='+.4f')} ({cells(arm, [what], 't p')}; "
+                     f"{cells(arm, [what], 'MDE (80% power)', fmt='.4f')})")
+            d_week = (cells(arm, weekly, "mean", 5200, "+.1f")
+                      + f" ({cells(arm, weekly, 't p')}; {cells(arm, weekly, 'MDE (80% power)', 5200, '.1f')})")
         rows.append(f"| {arm} | {a['grad_evals'] / 1e3:,.1f}k | {cost} | {ric} | {ft['rank_ic_mean']:.3f} / "
                     f"{100 * ft['top_excess_ann']:+.1f}% | {port} | {d_ric} | {d_week} |")
     return "\n".join(rows)

@@ -67,7 +67,9 @@ def test_rerun_reuses_finished_work_under_a_new_parent(two_job_sweep):
         assert r.info.status == "FINISHED" and r.data.tags["cached_from"] in originals
         assert "test/rank_ic_mean" in r.data.metrics
     # the comparison view (its filter, as MLflow's search applies it) shows each job once: the rerun's copies
-    from quantsam.tracking.mlflow_run import SUPERSEDED_TAG, comparison_view
+    from quantsam.tracking.mlflow_run import SUPERSEDED_TAG, WORK_TAGS, comparison_view
+
+    assert all(k in r.data.tags for r in kids for k in WORK_TAGS)  # the tags retire_superseded groups runs by
 
     c, _ = runs(tmp)
     shown = c.search_runs([new_parent.info.experiment_id], comparison_view()["searchFilter"])

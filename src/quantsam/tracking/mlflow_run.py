@@ -88,7 +88,7 @@ def retire_superseded(client, experiment_id: str) -> int:
             break
     current: dict[tuple, str] = {}
     n = 0
-    for r in sorted(runs, key=lambda r: -r.info.start_time):  # newest first, whatever order the pages came in
+    for r in runs:  # newest first: the pages continue one ordered search
         work = tuple(r.data.tags.get(k, "") for k in WORK_TAGS)
         if work not in current:
             current[work] = r.info.run_id
