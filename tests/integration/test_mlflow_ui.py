@@ -5,21 +5,14 @@ universe params that the runs table sorts by. Skipped when Chromium is not insta
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import free_port
+from quantsam.tracking import snapshot
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed")]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(snapshot.browser() is None, reason="no Chromium installed")]
 
 
 #: a superseded run's value of every headline metric: must not reach the view (alone or in the group's average)
@@ -59,43 +52,17 @@ def store(tmp_path):
     return tmp_path, t.experiment_id()
 
 
-def chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess:
-    """Headless Chromium as this machine's closed network needs it (no background connections), a fresh profile."""
-    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                           f"--user-data-dir={tmp}/chrome", "--virtual-time-budget=25000", *args],
-                          capture_output=True, text=True, timeout=180)
-
-
 def page_text(url: str, tmp: Path, *args: str) -> str:
-    import html
-    import re
-
-    dom = chromium(tmp, *args, "--dump-dom", url).stdout
-    text = re.sub(r"<(style|script).*?</\1>", " ", dom, flags=re.S)
-    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", text)))
+    return snapshot.page_text(url, tmp, *args)
 
 
-@contextlib.contextmanager
+def chromium(tmp: Path, *args: str):
+    return snapshot.chromium(tmp, *args)
+
+
 def mlflow_ui(tmp: Path):
     """``make mlflow-ui``'s server (one worker, no GenAI job runners) on a free 127.0.0.1 port; stopped after."""
-    port = free_port()
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    ui = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri",
-                           f"sqlite:///{tmp}/mlruns.db", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        ui.terminate()
-        ui.wait(timeout=30)
+    return snapshot.mlflow_ui(f"sqlite:///{tmp}/mlruns.db")
 
 
 def test_comparison_view_shows_the_headline_metrics_for_both_arms(store):
@@ -142,3 +109,17 @@ def test_experiment_page_shows_the_runs_table(store):
         kid = page_text(f"{base}/#/experiments/{exp_id}/runs/{kids[0].info.run_id}"
                         "?workflowType=machine_learning", tmp)
         assert "gsam-all-s0" in kid and "optimizer.name" in kid and "universe.name" in kid
+
+
+def test_snapshot_command_pictures_an_experiment_s_view(store, capsys):
+    """``python -m quantsam.tracking.snapshot <uri> <experiment> <png>`` (the README's real-study picture): the
+    groups it reports are the view's, the retired run included in neither; the server it started is gone after."""
+    tmp, _ = store
+    out = tmp / "fig" / "view.png"
+    assert snapshot.main([f"sqlite:///{tmp}/mlruns.db", "quantsam", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "groups shown: adamw, gsam" in said or "groups shown: gsam, adamw" in said, said
+    assert out.stat().st_size > 10_000
+    with pytest.raises(SystemExit, match="no experiment 'nope'"):
+        snapshot.main([f"sqlite:///{tmp}/mlruns.db", "nope", str(out)])
+    assert snapshot.main(["too", "few"]) == 2
