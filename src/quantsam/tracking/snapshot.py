@@ -49,19 +49,35 @@ def mlflow_ui(uri: str, timeout: float = 120.0) -> Iterator[str]:
                            "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
-        deadline = time.time() + timeout
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline or ui.poll() is not None:
-                    raise RuntimeError(f"mlflow ui on {uri} did not answer within {timeout:.0f} s") from None
-                time.sleep(1)
+        wait_healthy(f"http://127.0.0.1:{port}", ui, timeout, f"mlflow ui on {uri}")
         yield f"http://127.0.0.1:{port}"
     finally:
-        ui.terminate()
-        ui.wait(timeout=30)
+        stop(ui)
+
+
+def wait_healthy(base: str, proc: subprocess.Popen, timeout: float, what: str) -> None:
+    """Poll ``<base>/health`` once a second until it answers; a clear error when ``proc`` died or time ran out."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/health", timeout=2)
+            return
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{what} exited with code {proc.returncode} before answering") from None
+            if time.time() > deadline:
+                raise RuntimeError(f"{what} did not answer within {timeout:.0f} s") from None
+            time.sleep(1)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate a server process; kill it if it has not exited 30 s later."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def chromium(profile: Path, *args: str) -> subprocess.CompletedProcess:
