@@ -123,3 +123,28 @@ def test_snapshot_command_pictures_an_experiment_s_view(store, capsys):
     with pytest.raises(SystemExit, match="no experiment 'nope'"):
         snapshot.main([f"sqlite:///{tmp}/mlruns.db", "nope", str(out)])
     assert snapshot.main(["too", "few"]) == 2
+
+
+def test_readme_snapshot_command_as_written(store):
+    """The README's line, run verbatim by bash in a folder holding a store with a ``real_arms`` experiment (and the
+    project's virtual environment as ``.venv``): it writes the picture where the README says and names the arm."""
+    import re
+    import subprocess
+    import sys
+
+    from omegaconf import OmegaConf
+
+    from quantsam.tracking.mlflow_run import Tracker
+
+    tmp, _ = store
+    t = Tracker(OmegaConf.create({"enabled": True, "uri": f"sqlite:///{tmp}/mlruns.db",
+                                  "artifact_root": str(tmp / "art"), "experiment": "real_arms"}))
+    with t.run("wsam-all-s0", {"kind": "train", "optimizer": "wsam"}, {"optimizer.name": "wsam"}) as rid:
+        t.log_metrics(rid, HEADLINE["gsam"])
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    line = re.search(r"^\.venv/bin/python -m quantsam\.tracking\.snapshot .*$", readme, flags=re.M).group(0)
+    (tmp / ".venv").symlink_to(Path(sys.prefix))  # the environment running this test (a venv: its root)
+    done = subprocess.run(["bash", "-c", line], cwd=tmp, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "experiment 'real_arms', groups shown: wsam" in done.stdout, done.stdout
+    assert (tmp / "docs/figures/real_arms_mlflow.png").stat().st_size > 10_000
