@@ -7,6 +7,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 from quantsam import stageio
 
 
@@ -125,3 +127,16 @@ def test_answers_table_has_a_row_per_arm_with_its_differences_from_adamw():
     assert "| 2.03 → 2.31 (+13.9%) |" in g and "| 0.069 / +10.7% |" in g and "+1.9 (0.40) / +1.9 (0.40)" in g
     assert "| +0.0042 (0.14; 0.0079) |" in g
     assert g.endswith("| +1.4 / — / — (0.21 / — / —; 3.1 / — / —) |")  # csi500 / csi1000 tests missing here
+
+
+def test_readme_per_arm_table_is_the_committed_answers():
+    """The README's real-study table is ``docs/results/real_arms/answers.md`` as committed (copied, not retyped)."""
+    root = Path(__file__).resolve().parents[2]
+    answers = root / "docs" / "results" / "real_arms" / "answers.md"
+    if not answers.exists():
+        pytest.skip("no real-study results committed")
+    table = answers.read_text().strip().splitlines()
+    readme = (root / "README.md").read_text().splitlines()
+    start = readme.index(table[0])
+    assert readme[start:start + len(table)] == table
+    assert not readme[start + len(table)].startswith("|"), "the README's table has rows answers.md lacks"
