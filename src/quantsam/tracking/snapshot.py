@@ -116,6 +116,7 @@ def snapshot(uri: str, experiment: str, out: Path, size: str = "2600,800") -> li
         raise SystemExit(f"no experiment '{experiment}' in {uri}")
     links(uri, 0, experiment)  # the view tag and the retired copies, as `make mlflow-ui` leaves them
     out.parent.mkdir(parents=True, exist_ok=True)
+    out.unlink(missing_ok=True)  # an earlier picture must not pass for this one
     with tempfile.TemporaryDirectory() as tmp, mlflow_ui(uri) as base:
         link = ui_link(base, exp.experiment_id)
         shown = groups(page_text(link, Path(tmp), f"--window-size={size}"))
