@@ -10,8 +10,6 @@ import pytest
 
 from quantsam.tracking.snapshot import free_port, stop, wait_healthy
 
-__all__ = ["free_port"]
-
 
 @pytest.fixture
 def server(tmp_path):

@@ -52,19 +52,6 @@ def store(tmp_path):
     return tmp_path, t.experiment_id()
 
 
-def page_text(url: str, tmp: Path, *args: str) -> str:
-    return snapshot.page_text(url, tmp, *args)
-
-
-def chromium(tmp: Path, *args: str):
-    return snapshot.chromium(tmp, *args)
-
-
-def mlflow_ui(tmp: Path):
-    """``make mlflow-ui``'s server (one worker, no GenAI job runners) on a free 127.0.0.1 port; stopped after."""
-    return snapshot.mlflow_ui(f"sqlite:///{tmp}/mlruns.db")
-
-
 def test_comparison_view_shows_the_headline_metrics_for_both_arms(store):
     """The link quantsam prints opens the experiment's saved view: the training runs grouped by optimizer (no
     collapsed sweep parent), the ``summary/...`` metrics as columns with both arms' values — nothing picked by
@@ -72,9 +59,9 @@ def test_comparison_view_shows_the_headline_metrics_for_both_arms(store):
     tmp, exp_id = store
     from quantsam.tracking.mlflow_run import ui_link
 
-    with mlflow_ui(tmp) as base:
+    with snapshot.mlflow_ui(f"sqlite:///{tmp}/mlruns.db") as base:
         link = ui_link(base, exp_id)
-        page = page_text(link, tmp, "--window-size=2200,900")
+        page = snapshot.page_text(link, tmp, "--window-size=2200,900")
         (tmp / "compare.txt").write_text(page)
         for col in ("summary/test_rank_ic_daily", "summary/factor_rank_ic_weekly", "summary/csi500_ir"):
             assert col in page, col
@@ -86,7 +73,7 @@ def test_comparison_view_shows_the_headline_metrics_for_both_arms(store):
         assert str(STALE) not in page and "746.3" not in page
         shot = Path(os.environ.get("QUANTSAM_SCREENSHOT") or tmp / "compare.png")
         shot.parent.mkdir(parents=True, exist_ok=True)
-        chromium(tmp, "--window-size=2100,560", "--hide-scrollbars", f"--screenshot={shot}", link)
+        snapshot.chromium(tmp, "--window-size=2100,560", "--hide-scrollbars", f"--screenshot={shot}", link)
         assert shot.stat().st_size > 10_000
 
 
@@ -96,17 +83,17 @@ def test_experiment_page_shows_the_runs_table(store):
 
     assert MlflowClient(f"sqlite:///{tmp}/mlruns.db").get_experiment(exp_id).tags["mlflow.experimentKind"] == \
         "custom_model_development"
-    with mlflow_ui(tmp) as base:
+    with snapshot.mlflow_ui(f"sqlite:///{tmp}/mlruns.db") as base:
         from quantsam.tracking.mlflow_run import ui_link
 
-        runs_page = page_text(ui_link(base, exp_id, view=False), tmp)
+        runs_page = snapshot.page_text(ui_link(base, exp_id, view=False), tmp)
         (tmp / "experiment.txt").write_text(runs_page)
         assert "Run Name" in runs_page and "sweep-all-demo" in runs_page and "4 matching runs" in runs_page
         assert "Token Usage" not in runs_page  # not the GenAI overview
         client = MlflowClient(f"sqlite:///{tmp}/mlruns.db")
         kids = client.search_runs([exp_id], "tags.kind = 'train'", order_by=["params.`optimizer.name` DESC"])
         assert [r.info.run_name for r in kids][:2] == ["gsam-all-s0", "adamw-all-s0"]  # sortable by the optimizer
-        kid = page_text(f"{base}/#/experiments/{exp_id}/runs/{kids[0].info.run_id}"
+        kid = snapshot.page_text(f"{base}/#/experiments/{exp_id}/runs/{kids[0].info.run_id}"
                         "?workflowType=machine_learning", tmp)
         assert "gsam-all-s0" in kid and "optimizer.name" in kid and "universe.name" in kid
 

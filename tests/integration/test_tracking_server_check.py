@@ -12,8 +12,7 @@ from omegaconf import OmegaConf
 
 from quantsam.errors import ConfigError
 from quantsam.tracking.mlflow_run import Tracker
-
-from .conftest import free_port
+from quantsam.tracking.snapshot import free_port
 
 
 def tracker(uri: str) -> Tracker:

@@ -109,12 +109,13 @@ def snapshot(uri: str, experiment: str, out: Path, size: str = "2600,800") -> li
     from mlflow import MlflowClient
 
     from quantsam.tracking.mlflow_run import ui_link
-    from quantsam.tracking.ui import links
+    from quantsam.tracking.ui import prepare
 
-    exp = MlflowClient(uri).get_experiment_by_name(experiment)
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
     if exp is None:
         raise SystemExit(f"no experiment '{experiment}' in {uri}")
-    links(uri, 0, experiment)  # the view tag and the retired copies, as `make mlflow-ui` leaves them
+    prepare(client, exp)  # as `make mlflow-ui` leaves it: the view tag written, older copies retired
     out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)  # an earlier picture must not pass for this one
     with tempfile.TemporaryDirectory() as tmp, mlflow_ui(uri) as base:

@@ -15,6 +15,15 @@ from __future__ import annotations
 import sys
 
 
+def prepare(client, experiment) -> int:
+    """Make ``experiment`` (an MLflow Experiment) open as its comparison view: the view tag written, the older copies
+    of each work retired from it. Returns how many runs were retired now."""
+    from quantsam.tracking.mlflow_run import retire_superseded, set_comparison_view
+
+    set_comparison_view(client, experiment)
+    return retire_superseded(client, experiment.experiment_id)
+
+
 def links(uri: str, port: int, experiment: str | None = None) -> list[str]:
     """The lines ``make mlflow-ui`` prints first: ``open <link>`` per experiment (with a note when runs were retired
     from its view), or why there is nothing to open."""
@@ -22,7 +31,7 @@ def links(uri: str, port: int, experiment: str | None = None) -> list[str]:
 
     from mlflow import MlflowClient
 
-    from quantsam.tracking.mlflow_run import SUPERSEDED_TAG, retire_superseded, set_comparison_view, ui_link
+    from quantsam.tracking.mlflow_run import SUPERSEDED_TAG, ui_link
 
     base = f"http://127.0.0.1:{port}"
     if uri.startswith("sqlite:///") and not os.path.exists(uri[len("sqlite:///"):]):
@@ -38,8 +47,7 @@ def links(uri: str, port: int, experiment: str | None = None) -> list[str]:
         return [f"open {base} ({missing}: `make demo` first)"]
     lines = []
     for exp in sorted(exps, key=lambda e: int(e.experiment_id) if e.experiment_id.isdigit() else 0):
-        set_comparison_view(client, exp)
-        n = retire_superseded(client, exp.experiment_id)
+        n = prepare(client, exp)
         lines.append(f"open {ui_link(base, exp.experiment_id)}  (experiment '{exp.name}': the current training runs, "
                      "grouped by optimizer, with their headline metrics)")
         if n:
